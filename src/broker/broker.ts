@@ -1,0 +1,536 @@
+/**
+ * Queue semantics on top of the segment log (SPEC §2): topics, competing consumers, one
+ * delivery per message at a time, ACK / NACK / BACK / DACK, disconnects, topic deletes.
+ *
+ * Every state change is appended to the log, and its caller is answered only when the record is
+ * written (and fdatasynced under `--fsync always`). A publish becomes visible to consumers only
+ * once its record is durable, so nothing is ever delivered that a crash could take back.
+ * Settles take effect in memory at once (a settled message cannot be settled twice), and if the
+ * settle record cannot be written the message is put back at the front, which is where replay
+ * would put it too.
+ *
+ * Not logged: deliveries and disconnect NACKs. After a crash a message that was in flight is
+ * simply ready again at the place of its last logged placement (publish, nack or back), which is
+ * at the front in publish order for messages taken from the front (SPEC §2 "Delivery").
+ */
+import type { Logger } from 'pino';
+import { BrokerError } from '../errors.js';
+import { LogAppend, LogWriter, type FsyncPolicy } from '../log/log-writer.js';
+import { RecordType, type DecodedRecord } from '../log/record.js';
+import { SegmentLog, type ReplayStats } from '../log/segment-log.js';
+import type { Segment } from '../log/segment.js';
+import { Consumer, type DeliveryHandler } from './consumer.js';
+import { Message, MessageState } from './message.js';
+import { assertTopicName } from './topic-name.js';
+import { Topic } from './topic.js';
+
+export interface BrokerOptions {
+  dir: string;
+  fsync: FsyncPolicy;
+  fsyncIntervalMs: number;
+  segmentBytes: number;
+  maxMessageBytes: number;
+  /** How often delayed messages are checked and returned (ms, SPEC §1 `--period`). */
+  periodMs: number;
+  repair: boolean;
+  /** Total payload bytes kept in memory; past it payloads are read back from the log. */
+  payloadCacheBytes?: number;
+  logger: Logger;
+}
+
+/** Called when a publish is durable (`id` = the message id) or failed (`err` set). */
+export type PublishCallback = (err: BrokerError | null, id: number) => void;
+/** Called when a settle or delete is durable, or failed. */
+export type DoneCallback = (err: BrokerError | null) => void;
+
+export type SettleKind = 'ACK' | 'NACK' | 'BACK' | 'DACK';
+
+/** Per-topic figures of SPEC §7 Stats. */
+export interface TopicStats {
+  topic: string;
+  ready: number;
+  inFlight: number;
+  delayed: number;
+  consumers: number;
+  published: number;
+  acked: number;
+}
+
+function storageError(err: Error & { code?: string }): BrokerError {
+  if (err.code === 'MQ_ERR_SHUTTING_DOWN') return new BrokerError('MQ_ERR_SHUTTING_DOWN', [], { cause: err });
+  return new BrokerError('MQ_ERR_STORAGE', [err.code ?? err.message], { cause: err });
+}
+
+export class Broker {
+  readonly #opts: BrokerOptions;
+  readonly #logger: Logger;
+  readonly #topics = new Map<string, Topic>();
+  /** Every live message by id (ids are log offsets, unique across topics). */
+  readonly #messages = new Map<number, Message>();
+  #log: SegmentLog | null = null;
+  #writer: LogWriter | null = null;
+  #ticker: NodeJS.Timeout | undefined;
+  #cachedPayloadBytes = 0;
+  readonly #payloadCacheBytes: number;
+  #closing = false;
+
+  constructor(opts: BrokerOptions) {
+    this.#opts = opts;
+    this.#logger = opts.logger;
+    this.#payloadCacheBytes = opts.payloadCacheBytes ?? 256 * 1024 * 1024;
+  }
+
+  /** True until {@link open} has replayed the log; protocols answer MQ_ERR_LOADING meanwhile. */
+  get loading(): boolean {
+    return this.#writer === null;
+  }
+
+  get writer(): LogWriter {
+    if (this.#writer === null) throw new BrokerError('MQ_ERR_LOADING');
+    return this.#writer;
+  }
+
+  get log(): SegmentLog {
+    if (this.#log === null) throw new BrokerError('MQ_ERR_LOADING');
+    return this.#log;
+  }
+
+  /**
+   * Opens the log in `opts.dir`, replays it into the indexes and starts the `--period` ticker.
+   * Throws LogCorruptError (damage before the tail without --repair) and fs errors.
+   */
+  open(): ReplayStats {
+    const { log, stats } = SegmentLog.open(
+      { dir: this.#opts.dir, repair: this.#opts.repair, logger: this.#logger },
+      (rec, segment) => this.#replay(rec, segment),
+    );
+    for (const topic of this.#topics.values()) {
+      if (topic.ready.slotCount > topic.readyCount) topic.ready.compact();
+    }
+    this.#log = log;
+    this.#writer = new LogWriter(log, {
+      fsync: this.#opts.fsync,
+      fsyncIntervalMs: this.#opts.fsyncIntervalMs,
+      segmentBytes: this.#opts.segmentBytes,
+      logger: this.#logger,
+    });
+    this.#ticker = setInterval(() => this.tick(Date.now()), this.#opts.periodMs);
+    this.#ticker.unref();
+    this.#logger.info(
+      { ...stats, durationMs: Math.round(stats.durationMs), messages: this.#messages.size, topics: this.#topics.size },
+      'log replayed',
+    );
+    return stats;
+  }
+
+  #topic(name: string): Topic {
+    let topic = this.#topics.get(name);
+    if (topic === undefined) {
+      topic = new Topic(name);
+      this.#topics.set(name, topic);
+    }
+    return topic;
+  }
+
+  #replay(rec: DecodedRecord, segment: Segment): void {
+    switch (rec.type) {
+      case RecordType.PUBLISH:
+      case RecordType.RESTORE: {
+        const topic = this.#topic(rec.topic);
+        topic.exists = true;
+        if (rec.type === RecordType.PUBLISH) topic.published++;
+        const old = this.#messages.get(rec.messageId);
+        if (old !== undefined) this.#forget(old, this.#topic(old.topic));
+        const msg = new Message(rec.messageId, rec.topic, null, segment, rec.payloadPosition, rec.payload!.length);
+        segment.liveMessages++;
+        this.#messages.set(msg.id, msg);
+        msg.dackCount = rec.dackCount;
+        if (rec.dueAtMs > 0) {
+          msg.state = MessageState.DELAYED;
+          msg.dueAtMs = rec.dueAtMs;
+          topic.delayed.add(msg);
+        } else {
+          topic.pushReadyBack(msg);
+        }
+        return;
+      }
+      case RecordType.DELETE_TOPIC: {
+        const topic = this.#topics.get(rec.topic);
+        if (topic !== undefined) this.#clearTopic(topic);
+        return;
+      }
+      default:
+        break;
+    }
+    const msg = this.#messages.get(rec.messageId);
+    if (msg === undefined || msg.topic !== rec.topic) return; // settled before, or topic deleted
+    const topic = this.#topic(rec.topic);
+    if (msg.state === MessageState.READY) topic.unlinkReady(msg);
+    else if (msg.state === MessageState.DELAYED) topic.delayed.delete(msg);
+    switch (rec.type) {
+      case RecordType.ACK:
+        topic.acked++;
+        this.#forget(msg, topic);
+        return;
+      case RecordType.NACK:
+        topic.pushReadyFront(msg);
+        return;
+      case RecordType.BACK:
+        topic.pushReadyBack(msg);
+        return;
+      case RecordType.DACK:
+        msg.dackCount++;
+        msg.dueAtMs = rec.dueAtMs;
+        msg.state = MessageState.DELAYED;
+        topic.delayed.add(msg);
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** Drops a message from every index (acked, deleted). The caller has unlinked it from queues. */
+  #forget(msg: Message, topic: Topic): void {
+    msg.state = MessageState.GONE;
+    this.#messages.delete(msg.id);
+    if (msg.payload !== null) {
+      this.#cachedPayloadBytes -= msg.sizeBytes;
+      msg.payload = null;
+    }
+    if (msg.segment !== null) msg.segment.liveMessages--;
+    if (msg.owner !== null) {
+      (msg.owner as Consumer).inFlight.delete(msg.id);
+      topic.inFlight.delete(msg);
+      msg.owner = null;
+    }
+  }
+
+  /** Empties a topic (delete): ready, delayed and in-flight messages are gone. */
+  #clearTopic(topic: Topic): void {
+    topic.ready.forEach((m) => this.#forget(m, topic));
+    topic.ready.clear();
+    topic.readyCount = 0;
+    for (const m of topic.delayed) this.#forget(m, topic);
+    topic.delayed.clear();
+    for (const m of topic.inFlight) {
+      // Keep it in its consumer's table as GONE, so a later settle answers MQ_ERR_TOPIC_DELETED.
+      m.state = MessageState.GONE;
+      this.#messages.delete(m.id);
+      if (m.payload !== null) {
+        this.#cachedPayloadBytes -= m.sizeBytes;
+        m.payload = null;
+      }
+      if (m.segment !== null) m.segment.liveMessages--;
+    }
+    topic.inFlight.clear();
+    topic.exists = false;
+    topic.published = 0;
+    topic.acked = 0;
+  }
+
+  #assertOpen(): LogWriter {
+    if (this.#writer === null) throw new BrokerError('MQ_ERR_LOADING');
+    if (this.#closing) throw new BrokerError('MQ_ERR_SHUTTING_DOWN');
+    return this.#writer;
+  }
+
+  /**
+   * Publishes `payload` (0..maxMessageBytes bytes) to `topicName`. The broker keeps `payload`
+   * (the caller must not reuse its memory). `cb` runs once the record is durable, with the new
+   * message id, or with MQ_ERR_STORAGE / MQ_ERR_SHUTTING_DOWN.
+   * Throws BrokerError MQ_ERR_BAD_TOPIC, MQ_ERR_TOO_LARGE, MQ_ERR_LOADING synchronously.
+   */
+  publish(topicName: string, payload: Buffer, cb: PublishCallback): void {
+    const writer = this.#assertOpen();
+    assertTopicName(topicName);
+    if (payload.length > this.#opts.maxMessageBytes) {
+      throw new BrokerError('MQ_ERR_TOO_LARGE', [payload.length, this.#opts.maxMessageBytes]);
+    }
+    const rec = new LogAppend(RecordType.PUBLISH, topicName, 0, 0, 0, payload, this.#onPublished);
+    rec.ctx = cb;
+    writer.append(rec);
+  }
+
+  readonly #onPublished = (err: Error | null, rec: LogAppend): void => {
+    const cb = rec.ctx as PublishCallback;
+    if (err !== null) return cb(storageError(err), -1);
+    const topic = this.#topic(rec.topic);
+    topic.exists = true;
+    topic.published++;
+    const payload = rec.payload!;
+    let kept: Buffer | null = null;
+    if (this.#cachedPayloadBytes + payload.length <= this.#payloadCacheBytes) {
+      kept = payload;
+      this.#cachedPayloadBytes += payload.length;
+    }
+    const msg = new Message(rec.offset, rec.topic, kept, rec.segment, rec.payloadPosition, payload.length);
+    rec.segment!.liveMessages++;
+    this.#messages.set(msg.id, msg);
+    topic.pushReadyBack(msg);
+    cb(null, msg.id);
+    this.#dispatch(topic);
+  };
+
+  /** The payload bytes of `msg`: the cached Buffer, or a copy read back from its segment. */
+  payloadOf(msg: Message): Buffer {
+    if (msg.payload !== null) return msg.payload;
+    if (msg.sizeBytes === 0) return Buffer.alloc(0);
+    return msg.segment!.readAt(msg.payloadPosition, msg.sizeBytes);
+  }
+
+  /** Creates a consumer whose deliveries go to `onDelivery`. */
+  createConsumer(onDelivery: DeliveryHandler): Consumer {
+    return new Consumer(onDelivery);
+  }
+
+  /**
+   * Marks `consumer` as a stream subscriber of `topicName` (counted in stats). Throws
+   * MQ_ERR_BAD_TOPIC.
+   */
+  attach(consumer: Consumer, topicName: string): void {
+    assertTopicName(topicName);
+    const topic = this.#topic(topicName);
+    if (consumer.subscribedTo !== null) consumer.subscribedTo.consumers--;
+    consumer.subscribedTo = topic;
+    topic.consumers++;
+  }
+
+  /**
+   * Asks for the next message of `topicName` for `consumer`: delivered through its
+   * `onDelivery` at once if one is ready (before this returns), otherwise as soon as one is.
+   * A consumer waits on one topic at a time; a new request replaces the old one.
+   * Throws MQ_ERR_BAD_TOPIC, MQ_ERR_LOADING.
+   */
+  request(consumer: Consumer, topicName: string): void {
+    if (this.#writer === null) throw new BrokerError('MQ_ERR_LOADING');
+    assertTopicName(topicName);
+    this.cancelRequest(consumer);
+    const topic = this.#topic(topicName);
+    const msg = topic.popReady();
+    if (msg !== undefined) {
+      this.#deliver(msg, topic, consumer);
+      return;
+    }
+    consumer.waitingOn = topic;
+    topic.waiters.push(consumer);
+  }
+
+  /**
+   * Takes the next ready message of `topicName` for `consumer` without waiting: returns it
+   * (now in flight to `consumer`, `onDelivery` is not called) or undefined when none is ready.
+   */
+  take(consumer: Consumer, topicName: string): Message | undefined {
+    if (this.#writer === null) throw new BrokerError('MQ_ERR_LOADING');
+    assertTopicName(topicName);
+    const topic = this.#topics.get(topicName);
+    if (topic === undefined) return undefined;
+    const msg = topic.popReady();
+    if (msg === undefined) return undefined;
+    this.#markInFlight(msg, topic, consumer);
+    return msg;
+  }
+
+  /** Stops `consumer` waiting for a delivery (RESERVE timeout). */
+  cancelRequest(consumer: Consumer): void {
+    if (consumer.waitingOn !== null) {
+      consumer.waitingOn.removeWaiter(consumer);
+      consumer.waitingOn = null;
+    }
+  }
+
+  #markInFlight(msg: Message, topic: Topic, consumer: Consumer): void {
+    msg.state = MessageState.IN_FLIGHT;
+    msg.owner = consumer;
+    msg.deliveries++;
+    consumer.inFlight.set(msg.id, msg);
+    topic.inFlight.add(msg);
+  }
+
+  #deliver(msg: Message, topic: Topic, consumer: Consumer): void {
+    this.#markInFlight(msg, topic, consumer);
+    consumer.onDelivery(msg);
+  }
+
+  /** Hands ready messages to waiting consumers, first come first served. */
+  #dispatch(topic: Topic): void {
+    while (topic.waiters.length > 0 && topic.readyCount > 0) {
+      const msg = topic.popReady();
+      if (msg === undefined) break;
+      const consumer = topic.waiters.shift()!;
+      consumer.waitingOn = null;
+      this.#deliver(msg, topic, consumer);
+    }
+  }
+
+  /**
+   * Settles message `id` in flight to `consumer` (SPEC §2): ACK removes it for good, NACK puts
+   * it at the front, BACK at the back, DACK holds it for `delaySeconds` (integer >= 0) and then
+   * returns it to the front with dackCount + 1. `cb` runs when the record is durable.
+   * When `topicName` is given the message must belong to it (RESP `ACK topic id`).
+   * Throws MQ_ERR_NOT_IN_FLIGHT (unknown id, or not this consumer's), MQ_ERR_TOPIC_DELETED.
+   */
+  settle(
+    consumer: Consumer,
+    id: number,
+    kind: SettleKind,
+    delaySeconds: number,
+    cb: DoneCallback,
+    topicName?: string,
+  ): void {
+    const writer = this.#assertOpen();
+    const msg = consumer.inFlight.get(id);
+    if (msg === undefined || (topicName !== undefined && msg.topic !== topicName)) {
+      throw new BrokerError('MQ_ERR_NOT_IN_FLIGHT', [topicName === undefined ? id : `${id} of topic '${topicName}'`]);
+    }
+    consumer.inFlight.delete(id);
+    if (msg.state === MessageState.GONE) throw new BrokerError('MQ_ERR_TOPIC_DELETED', [msg.topic]);
+    const topic = this.#topic(msg.topic);
+    topic.inFlight.delete(msg);
+    msg.owner = null;
+    let type: RecordType;
+    let dueAtMs = 0;
+    switch (kind) {
+      case 'ACK':
+        type = RecordType.ACK;
+        topic.acked++;
+        this.#forget(msg, topic);
+        break;
+      case 'NACK':
+        type = RecordType.NACK;
+        topic.pushReadyFront(msg);
+        break;
+      case 'BACK':
+        type = RecordType.BACK;
+        topic.pushReadyBack(msg);
+        break;
+      case 'DACK':
+        type = RecordType.DACK;
+        dueAtMs = Date.now() + delaySeconds * 1000;
+        msg.dackCount++;
+        msg.dueAtMs = dueAtMs;
+        msg.state = MessageState.DELAYED;
+        topic.delayed.add(msg);
+        break;
+    }
+    const rec = new LogAppend(type, msg.topic, msg.id, dueAtMs, 0, null, this.#onSettled);
+    rec.ctx = { cb, msg };
+    writer.append(rec);
+    if (kind !== 'ACK' && kind !== 'DACK') this.#dispatch(topic);
+  }
+
+  readonly #onSettled = (err: Error | null, rec: LogAppend): void => {
+    const { cb, msg } = rec.ctx as { cb: DoneCallback; msg: Message };
+    if (err !== null && rec.type === RecordType.ACK && msg.state === MessageState.GONE) {
+      // The ack is not durable: after a restart the message would be back, so put it back now.
+      const topic = this.#topics.get(msg.topic);
+      if (topic !== undefined && topic.exists && !this.#messages.has(msg.id)) {
+        this.#messages.set(msg.id, msg);
+        if (msg.segment !== null) msg.segment.liveMessages++;
+        topic.acked--;
+        topic.pushReadyFront(msg);
+        this.#dispatch(topic);
+      }
+    }
+    cb(err === null ? null : storageError(err));
+  };
+
+  /**
+   * The consumer went away (stream closed, connection dropped): stop its wait and NACK every
+   * message in flight to it, keeping their order at the front (SPEC §2).
+   */
+  closeConsumer(consumer: Consumer): void {
+    if (consumer.closed) return;
+    consumer.closed = true;
+    this.cancelRequest(consumer);
+    if (consumer.subscribedTo !== null) {
+      consumer.subscribedTo.consumers--;
+      consumer.subscribedTo = null;
+    }
+    const msgs = [...consumer.inFlight.values()];
+    consumer.inFlight.clear();
+    const touched = new Set<Topic>();
+    for (let i = msgs.length - 1; i >= 0; i--) {
+      const msg = msgs[i]!;
+      if (msg.state !== MessageState.IN_FLIGHT) continue;
+      const topic = this.#topic(msg.topic);
+      topic.inFlight.delete(msg);
+      msg.owner = null;
+      topic.pushReadyFront(msg);
+      touched.add(topic);
+    }
+    for (const topic of touched) this.#dispatch(topic);
+  }
+
+  /**
+   * Deletes a topic and all its messages (SPEC §3 `DELETE /:topic`, RESP `DEL`). `cb` gets
+   * whether the topic existed, once the record is durable. Throws MQ_ERR_BAD_TOPIC.
+   */
+  deleteTopic(topicName: string, cb: (err: BrokerError | null, existed: boolean) => void): void {
+    const writer = this.#assertOpen();
+    assertTopicName(topicName);
+    const topic = this.#topics.get(topicName);
+    const existed = topic !== undefined && topic.exists;
+    if (topic !== undefined) this.#clearTopic(topic);
+    const rec = new LogAppend(RecordType.DELETE_TOPIC, topicName, 0, 0, 0, null, (err) => {
+      cb(err === null ? null : storageError(err), existed);
+    });
+    writer.append(rec);
+  }
+
+  /** Names of existing topics (published to and not deleted), sorted. */
+  topicNames(): string[] {
+    const names: string[] = [];
+    for (const t of this.#topics.values()) if (t.exists) names.push(t.name);
+    return names.sort();
+  }
+
+  /** Stats of one topic, or undefined if it does not exist. */
+  topicStats(name: string): TopicStats | undefined {
+    const t = this.#topics.get(name);
+    if (t === undefined || !t.exists) return undefined;
+    return {
+      topic: t.name,
+      ready: t.readyCount,
+      inFlight: t.inFlight.size,
+      delayed: t.delayed.size,
+      consumers: t.consumers,
+      published: t.published,
+      acked: t.acked,
+    };
+  }
+
+  /** Number of live messages (ready, in flight, delayed) across all topics. */
+  get messageCount(): number {
+    return this.#messages.size;
+  }
+
+  /**
+   * Returns delayed messages whose due time is at or before `nowMs` to the front of their
+   * queues, earliest due first (SPEC §2 DACK). Runs on the `--period` ticker.
+   */
+  tick(nowMs: number): void {
+    for (const topic of this.#topics.values()) {
+      if (topic.delayed.size === 0) continue;
+      let due: Message[] | undefined;
+      for (const msg of topic.delayed) {
+        if (msg.dueAtMs <= nowMs) (due ??= []).push(msg);
+      }
+      if (due === undefined) continue;
+      due.sort((a, b) => b.dueAtMs - a.dueAtMs || b.id - a.id);
+      for (const msg of due) {
+        topic.delayed.delete(msg);
+        topic.pushReadyFront(msg);
+      }
+      this.#dispatch(topic);
+    }
+  }
+
+  /**
+   * Graceful shutdown: refuse new writes, wait for pending records, fsync and close the log.
+   */
+  async close(): Promise<void> {
+    this.#closing = true;
+    if (this.#ticker !== undefined) clearInterval(this.#ticker);
+    if (this.#writer !== null) await this.#writer.close();
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * Per-topic state: ready queue, delayed set, in-flight set, waiting consumers, counters.
+ */
+import { Message, MessageQueue, MessageState } from './message.js';
+import type { Consumer } from './consumer.js';
+
+export class Topic {
+  readonly name: string;
+  /** True from the first publish until a delete (SPEC §2: created by the first publish). */
+  exists = false;
+  readonly ready = new MessageQueue();
+  readyCount = 0;
+  readonly delayed = new Set<Message>();
+  readonly inFlight = new Set<Message>();
+  /** Consumers waiting for a message from this topic, in arrival order. */
+  readonly waiters: Consumer[] = [];
+  /** Consumers attached to this topic (stream subscriptions), for stats. */
+  consumers = 0;
+  published = 0;
+  acked = 0;
+
+  constructor(name: string) {
+    this.name = name;
+  }
+
+  pushReadyBack(msg: Message): void {
+    msg.state = MessageState.READY;
+    this.ready.pushBack(msg);
+    this.readyCount++;
+  }
+
+  pushReadyFront(msg: Message): void {
+    msg.state = MessageState.READY;
+    this.ready.pushFront(msg);
+    this.readyCount++;
+  }
+
+  /** Pops the next ready message, or undefined. */
+  popReady(): Message | undefined {
+    const msg = this.ready.popFront();
+    if (msg !== undefined) this.readyCount--;
+    return msg;
+  }
+
+  /**
+   * Marks a READY message as taken out of the queue some other way (replay of an ack, nack,
+   * back or dack). Its slot goes stale and is skipped later.
+   */
+  unlinkReady(msg: Message): void {
+    this.readyCount--;
+    if (this.ready.slotCount > 1024 && this.ready.slotCount > 4 * this.readyCount) {
+      msg.state = MessageState.GONE; // Exclude it from the compaction below; caller sets the real state.
+      this.ready.compact();
+    }
+  }
+
+  /** Removes waiting `consumer`, if it is waiting here. */
+  removeWaiter(consumer: Consumer): void {
+    const i = this.waiters.indexOf(consumer);
+    if (i >= 0) this.waiters.splice(i, 1);
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * Every error a client can see, in one table (STYLE.md "Errors").
+ *
+ * Each code maps to an HTTP status (plain routes answer `{ statusCode, code, error, message }`)
+ * and to a RESP error prefix (`-<PREFIX> <message>`). Messages are fixed text with `%s` holes
+ * filled by {@link BrokerError}'s constructor. Never reuse a retired code.
+ */
+export const ERRORS = {
+  MQ_ERR_BAD_TOPIC: {
+    statusCode: 400,
+    respPrefix: 'ERR',
+    message: "invalid topic name '%s': use 1-255 bytes of A-Z a-z 0-9 . _ - :",
+  },
+  MQ_ERR_BAD_COMMAND: { statusCode: 400, respPrefix: 'ERR', message: 'invalid command: %s' },
+  MQ_ERR_BAD_ARGUMENT: { statusCode: 400, respPrefix: 'ERR', message: 'invalid argument: %s' },
+  MQ_ERR_NOT_IN_FLIGHT: {
+    statusCode: 409,
+    respPrefix: 'ERR',
+    message: 'no message %s is in flight on this consumer',
+  },
+  MQ_ERR_TOPIC_DELETED: {
+    statusCode: 409,
+    respPrefix: 'ERR',
+    message: "topic '%s' was deleted while the message was in flight",
+  },
+  MQ_ERR_TOO_LARGE: {
+    statusCode: 413,
+    respPrefix: 'ERR',
+    message: 'message of %s bytes exceeds --max-message-bytes %s',
+  },
+  MQ_ERR_NOT_FOUND: { statusCode: 404, respPrefix: 'ERR', message: 'route not found: %s' },
+  MQ_ERR_STORAGE: {
+    statusCode: 503,
+    respPrefix: 'ERR',
+    message: 'storage failure, the write was not made durable: %s',
+  },
+  MQ_ERR_SHUTTING_DOWN: {
+    statusCode: 503,
+    respPrefix: 'ERR',
+    message: 'server is shutting down',
+  },
+  MQ_ERR_LOADING: {
+    statusCode: 503,
+    respPrefix: 'LOADING',
+    message: 'miniqueue is replaying its log, try again shortly',
+  },
+  MQ_ERR_PROTOCOL: { statusCode: 400, respPrefix: 'ERR', message: 'Protocol error: %s' },
+  MQ_ERR_UNKNOWN_COMMAND: {
+    statusCode: 400,
+    respPrefix: 'ERR',
+    message: "unknown command '%s', with args beginning with: %s",
+  },
+  MQ_ERR_WRONG_ARITY: {
+    statusCode: 400,
+    respPrefix: 'ERR',
+    message: "wrong number of arguments for '%s' command",
+  },
+  MQ_ERR_NOPROTO: {
+    statusCode: 400,
+    respPrefix: 'NOPROTO',
+    message: 'sorry, this protocol version is not supported',
+  },
+  MQ_ERR_BUSY_SUBSCRIBED: {
+    statusCode: 409,
+    respPrefix: 'ERR',
+    message: "only ACK, NACK, BACK, DACK, PING and QUIT are allowed while subscribed, got '%s'",
+  },
+} as const;
+
+/** One of the codes in {@link ERRORS}. */
+export type ErrorCode = keyof typeof ERRORS;
+
+/**
+ * The base error of miniqueue. `code` is an `MQ_ERR_*` key of {@link ERRORS}; `statusCode` and
+ * `respPrefix` come from that table. `args` fill the `%s` holes of the message in order.
+ */
+export class BrokerError extends Error {
+  readonly code: ErrorCode;
+  readonly statusCode: number;
+  readonly respPrefix: string;
+
+  constructor(code: ErrorCode, args: readonly (string | number)[] = [], options?: { cause?: unknown }) {
+    const entry = ERRORS[code];
+    let i = 0;
+    const message = entry.message.replace(/%s/g, () => String(args[i++] ?? ''));
+    super(message, options);
+    this.name = 'BrokerError';
+    this.code = code;
+    this.statusCode = entry.statusCode;
+    this.respPrefix = entry.respPrefix;
+  }
+
+  /** The RESP error line for this error, without the leading `-` and trailing CRLF. */
+  toRespLine(): string {
+    return `${this.respPrefix} ${this.message.replace(/[\r\n]+/g, ' ')}`;
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * Names and directory operations of the segment log (SPEC §5).
+ *
+ * A segment is named by the offset of its first record, zero-padded to 20 digits so that `ls`
+ * sorts segments in log order: `00000000000000000000.log`, `00000000000000104857.log`, ...
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+
+export const SEGMENT_SUFFIX = '.log';
+const NAME_PATTERN = /^(\d{20})\.log$/;
+
+/** The file name (no directory) of the segment whose first record has `baseOffset`. */
+export function segmentFileName(baseOffset: number): string {
+  return String(baseOffset).padStart(20, '0') + SEGMENT_SUFFIX;
+}
+
+/** The base offset encoded in a segment file name, or undefined when `name` is not a segment. */
+export function parseSegmentFileName(name: string): number | undefined {
+  const match = NAME_PATTERN.exec(name);
+  return match === null ? undefined : Number(match[1]);
+}
+
+/** Base offsets of the segments in `dir`, ascending. */
+export function listSegments(dir: string): number[] {
+  const bases: number[] = [];
+  for (const name of fs.readdirSync(dir)) {
+    const base = parseSegmentFileName(name);
+    if (base !== undefined) bases.push(base);
+  }
+  return bases.sort((a, b) => a - b);
+}
+
+/**
+ * Makes a directory entry change (file created, renamed or removed) durable by fsyncing the
+ * directory itself. Throws the fs error (ENOENT, EIO, ...) unchanged.
+ */
+export function fsyncDirectory(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Path of the folder damaged log parts are moved into by `--repair` (SPEC §5). */
+export function damagedDir(dir: string): string {
+  return path.join(dir, 'damaged');
+}

@@ -1,0 +1,234 @@
+/**
+ * The on-disk record format of the segment log (SPEC §5).
+ *
+ * Every state change of the broker is one record. Records are appended back to back in segment
+ * files; all integers are little-endian.
+ *
+ * ```
+ * position  bytes  field
+ * 0         4      bodyLength   u32, number of bytes after this field (crc .. end of record)
+ * 4         4      crc          u32, CRC-32 (crc-32 package, stored as crc >>> 0) over every byte
+ *                               after this field: [8, 4 + bodyLength)
+ * 8         1      magic        u8, format version, always 1
+ * 9         1      type         u8, RecordType below
+ * 10        6      offset       u48, logical record number, strictly increasing through the log
+ * 16        1      topicLength  u8, 1..255
+ * 17        t      topic        topicLength bytes (ASCII, see broker/topic-name.ts)
+ * 17+t      ...    type-specific part:
+ *   PUBLISH (1)       payload: the rest of the record (0..maxMessageBytes bytes). The message id
+ *                     is this record's own offset.
+ *   ACK (2), NACK (3), BACK (4)
+ *                     messageId u48
+ *   DACK (5)          messageId u48, dueAtMs u48 (Unix epoch, ms); the dackCount goes up by one
+ *   DELETE_TOPIC (6)  nothing
+ *   RESTORE (7)       messageId u48, dackCount u32, dueAtMs u48 (0 = ready, else delayed until),
+ *                     payload: the rest. Written by compaction when it copies a live message
+ *                     forward; on replay it places the message at the back of its queue.
+ * ```
+ *
+ * A zero `bodyLength`, a `bodyLength` running past the end of the file, a CRC mismatch, an
+ * unknown magic or type, or an offset that does not increase is a corrupt record; recovery
+ * decides what that means (segment-log.ts).
+ */
+import CRC32 from 'crc-32';
+
+/** Record types, stored in the `type` byte. */
+export const RecordType = {
+  PUBLISH: 1,
+  ACK: 2,
+  NACK: 3,
+  BACK: 4,
+  DACK: 5,
+  DELETE_TOPIC: 6,
+  RESTORE: 7,
+} as const;
+export type RecordType = (typeof RecordType)[keyof typeof RecordType];
+
+export const RECORD_MAGIC = 1;
+/** Bytes before the topic: bodyLength, crc, magic, type, offset, topicLength. */
+export const RECORD_HEADER_BYTES = 17;
+/** Largest u48, the limit of offsets, ids and due times. */
+export const MAX_U48 = 2 ** 48 - 1;
+const U48 = 6;
+
+/** A decoded record. `payload` is a view into the buffer it was decoded from (not a copy). */
+export interface DecodedRecord {
+  type: RecordType;
+  offset: number;
+  topic: string;
+  /** Message id: the record's own offset for PUBLISH, else the field. */
+  messageId: number;
+  /** DACK and RESTORE: Unix epoch ms; else 0. */
+  dueAtMs: number;
+  /** RESTORE: the stored dackCount; else 0. */
+  dackCount: number;
+  /** PUBLISH and RESTORE: view of the payload bytes; else null. */
+  payload: Buffer | null;
+  /** Position of the payload's first byte in the decoded buffer (PUBLISH, RESTORE). */
+  payloadPosition: number;
+  /** Total bytes of the record, header included. */
+  sizeBytes: number;
+}
+
+/** Why a record could not be decoded. */
+export type CorruptReason =
+  | 'truncated-header'
+  | 'zero-length'
+  | 'truncated-body'
+  | 'crc-mismatch'
+  | 'bad-magic'
+  | 'bad-type'
+  | 'bad-topic'
+  | 'bad-body';
+
+function fixedPartBytes(type: RecordType): number {
+  switch (type) {
+    case RecordType.PUBLISH:
+    case RecordType.DELETE_TOPIC:
+      return 0;
+    case RecordType.ACK:
+    case RecordType.NACK:
+    case RecordType.BACK:
+      return U48;
+    case RecordType.DACK:
+      return U48 + U48;
+    case RecordType.RESTORE:
+      return U48 + 4 + U48;
+  }
+}
+
+/**
+ * Total encoded size in bytes of a record.
+ * @param topicLength topic length in bytes (1..255)
+ * @param payloadLength payload bytes (PUBLISH and RESTORE; pass 0 otherwise)
+ */
+export function recordSizeBytes(type: RecordType, topicLength: number, payloadLength: number): number {
+  return RECORD_HEADER_BYTES + topicLength + fixedPartBytes(type) + payloadLength;
+}
+
+/**
+ * Encodes one record into `buf` at `position` and returns the position just after it.
+ * `buf` must have room for {@link recordSizeBytes}. The topic is written as latin1 (topic names
+ * are ASCII, validated by the broker). Returns the position of the payload's first byte through
+ * `out.payloadPosition` when a payload is written.
+ */
+export function encodeRecord(
+  buf: Buffer,
+  position: number,
+  type: RecordType,
+  offset: number,
+  topic: string,
+  messageId: number,
+  dueAtMs: number,
+  dackCount: number,
+  payload: Buffer | null,
+): number {
+  const topicLength = topic.length;
+  const payloadLength = payload === null ? 0 : payload.length;
+  const size = recordSizeBytes(type, topicLength, payloadLength);
+  buf.writeUInt32LE(size - 4, position);
+  buf[position + 8] = RECORD_MAGIC;
+  buf[position + 9] = type;
+  buf.writeUIntLE(offset, position + 10, U48);
+  buf[position + 16] = topicLength;
+  buf.write(topic, position + RECORD_HEADER_BYTES, topicLength, 'latin1');
+  let p = position + RECORD_HEADER_BYTES + topicLength;
+  switch (type) {
+    case RecordType.ACK:
+    case RecordType.NACK:
+    case RecordType.BACK:
+      buf.writeUIntLE(messageId, p, U48);
+      p += U48;
+      break;
+    case RecordType.DACK:
+      buf.writeUIntLE(messageId, p, U48);
+      buf.writeUIntLE(dueAtMs, p + U48, U48);
+      p += U48 + U48;
+      break;
+    case RecordType.RESTORE:
+      buf.writeUIntLE(messageId, p, U48);
+      buf.writeUInt32LE(dackCount, p + U48);
+      buf.writeUIntLE(dueAtMs, p + U48 + 4, U48);
+      p += U48 + 4 + U48;
+      break;
+    default:
+      break;
+  }
+  if (payload !== null && payloadLength > 0) {
+    payload.copy(buf, p);
+    p += payloadLength;
+  }
+  const crc = CRC32.buf(buf.subarray(position + 8, p)) >>> 0;
+  buf.writeUInt32LE(crc, position + 4);
+  return p;
+}
+
+/**
+ * Decodes the record starting at `position` in `buf`, reading no byte at or past `end`.
+ * Returns the record (its payload a view into `buf`) or the reason it is corrupt.
+ * @param maxRecordBytes records claiming to be larger than this are corrupt (guards a damaged
+ *   length field from being taken as a huge record)
+ */
+export function decodeRecord(
+  buf: Buffer,
+  position: number,
+  end: number,
+  maxRecordBytes: number,
+): DecodedRecord | CorruptReason {
+  if (end - position < 4) return 'truncated-header';
+  const bodyLength = buf.readUInt32LE(position);
+  if (bodyLength === 0) return 'zero-length';
+  const size = bodyLength + 4;
+  if (size < RECORD_HEADER_BYTES + 1) return 'bad-body';
+  if (size > maxRecordBytes) return 'bad-body';
+  if (position + size > end) return 'truncated-body';
+  const storedCrc = buf.readUInt32LE(position + 4);
+  const crc = CRC32.buf(buf.subarray(position + 8, position + size)) >>> 0;
+  if (crc !== storedCrc) return 'crc-mismatch';
+  if (buf[position + 8] !== RECORD_MAGIC) return 'bad-magic';
+  const type = buf[position + 9] as RecordType;
+  if (type < RecordType.PUBLISH || type > RecordType.RESTORE) return 'bad-type';
+  const offset = buf.readUIntLE(position + 10, U48);
+  const topicLength = buf[position + 16]!;
+  if (topicLength === 0) return 'bad-topic';
+  const fixed = fixedPartBytes(type);
+  const topicStart = position + RECORD_HEADER_BYTES;
+  let p = topicStart + topicLength;
+  if (p + fixed > position + size) return 'bad-body';
+  const hasPayload = type === RecordType.PUBLISH || type === RecordType.RESTORE;
+  if (!hasPayload && p + fixed !== position + size) return 'bad-body';
+  const topic = buf.toString('latin1', topicStart, p);
+  let messageId = offset;
+  let dueAtMs = 0;
+  let dackCount = 0;
+  switch (type) {
+    case RecordType.ACK:
+    case RecordType.NACK:
+    case RecordType.BACK:
+      messageId = buf.readUIntLE(p, U48);
+      break;
+    case RecordType.DACK:
+      messageId = buf.readUIntLE(p, U48);
+      dueAtMs = buf.readUIntLE(p + U48, U48);
+      break;
+    case RecordType.RESTORE:
+      messageId = buf.readUIntLE(p, U48);
+      dackCount = buf.readUInt32LE(p + U48);
+      dueAtMs = buf.readUIntLE(p + U48 + 4, U48);
+      break;
+    default:
+      break;
+  }
+  p += fixed;
+  return {
+    type,
+    offset,
+    topic,
+    messageId,
+    dueAtMs,
+    dackCount,
+    payload: hasPayload ? buf.subarray(p, position + size) : null,
+    payloadPosition: p,
+    sizeBytes: size,
+  };
+}

@@ -1,0 +1,89 @@
+/**
+ * One segment file of the log: a file of records back to back, named by its base offset.
+ *
+ * Positions are byte positions in this file; offsets are logical record numbers (never mixed).
+ * Writes go through the single {@link LogWriter} only; reads (payloads of messages that are not
+ * kept in memory) use positional `readSync`, which is safe beside an in-flight positional write
+ * because they never touch the same bytes.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { segmentFileName } from './files.js';
+
+export class Segment {
+  /** Offset of the first record this segment holds (or will hold). */
+  readonly baseOffset: number;
+  readonly path: string;
+  /** Open file descriptor, read and write. */
+  readonly fd: number;
+  /** Bytes of complete, written records; the next write goes at this position. */
+  sizeBytes: number;
+  /** Offset of the last record in this segment, or baseOffset - 1 when empty. */
+  lastOffset: number;
+  /** Bytes of records here that still matter for replay (publish of a live message, ...). */
+  liveBytes = 0;
+  /** Number of live messages whose publish/restore record is in this segment. */
+  liveMessages = 0;
+  /** False once the file has been deleted by compaction; reads then fail. */
+  open = true;
+
+  private constructor(baseOffset: number, filePath: string, fd: number, sizeBytes: number) {
+    this.baseOffset = baseOffset;
+    this.path = filePath;
+    this.fd = fd;
+    this.sizeBytes = sizeBytes;
+    this.lastOffset = baseOffset - 1;
+  }
+
+  /**
+   * Creates a new empty segment file in `dir` (fails with EEXIST if it is there already).
+   * The caller makes the directory entry durable (fsyncDirectory).
+   */
+  static create(dir: string, baseOffset: number): Segment {
+    const filePath = path.join(dir, segmentFileName(baseOffset));
+    const fd = fs.openSync(filePath, 'wx+', 0o644);
+    return new Segment(baseOffset, filePath, fd, 0);
+  }
+
+  /** Opens an existing segment file; `sizeBytes` starts at the file's size until recovery says otherwise. */
+  static openExisting(dir: string, baseOffset: number, writable: boolean): Segment {
+    const filePath = path.join(dir, segmentFileName(baseOffset));
+    const fd = fs.openSync(filePath, writable ? 'r+' : 'r');
+    const { size } = fs.fstatSync(fd);
+    return new Segment(baseOffset, filePath, fd, size);
+  }
+
+  /**
+   * Reads `lengthBytes` bytes at `position` into a new Buffer (a copy the caller owns).
+   * Throws the fs error when the read fails, or an Error when the file is shorter than expected.
+   */
+  readAt(position: number, lengthBytes: number): Buffer {
+    const out = Buffer.allocUnsafe(lengthBytes);
+    let done = 0;
+    while (done < lengthBytes) {
+      const n = fs.readSync(this.fd, out, done, lengthBytes - done, position + done);
+      if (n === 0) throw new Error(`short read in ${this.path} at position ${position + done}`);
+      done += n;
+    }
+    return out;
+  }
+
+  /** Reads the whole file as written so far (replay). */
+  readAll(): Buffer {
+    const { size } = fs.fstatSync(this.fd);
+    return size === 0 ? Buffer.alloc(0) : this.readAt(0, size);
+  }
+
+  /** Cuts the file to `sizeBytes` and fsyncs it. Throws the fs error. */
+  truncateTo(sizeBytes: number): void {
+    fs.ftruncateSync(this.fd, sizeBytes);
+    fs.fsyncSync(this.fd);
+    this.sizeBytes = sizeBytes;
+  }
+
+  close(): void {
+    if (!this.open) return;
+    this.open = false;
+    fs.closeSync(this.fd);
+  }
+}

@@ -1,0 +1,202 @@
+/**
+ * The HTTP/2 listener (SPEC §3): Fastify with `http2: true`, TLS (ALPN h2) or h2c.
+ *
+ * The two hot routes, `POST /publish/:topic` and `POST /subscribe/:topic`, are answered on the
+ * raw `'stream'` event of the node:http2 server that we create through Fastify's
+ * `serverFactory`; every other request goes through Fastify's compatibility handler. Why:
+ * FINDINGS.md measured Fastify's per-request work at about the cost of the whole bare server
+ * (11-18k vs 26-29k req/s here), and the publish target is >= 0.7x bare; and Fastify reads a
+ * whole POST body before any handler runs, which a full-duplex subscribe cannot allow.
+ */
+import http2, { type Http2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Broker } from '../../broker/broker.js';
+import { isValidTopicName } from '../../broker/topic-name.js';
+import { BrokerError } from '../../errors.js';
+import { SubscribeStream } from './subscribe-stream.js';
+import { registerRoutes } from './routes.js';
+
+export interface Http2ListenerOptions {
+  broker: Broker;
+  host: string;
+  port: number;
+  /** PEM key and certificate; null serves h2c (cleartext, prior knowledge). */
+  tls: { key: Buffer; cert: Buffer } | null;
+  maxMessageBytes: number;
+  logger: Logger;
+}
+
+/** Fastify over node:http2 (TLS or h2c; the secure server's type is a superset). */
+export type Http2Fastify = FastifyInstance<http2.Http2Server, http2.Http2ServerRequest, http2.Http2ServerResponse>;
+
+export interface Http2Listener {
+  fastify: Http2Fastify;
+  port: number;
+  address: string;
+  /** Stops accepting, lets in-flight publishes finish (up to `graceMs`), then closes every session. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** Serialises an error as the JSON body of SPEC §3: `{"error":message,"code":...,"statusCode":...}`. */
+export function errorBody(err: BrokerError): string {
+  return JSON.stringify({ error: err.message, code: err.code, statusCode: err.statusCode });
+}
+
+function respondError(stream: ServerHttp2Stream, err: BrokerError): void {
+  if (stream.destroyed || stream.closed) return;
+  if (!stream.headersSent) {
+    stream.respond({ ':status': err.statusCode, 'content-type': 'application/json; charset=utf-8' });
+  }
+  stream.end(errorBody(err));
+}
+
+function toBrokerError(err: unknown): BrokerError {
+  if (err instanceof BrokerError) return err;
+  return new BrokerError('MQ_ERR_STORAGE', [err instanceof Error ? err.message : String(err)], { cause: err });
+}
+
+/** Decodes the topic from a path like `/publish/<topic>`; undefined when it is not decodable. */
+function topicFromPath(path: string, prefixLength: number): string | undefined {
+  const q = path.indexOf('?');
+  const raw = path.slice(prefixLength, q < 0 ? path.length : q);
+  if (raw.indexOf('%') < 0) return raw;
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Starts the HTTP/2 listener and resolves once it is listening. Rejects with the listen error
+ * (EADDRINUSE, EACCES).
+ */
+export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Http2Listener> {
+  const { broker, logger, maxMessageBytes } = opts;
+  const sessions = new Set<Http2Session>();
+  let inFlightPublishes = 0;
+  let closing = false;
+  let idleResolve: (() => void) | null = null;
+
+  function publishDone(): void {
+    inFlightPublishes--;
+    if (inFlightPublishes === 0 && idleResolve !== null) idleResolve();
+  }
+
+  function handlePublish(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, topic: string): void {
+    const declared = Number(headers['content-length']);
+    if (declared > maxMessageBytes) {
+      respondError(stream, new BrokerError('MQ_ERR_TOO_LARGE', [declared, maxMessageBytes]));
+      stream.close(http2.constants.NGHTTP2_NO_ERROR);
+      return;
+    }
+    let first: Buffer | null = null;
+    let chunks: Buffer[] | null = null;
+    let total = 0;
+    let refused = false;
+    stream.on('data', (chunk: Buffer) => {
+      if (refused) return;
+      total += chunk.length;
+      if (total > maxMessageBytes) {
+        refused = true;
+        respondError(stream, new BrokerError('MQ_ERR_TOO_LARGE', [`more than ${maxMessageBytes}`, maxMessageBytes]));
+        stream.close(http2.constants.NGHTTP2_NO_ERROR);
+        return;
+      }
+      if (first === null) first = chunk;
+      else (chunks ??= [first]).push(chunk);
+    });
+    stream.on('end', () => {
+      if (refused) return;
+      const body = chunks !== null ? Buffer.concat(chunks, total) : (first ?? Buffer.alloc(0));
+      inFlightPublishes++;
+      try {
+        broker.publish(topic, body, (err) => {
+          publishDone();
+          if (err !== null) return respondError(stream, err);
+          if (!stream.destroyed && !stream.closed) stream.respond({ ':status': 201 }, { endStream: true });
+        });
+      } catch (err) {
+        publishDone();
+        respondError(stream, toBrokerError(err));
+      }
+    });
+  }
+
+  /** The raw fast path; returns false to hand the stream to Fastify. */
+  function onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): boolean {
+    if (headers[':method'] !== 'POST') return false;
+    const path = headers[':path'] ?? '';
+    const isPublish = path.startsWith('/publish/');
+    if (!isPublish && !path.startsWith('/subscribe/')) return false;
+    stream.on('error', (err) => logger.debug({ err }, 'http2 stream error'));
+    const topic = topicFromPath(path, isPublish ? 9 : 11);
+    if (closing) {
+      respondError(stream, new BrokerError('MQ_ERR_SHUTTING_DOWN'));
+      return true;
+    }
+    if (broker.loading) {
+      respondError(stream, new BrokerError('MQ_ERR_LOADING'));
+      return true;
+    }
+    if (topic === undefined || !isValidTopicName(topic)) {
+      respondError(stream, new BrokerError('MQ_ERR_BAD_TOPIC', [String(topic ?? path).slice(0, 64)]));
+      return true;
+    }
+    if (isPublish) handlePublish(stream, headers, topic);
+    else new SubscribeStream(stream, topic, broker, logger);
+    return true;
+  }
+
+  const fastify: Http2Fastify = Fastify({
+    http2: true,
+    logger: false,
+    bodyLimit: maxMessageBytes,
+    serverFactory: (handler) => {
+      const server = opts.tls === null
+        ? http2.createServer({}, handler)
+        : http2.createSecureServer({ key: opts.tls.key, cert: opts.tls.cert, allowHTTP1: false }, handler);
+      // The compatibility layer (which Fastify uses) listens on 'stream'; route the hot paths
+      // before it, using only the public EventEmitter API.
+      const compat = server.listeners('stream') as ((...args: unknown[]) => void)[];
+      server.removeAllListeners('stream');
+      server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => {
+        if (onStream(stream, headers)) return;
+        for (const listener of compat) listener.call(server, stream, headers, flags, rawHeaders);
+      });
+      server.on('session', (session) => {
+        sessions.add(session);
+        session.on('close', () => sessions.delete(session));
+        session.on('error', (err) => logger.debug({ err }, 'http2 session error'));
+      });
+      return server as never;
+    },
+  });
+  registerRoutes(fastify, broker);
+  await fastify.listen({ host: opts.host, port: opts.port });
+  const address = fastify.server.address() as AddressInfo;
+  logger.info(
+    { protocol: opts.tls === null ? 'h2c' : 'h2', address: address.address, port: address.port },
+    'listening',
+  );
+
+  return {
+    fastify,
+    port: address.port,
+    address: address.address,
+    async close(graceMs = 3000): Promise<void> {
+      closing = true;
+      const closed = fastify.close();
+      if (inFlightPublishes > 0) {
+        await new Promise<void>((resolve) => {
+          idleResolve = resolve;
+          setTimeout(resolve, graceMs).unref();
+        });
+      }
+      for (const session of sessions) session.destroy();
+      await closed;
+    },
+  };
+}

@@ -1,0 +1,239 @@
+/**
+ * `POST /subscribe/:topic`: one full-duplex HTTP/2 stream per consumer (SPEC §3, the Go
+ * original's protocol).
+ *
+ * In: JSON strings separated by whitespace (one per line in practice, as Go's json.Decoder read
+ * them): `"INIT"`, `"ACK"`, `"NACK"`, `"BACK"`, `"DACK 5"`. Out: one JSON object per line,
+ * `{"msg":"<base64>","id":N,"dackCount":N}` (dackCount omitted when 0, as the original) or
+ * `{"error":"..."}`. After INIT, and after each settle is durable, the next message is
+ * delivered as soon as there is one. A bad command gets an error line and the stream stays
+ * open with its in-flight message. When the stream goes away its in-flight message is NACKed.
+ *
+ * When the client ends its side of the stream (curl `--data '"INIT"'`), nothing more can be
+ * settled: the response ends after the pending delivery, if any, and closing NACKs it.
+ */
+import type { ServerHttp2Stream } from 'node:http2';
+import type { Logger } from 'pino';
+import type { Broker, SettleKind } from '../../broker/broker.js';
+import type { Consumer } from '../../broker/consumer.js';
+import type { Message } from '../../broker/message.js';
+import { BrokerError } from '../../errors.js';
+
+/** Longest command line we buffer before refusing it (bytes). */
+const MAX_COMMAND_BYTES = 1024;
+
+export class SubscribeStream {
+  readonly #stream: ServerHttp2Stream;
+  readonly #broker: Broker;
+  readonly #topic: string;
+  readonly #logger: Logger;
+  #consumer: Consumer | null = null;
+  /** The message in flight on this stream (the protocol has one at a time). */
+  #current: Message | null = null;
+  /** A delivery was requested and has not arrived. */
+  #waiting = false;
+  /** A settle record is being written; commands wait for it. */
+  #settling = false;
+  #inputEnded = false;
+  #closed = false;
+  #buffered = '';
+  #queue: string[] = [];
+
+  constructor(stream: ServerHttp2Stream, topic: string, broker: Broker, logger: Logger) {
+    this.#stream = stream;
+    this.#broker = broker;
+    this.#topic = topic;
+    this.#logger = logger;
+    stream.respond({ ':status': 200, 'content-type': 'application/x-ndjson' });
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => this.#onData(chunk));
+    stream.on('end', () => {
+      this.#inputEnded = true;
+      this.#maybeFinish();
+    });
+    stream.on('close', () => this.#close());
+    stream.on('error', (err) => this.#logger.debug({ err }, 'subscribe stream error'));
+    stream.on('drain', () => stream.resume());
+  }
+
+  #write(line: string): void {
+    if (this.#closed || this.#stream.destroyed) return;
+    // Bounded output: a client that does not read while sending bad commands is paused.
+    if (!this.#stream.write(line)) this.#stream.pause();
+  }
+
+  #error(message: string): void {
+    this.#write(`${JSON.stringify({ error: message })}\n`);
+  }
+
+  #onData(chunk: string): void {
+    this.#buffered += chunk;
+    for (;;) {
+      const token = this.#nextToken();
+      if (token === undefined) break;
+      this.#queue.push(token);
+    }
+    if (this.#buffered.length > MAX_COMMAND_BYTES) {
+      this.#buffered = '';
+      this.#error(`command longer than ${MAX_COMMAND_BYTES} bytes`);
+    }
+    this.#run();
+  }
+
+  /**
+   * Takes the next whitespace-separated value from the input buffer: a JSON string token as
+   * raw text, or a bad token up to the end of its line. undefined when more input is needed.
+   */
+  #nextToken(): string | undefined {
+    const buf = this.#buffered;
+    let i = 0;
+    while (i < buf.length && (buf[i] === ' ' || buf[i] === '\n' || buf[i] === '\r' || buf[i] === '\t')) i++;
+    if (i === buf.length) {
+      this.#buffered = '';
+      return undefined;
+    }
+    if (buf[i] === '"') {
+      let j = i + 1;
+      while (j < buf.length && buf[j] !== '"') j += buf[j] === '\\' ? 2 : 1;
+      if (j >= buf.length) {
+        // An unterminated string is only complete garbage once its line has ended.
+        const nl = buf.indexOf('\n', i);
+        if (nl < 0) {
+          this.#buffered = buf.slice(i);
+          return undefined;
+        }
+        this.#buffered = buf.slice(nl + 1);
+        return buf.slice(i, nl);
+      }
+      this.#buffered = buf.slice(j + 1);
+      return buf.slice(i, j + 1);
+    }
+    const nl = buf.indexOf('\n', i);
+    if (nl < 0) {
+      this.#buffered = buf.slice(i);
+      return undefined;
+    }
+    this.#buffered = buf.slice(nl + 1);
+    return buf.slice(i, nl).trim();
+  }
+
+  /** Runs queued commands in order; a settle in progress holds the rest back. */
+  #run(): void {
+    while (!this.#settling && !this.#closed && this.#queue.length > 0) {
+      this.#command(this.#queue.shift()!);
+    }
+    this.#maybeFinish();
+  }
+
+  #command(token: string): void {
+    let text: unknown;
+    try {
+      text = JSON.parse(token);
+    } catch {
+      text = undefined;
+    }
+    if (typeof text !== 'string') {
+      this.#error(`invalid command ${clip(token)}: send a JSON string such as "INIT", "ACK" or "DACK 5"`);
+      return;
+    }
+    const parts = text.trim().split(/\s+/);
+    const word = parts[0]!.toUpperCase();
+    if (word === 'INIT') {
+      if (this.#consumer !== null) return this.#error('already initialised');
+      if (parts.length !== 1) return this.#error('INIT takes no argument');
+      this.#init();
+      return;
+    }
+    if (word !== 'ACK' && word !== 'NACK' && word !== 'BACK' && word !== 'DACK') {
+      this.#error(`unknown command ${clip(JSON.stringify(text))}: use INIT, ACK, NACK, BACK or DACK <seconds>`);
+      return;
+    }
+    let delaySeconds = 0;
+    if (word === 'DACK') {
+      if (parts.length !== 2 || !/^\d{1,9}$/.test(parts[1]!)) {
+        return this.#error('DACK needs one whole number of seconds >= 0, like "DACK 5"');
+      }
+      delaySeconds = Number(parts[1]);
+    } else if (parts.length !== 1) {
+      return this.#error(`${word} takes no argument`);
+    }
+    if (this.#consumer === null) return this.#error(`send "INIT" before ${word}`);
+    const msg = this.#current;
+    if (msg === null) return this.#error(`${word}: no message is in flight on this stream`);
+    this.#settle(msg, word, delaySeconds);
+  }
+
+  #init(): void {
+    const consumer = this.#broker.createConsumer((m) => this.#onDelivery(m));
+    this.#consumer = consumer;
+    try {
+      this.#broker.attach(consumer, this.#topic);
+      this.#requestNext();
+    } catch (err) {
+      this.#error(errorMessage(err));
+    }
+  }
+
+  #requestNext(): void {
+    if (this.#consumer === null || this.#closed || this.#inputEnded) return;
+    this.#waiting = true;
+    this.#broker.request(this.#consumer, this.#topic);
+  }
+
+  #onDelivery(msg: Message): void {
+    this.#waiting = false;
+    this.#current = msg;
+    let payload: Buffer;
+    try {
+      payload = this.#broker.payloadOf(msg);
+    } catch (err) {
+      this.#logger.error({ err, id: msg.id }, 'could not read a payload back from the log');
+      this.#error('could not read the message from storage');
+      this.#stream.close();
+      return;
+    }
+    const dack = msg.dackCount > 0 ? `,"dackCount":${msg.dackCount}` : '';
+    this.#write(`{"msg":"${payload.toString('base64')}","id":${msg.id}${dack}}\n`);
+    this.#maybeFinish();
+  }
+
+  #settle(msg: Message, kind: SettleKind, delaySeconds: number): void {
+    this.#current = null;
+    this.#settling = true;
+    try {
+      this.#broker.settle(this.#consumer!, msg.id, kind, delaySeconds, (err) => {
+        this.#settling = false;
+        if (err !== null) this.#error(err.message);
+        this.#requestNext();
+        this.#run();
+      });
+    } catch (err) {
+      this.#settling = false;
+      this.#error(errorMessage(err));
+      this.#requestNext();
+    }
+  }
+
+  /** After the client ended its side: end the response once nothing more can happen. */
+  #maybeFinish(): void {
+    if (!this.#inputEnded || this.#closed) return;
+    if (this.#settling || this.#queue.length > 0) return;
+    if (this.#waiting && this.#current === null) return;
+    if (!this.#stream.destroyed) this.#stream.end();
+  }
+
+  #close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#consumer !== null) this.#broker.closeConsumer(this.#consumer);
+  }
+}
+
+function clip(s: string): string {
+  return s.length > 64 ? `${s.slice(0, 64)}...` : s;
+}
+
+function errorMessage(err: unknown): string {
+  if (err instanceof BrokerError) return err.message;
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,576 @@
+/**
+ * One RESP2 client connection (SPEC §4): parsing, command dispatch, ordered replies,
+ * backpressure, and the two consumer modes.
+ *
+ * Replies leave in command order even though PUBLISH and the settles are answered only when
+ * their records are durable: each command takes a slot in `#replies`; a slot is filled when its
+ * answer is known, and filled slots at the head are written together, corked, on the next tick.
+ * A blocking `RESERVE topic timeout-ms` holds later commands back (like Redis BLPOP); so does a
+ * SUBSCRIBE stream consumer waiting for its next message. When the socket's buffer is full, or
+ * too many replies are pending, reading pauses until they drain, so a client that floods or never
+ * reads cannot make the server buffer without bound.
+ */
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { Broker, SettleKind } from '../../broker/broker.js';
+import type { Consumer } from '../../broker/consumer.js';
+import type { Message } from '../../broker/message.js';
+import { BrokerError } from '../../errors.js';
+import {
+  EMPTY_ARRAY,
+  NIL_ARRAY,
+  NIL_BULK,
+  OK,
+  PONG,
+  encodeArray,
+  encodeBulk,
+  encodeBulkHeader,
+  encodeError,
+  encodeInteger,
+  type RespValue,
+} from './encoder.js';
+import { RespParser, RespProtocolError } from './parser.js';
+
+export interface RespConnectionOptions {
+  broker: Broker;
+  logger: Logger;
+  maxMessageBytes: number;
+  /** Most arguments in one command (SPEC §7: 1024). */
+  maxArrayLength: number;
+  /** Most messages a connection may hold reserved at once (SPEC §4: at least 1000). */
+  maxReserved: number;
+  /** Connection id, for CLIENT ID and HELLO. */
+  id: number;
+  version: string;
+}
+
+/** Replies waiting for earlier ones before we stop parsing more commands. */
+const MAX_PENDING_REPLIES = 4096;
+/** Unparsed input held while a command blocks, before reading pauses (bytes). */
+const MAX_BUFFERED_INPUT_BYTES = 4 * 1024 * 1024;
+/** Longest RESERVE timeout accepted (ms): about 24 days, the setTimeout limit. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+type Reply = Buffer | string;
+
+const SETTLE_KINDS: Record<string, SettleKind> = { ACK: 'ACK', NACK: 'NACK', BACK: 'BACK', DACK: 'DACK' };
+
+function parseId(arg: Buffer): number | undefined {
+  if (arg.length === 0 || arg.length > 15) return undefined;
+  let n = 0;
+  for (let i = 0; i < arg.length; i++) {
+    const c = arg[i]! - 48;
+    if (c < 0 || c > 9) return undefined;
+    n = n * 10 + c;
+  }
+  return n;
+}
+
+export class RespConnection {
+  readonly #socket: Socket;
+  readonly #opts: RespConnectionOptions;
+  readonly #broker: Broker;
+  readonly #parser: RespParser;
+  readonly #logger: Logger;
+  /** Pending replies in command order; undefined = not known yet. */
+  #replies: (Reply | undefined)[] = [];
+  #flushScheduled = false;
+  #consumer: Consumer | null = null;
+  /** Commands are held back while a RESERVE waits or a SUBSCRIBE consumer waits for its turn. */
+  #blocked = false;
+  #blockedSlot = -1;
+  #blockTimer: NodeJS.Timeout | undefined;
+  #closing = false;
+  #closed = false;
+  #paused = false;
+  #name: string | null = null;
+  /** SUBSCRIBE stream mode: the topic, and the message in flight (one at a time). */
+  #streamTopic: string | null = null;
+  #streamCurrent: Message | null = null;
+  #slotBase = 0;
+
+  constructor(socket: Socket, opts: RespConnectionOptions) {
+    this.#socket = socket;
+    this.#opts = opts;
+    this.#broker = opts.broker;
+    this.#logger = opts.logger;
+    this.#parser = new RespParser({
+      maxBulkBytes: opts.maxMessageBytes,
+      maxArrayLength: opts.maxArrayLength,
+      maxInlineBytes: 64 * 1024,
+    });
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('drain', () => this.#maybeResume());
+    socket.on('error', (err) => this.#logger.debug({ err }, 'resp socket error'));
+    socket.on('close', () => this.#onClose());
+  }
+
+  #onData(chunk: Buffer): void {
+    this.#parser.push(chunk);
+    this.#process();
+  }
+
+  /** Runs parsed commands until more bytes are needed, a command blocks, or replies pile up. */
+  #process(): void {
+    while (!this.#blocked && !this.#closing) {
+      if (this.#replies.length >= MAX_PENDING_REPLIES) {
+        this.#pause();
+        break;
+      }
+      const args = this.#parser.next();
+      if (args === undefined) break;
+      if (args instanceof RespProtocolError) {
+        this.#protocolError(args.reason);
+        break;
+      }
+      this.#execute(args);
+    }
+    // Input that arrives while a command blocks waits in the parser, up to a bound.
+    if (this.#blocked && this.#parser.bufferedBytes > MAX_BUFFERED_INPUT_BYTES) this.#pause();
+  }
+
+  #pause(): void {
+    if (!this.#paused) {
+      this.#paused = true;
+      this.#socket.pause();
+    }
+  }
+
+  #maybeResume(): void {
+    if (!this.#paused || this.#closed || this.#closing) return;
+    if (this.#socket.writableNeedDrain || this.#replies.length >= MAX_PENDING_REPLIES) return;
+    if (this.#blocked && this.#parser.bufferedBytes > MAX_BUFFERED_INPUT_BYTES) return;
+    this.#paused = false;
+    this.#socket.resume();
+    this.#process();
+  }
+
+  // ---- replies -------------------------------------------------------------------------
+
+  /** Takes the next reply slot; returns its absolute index. */
+  #slot(): number {
+    this.#replies.push(undefined);
+    return this.#slotBase + this.#replies.length - 1;
+  }
+
+  #fill(slot: number, reply: Reply): void {
+    this.#replies[slot - this.#slotBase] = reply;
+    if (slot === this.#slotBase && !this.#flushScheduled) {
+      this.#flushScheduled = true;
+      process.nextTick(() => this.#flush());
+    }
+  }
+
+  /** Answers a command at once. */
+  #reply(reply: Reply): void {
+    this.#fill(this.#slot(), reply);
+  }
+
+  #replyError(err: unknown): void {
+    this.#reply(encodeError(this.#errorLine(err)));
+  }
+
+  #errorLine(err: unknown): string {
+    if (err instanceof BrokerError) return err.toRespLine();
+    this.#logger.error({ err }, 'unexpected error in a RESP command');
+    return `ERR ${err instanceof Error ? err.message : String(err)}`;
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    if (this.#closed) return;
+    let n = 0;
+    while (n < this.#replies.length && this.#replies[n] !== undefined) n++;
+    if (n === 0) return;
+    const socket = this.#socket;
+    socket.cork();
+    let ok = true;
+    for (let i = 0; i < n; i++) ok = socket.write(this.#replies[i]!) && ok;
+    socket.uncork();
+    this.#replies = n === this.#replies.length ? [] : this.#replies.slice(n);
+    this.#slotBase += n;
+    if (!ok) this.#pause();
+    if (this.#closing && this.#replies.length === 0) socket.end();
+    else this.#maybeResume();
+  }
+
+  #protocolError(reason: string): void {
+    this.#reply(encodeError(new BrokerError('MQ_ERR_PROTOCOL', [reason]).toRespLine()));
+    this.#closing = true;
+    this.#socket.pause();
+  }
+
+  // ---- commands ------------------------------------------------------------------------
+
+  #execute(args: Buffer[]): void {
+    const name = args[0]!.toString('latin1').toUpperCase();
+    if (this.#streamTopic !== null) return this.#executeSubscribed(name, args);
+    switch (name) {
+      case 'PUBLISH':
+        return this.#publish(args);
+      case 'RESERVE':
+        return this.#reserve(args);
+      case 'ACK':
+      case 'NACK':
+      case 'BACK':
+      case 'DACK':
+        return this.#settleById(name, args);
+      case 'SUBSCRIBE':
+        return this.#subscribe(args);
+      case 'TOPICS':
+        if (!this.#arity(args, 1, 1)) return;
+        return this.#reply(encodeArray(this.#broker.topicNames()));
+      case 'DEL':
+      case 'PURGE':
+        return this.#del(args);
+      case 'STATS':
+        return this.#stats(args);
+      default:
+        return this.#handshake(name, args);
+    }
+  }
+
+  #arity(args: Buffer[], min: number, max: number): boolean {
+    if (args.length >= min && args.length <= max) return true;
+    this.#reply(encodeError(new BrokerError('MQ_ERR_WRONG_ARITY', [args[0]!.toString('latin1').toLowerCase()]).toRespLine()));
+    return false;
+  }
+
+  #publish(args: Buffer[]): void {
+    if (!this.#arity(args, 3, 3)) return;
+    const slot = this.#slot();
+    try {
+      // The payload is a view into the socket's chunk: copy it, the broker keeps it.
+      const payload = Buffer.from(args[2]!);
+      this.#broker.publish(args[1]!.toString('latin1'), payload, (err) => {
+        this.#fill(slot, err === null ? OK : encodeError(err.toRespLine()));
+      });
+    } catch (err) {
+      this.#fill(slot, encodeError(this.#errorLine(err)));
+    }
+  }
+
+  #getConsumer(): Consumer {
+    if (this.#consumer === null) this.#consumer = this.#broker.createConsumer((m) => this.#onDelivery(m));
+    return this.#consumer;
+  }
+
+  #encodeReserved(msg: Message): Buffer {
+    const id = String(msg.id);
+    const payload = this.#broker.payloadOf(msg);
+    return Buffer.concat([
+      Buffer.from(`*3\r\n${encodeBulkHeader(id.length)}${id}\r\n${encodeBulkHeader(payload.length)}`, 'latin1'),
+      payload,
+      Buffer.from(`\r\n${encodeInteger(msg.dackCount)}`, 'latin1'),
+    ]);
+  }
+
+  #reserve(args: Buffer[]): void {
+    if (!this.#arity(args, 2, 3)) return;
+    let timeoutMs = 0;
+    if (args.length === 3) {
+      const t = parseId(args[2]!);
+      if (t === undefined || t > MAX_TIMEOUT_MS) {
+        return this.#replyError(new BrokerError('MQ_ERR_BAD_ARGUMENT', ['timeout-ms must be a whole number of milliseconds >= 0']));
+      }
+      timeoutMs = t;
+    }
+    const consumer = this.#getConsumer();
+    if (consumer.inFlight.size >= this.#opts.maxReserved) {
+      return this.#replyError(
+        new BrokerError('MQ_ERR_BAD_ARGUMENT', [`this connection already holds ${this.#opts.maxReserved} reserved messages; settle some first`]),
+      );
+    }
+    const topic = args[1]!.toString('latin1');
+    try {
+      const msg = this.#broker.take(consumer, topic);
+      if (msg !== undefined) return this.#reply(this.#encodeReserved(msg));
+      if (timeoutMs === 0) return this.#reply(NIL_ARRAY);
+      this.#blocked = true;
+      this.#blockedSlot = this.#slot();
+      this.#broker.request(consumer, topic);
+      this.#blockTimer = setTimeout(() => this.#unblock(NIL_ARRAY), timeoutMs);
+    } catch (err) {
+      this.#replyError(err);
+    }
+  }
+
+  /** Ends a blocking RESERVE (or SUBSCRIBE wait) with `reply` and runs the held-back commands. */
+  #unblock(reply: Reply): void {
+    if (!this.#blocked) return;
+    if (this.#blockTimer !== undefined) clearTimeout(this.#blockTimer);
+    this.#blockTimer = undefined;
+    if (this.#consumer !== null) this.#broker.cancelRequest(this.#consumer);
+    this.#blocked = false;
+    this.#fill(this.#blockedSlot, reply);
+    this.#process();
+    this.#maybeResume();
+  }
+
+  #onDelivery(msg: Message): void {
+    if (this.#streamTopic !== null) {
+      this.#streamCurrent = msg;
+      this.#unblock(encodeBulk(this.#broker.payloadOf(msg)));
+      return;
+    }
+    this.#unblock(this.#encodeReserved(msg));
+  }
+
+  #settleById(kind: string, args: Buffer[]): void {
+    const isDack = kind === 'DACK';
+    if (!this.#arity(args, isDack ? 4 : 3, isDack ? 4 : 3)) return;
+    const id = parseId(args[2]!);
+    if (id === undefined) {
+      return this.#replyError(new BrokerError('MQ_ERR_BAD_ARGUMENT', ['the message id must be the decimal id RESERVE returned']));
+    }
+    let delaySeconds = 0;
+    if (isDack) {
+      const d = parseId(args[3]!);
+      if (d === undefined || d > 1e9) {
+        return this.#replyError(new BrokerError('MQ_ERR_BAD_ARGUMENT', ['DACK seconds must be a whole number >= 0']));
+      }
+      delaySeconds = d;
+    }
+    if (this.#consumer === null) {
+      return this.#replyError(new BrokerError('MQ_ERR_NOT_IN_FLIGHT', [id]));
+    }
+    const slot = this.#slot();
+    try {
+      this.#broker.settle(
+        this.#consumer,
+        id,
+        SETTLE_KINDS[kind]!,
+        delaySeconds,
+        (err) => this.#fill(slot, err === null ? OK : encodeError(err.toRespLine())),
+        args[1]!.toString('latin1'),
+      );
+    } catch (err) {
+      this.#fill(slot, encodeError(this.#errorLine(err)));
+    }
+  }
+
+  #subscribe(args: Buffer[]): void {
+    if (!this.#arity(args, 2, 2)) return;
+    const topic = args[1]!.toString('latin1');
+    const consumer = this.#getConsumer();
+    try {
+      this.#broker.attach(consumer, topic);
+    } catch (err) {
+      return this.#replyError(err);
+    }
+    this.#streamTopic = topic;
+    this.#waitNext();
+  }
+
+  /** Stream mode: holds later commands until the next message is sent. */
+  #waitNext(): void {
+    this.#blocked = true;
+    this.#blockedSlot = this.#slot();
+    this.#broker.request(this.#consumer!, this.#streamTopic!);
+  }
+
+  #executeSubscribed(name: string, args: Buffer[]): void {
+    if (name === 'PING') return this.#reply(PONG);
+    if (name === 'QUIT') return this.#quit();
+    const kind = SETTLE_KINDS[name];
+    if (kind === undefined) {
+      return this.#replyError(new BrokerError('MQ_ERR_BUSY_SUBSCRIBED', [name.slice(0, 32)]));
+    }
+    let delaySeconds = 0;
+    if (kind === 'DACK') {
+      const d = args.length === 2 ? parseId(args[1]!) : undefined;
+      if (d === undefined || d > 1e9) {
+        return this.#replyError(new BrokerError('MQ_ERR_BAD_ARGUMENT', ['DACK needs whole seconds >= 0: DACK 5']));
+      }
+      delaySeconds = d;
+    } else if (args.length !== 1) {
+      return this.#replyError(new BrokerError('MQ_ERR_WRONG_ARITY', [name.toLowerCase()]));
+    }
+    const msg = this.#streamCurrent;
+    if (msg === null) {
+      return this.#replyError(new BrokerError('MQ_ERR_BAD_COMMAND', [`${name}: no message is in flight on this connection`]));
+    }
+    this.#streamCurrent = null;
+    const slot = this.#slot();
+    try {
+      this.#broker.settle(this.#consumer!, msg.id, kind, delaySeconds, (err) => {
+        this.#fill(slot, err === null ? OK : encodeError(err.toRespLine()));
+        if (!this.#closed && this.#streamTopic !== null) {
+          this.#waitNext();
+        }
+      });
+      // Hold later commands until the settle is durable and the next message is requested.
+      this.#blocked = true;
+      this.#blockedSlot = -1;
+    } catch (err) {
+      this.#fill(slot, encodeError(this.#errorLine(err)));
+      this.#waitNext();
+    }
+  }
+
+  #del(args: Buffer[]): void {
+    if (args.length < 2) {
+      this.#arity(args, 2, 2);
+      return;
+    }
+    const slot = this.#slot();
+    let remaining = args.length - 1;
+    let deleted = 0;
+    let failure: string | null = null;
+    for (let i = 1; i < args.length; i++) {
+      try {
+        this.#broker.deleteTopic(args[i]!.toString('latin1'), (err, existed) => {
+          if (err !== null) failure ??= err.toRespLine();
+          else if (existed) deleted++;
+          if (--remaining === 0) this.#fill(slot, failure !== null ? encodeError(failure) : encodeInteger(deleted));
+        });
+      } catch (err) {
+        failure ??= this.#errorLine(err);
+        if (--remaining === 0) this.#fill(slot, encodeError(failure));
+      }
+    }
+  }
+
+  #stats(args: Buffer[]): void {
+    if (!this.#arity(args, 2, 2)) return;
+    const name = args[1]!.toString('latin1');
+    const stats = this.#broker.topicStats(name);
+    if (stats === undefined) {
+      return this.#reply(
+        encodeArray(['topic', name, 'ready', 0, 'inFlight', 0, 'delayed', 0, 'consumers', 0, 'published', 0, 'acked', 0]),
+      );
+    }
+    const flat: RespValue[] = [];
+    for (const [k, v] of Object.entries(stats)) flat.push(k, v as RespValue);
+    this.#reply(encodeArray(flat));
+  }
+
+  #quit(): void {
+    this.#reply(OK);
+    this.#closing = true;
+    this.#socket.pause();
+  }
+
+  /** Connection and handshake commands that real clients send (SPEC §4). */
+  #handshake(name: string, args: Buffer[]): void {
+    switch (name) {
+      case 'PING':
+        if (!this.#arity(args, 1, 2)) return;
+        return this.#reply(args.length === 2 ? encodeBulk(Buffer.from(args[1]!)) : PONG);
+      case 'ECHO':
+        if (!this.#arity(args, 2, 2)) return;
+        return this.#reply(encodeBulk(Buffer.from(args[1]!)));
+      case 'QUIT':
+        return this.#quit();
+      case 'SELECT': {
+        if (!this.#arity(args, 2, 2)) return;
+        const db = parseId(args[1]!);
+        if (db === undefined) return this.#reply(encodeError('ERR value is not an integer or out of range'));
+        return this.#reply(db === 0 ? OK : encodeError('ERR DB index is out of range'));
+      }
+      case 'INFO':
+        return this.#reply(encodeBulk(this.#info()));
+      case 'CLIENT':
+        return this.#client(args);
+      case 'HELLO':
+        return this.#hello(args);
+      case 'COMMAND':
+        return this.#reply(args.length === 2 && args[1]!.toString('latin1').toUpperCase() === 'COUNT' ? encodeInteger(0) : EMPTY_ARRAY);
+      case 'AUTH':
+        return this.#reply(encodeError('ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?'));
+      case 'READONLY':
+      case 'READWRITE':
+      case 'RESET':
+        return this.#reply(OK);
+      default: {
+        const shown = args
+          .slice(1, 4)
+          .map((a) => `'${a.toString('latin1', 0, Math.min(a.length, 32)).replace(/[^\x20-\x7e]/g, '?')}'`)
+          .join(' ');
+        const cmd = args[0]!.toString('latin1', 0, Math.min(args[0]!.length, 64)).replace(/[^\x20-\x7e]/g, '?');
+        return this.#reply(encodeError(new BrokerError('MQ_ERR_UNKNOWN_COMMAND', [cmd, shown]).toRespLine()));
+      }
+    }
+  }
+
+  #info(): string {
+    return [
+      '# Server',
+      `redis_version:7.0.0`,
+      `miniqueue_version:${this.#opts.version}`,
+      'redis_mode:standalone',
+      `process_id:${process.pid}`,
+      `uptime_in_seconds:${Math.floor(process.uptime())}`,
+      '',
+      '# Persistence',
+      `loading:${this.#broker.loading ? 1 : 0}`,
+      '',
+      '# Replication',
+      'role:master',
+      'connected_slaves:0',
+      '',
+      '# Keyspace',
+      '',
+    ].join('\r\n');
+  }
+
+  #client(args: Buffer[]): void {
+    if (args.length < 2) {
+      this.#arity(args, 2, 2);
+      return;
+    }
+    const sub = args[1]!.toString('latin1').toUpperCase();
+    switch (sub) {
+      case 'SETNAME':
+        if (args.length !== 3) return this.#replyError(new BrokerError('MQ_ERR_WRONG_ARITY', ['client|setname']));
+        this.#name = args[2]!.toString('utf8');
+        return this.#reply(OK);
+      case 'GETNAME':
+        return this.#reply(this.#name === null ? NIL_BULK : encodeBulk(this.#name));
+      case 'SETINFO':
+        return this.#reply(OK);
+      case 'ID':
+        return this.#reply(encodeInteger(this.#opts.id));
+      default:
+        return this.#reply(encodeError(`ERR unknown subcommand '${sub.slice(0, 32).replace(/[^\x20-\x7e]/g, '?')}'. Try CLIENT HELP.`));
+    }
+  }
+
+  #hello(args: Buffer[]): void {
+    if (args.length >= 2) {
+      const ver = parseId(args[1]!);
+      if (ver !== 2) {
+        return this.#reply(encodeError(new BrokerError('MQ_ERR_NOPROTO').toRespLine()));
+      }
+      for (let i = 2; i < args.length; i++) {
+        const opt = args[i]!.toString('latin1').toUpperCase();
+        if (opt === 'SETNAME' && i + 1 < args.length) this.#name = args[++i]!.toString('utf8');
+        else if (opt === 'AUTH') i += 2;
+      }
+    }
+    this.#reply(
+      encodeArray([
+        'server', 'redis',
+        'version', '7.0.0',
+        'proto', 2,
+        'id', this.#opts.id,
+        'mode', 'standalone',
+        'role', 'master',
+        'modules', [],
+      ]),
+    );
+  }
+
+  #onClose(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#blockTimer !== undefined) clearTimeout(this.#blockTimer);
+    if (this.#consumer !== null) this.#broker.closeConsumer(this.#consumer);
+  }
+
+  /** Closes the connection (server shutdown); in-flight messages are NACKed by the close. */
+  destroy(): void {
+    this.#socket.destroy();
+  }
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env node
+/**
+ * `miniqueue` / `npm start`: parse the command line, start the broker and both listeners,
+ * and stop gracefully on SIGINT/SIGTERM (SPEC §1).
+ */
+import { LogCorruptError } from '../log/segment-log.js';
+import { ensureDevCert } from './certs.js';
+import { parseCliOrExit } from './cli.js';
+import { ConfigError, checkDataDir } from './config.js';
+import { createLogger } from './logger.js';
+import { startServer, VERSION } from './server.js';
+
+const config = parseCliOrExit(process.argv.slice(2));
+const logger = createLogger(config);
+
+function fail(message: string, code = 1): never {
+  process.stderr.write(`miniqueue: ${message.replace(/[\r\n]+/g, ' ')}\n`);
+  process.exit(code);
+}
+
+try {
+  checkDataDir(config.db);
+  const tls = config.tls ? await ensureDevCert(config, logger) : null;
+  const server = await startServer(config, logger, tls);
+  logger.info({ version: VERSION, db: config.db, fsync: config.fsync }, 'miniqueue ready');
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    const forced = setTimeout(() => {
+      logger.error('shutdown took longer than 10 s; exiting');
+      process.exit(1);
+    }, 10_000);
+    forced.unref();
+    server.close().then(
+      () => {
+        logger.info('stopped');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'error while shutting down');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+} catch (err) {
+  if (err instanceof ConfigError) fail(err.message, 2);
+  if (err instanceof LogCorruptError) fail(err.message, 1);
+  const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+  if (e.code === 'EADDRINUSE') fail(`port ${e.port} on ${e.address} is already in use (--port / --redis-port)`, 1);
+  if (e.code === 'EACCES' && e.syscall === 'listen') fail(`not allowed to listen on port ${e.port} (--port / --redis-port)`, 1);
+  if (e.code !== undefined && e.path !== undefined) fail(`${e.code}: ${e.path} (--db)`, 1);
+  logger.error({ err }, 'start failed');
+  fail(e.message ?? String(err), 1);
+}

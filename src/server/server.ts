@@ -1,0 +1,99 @@
+/**
+ * Wiring: one broker, the HTTP/2 listener and the RESP listener, started and stopped together.
+ * Used by main.ts and by the integration tests (which start real servers on ephemeral ports).
+ */
+import fs from 'node:fs';
+import type { Logger } from 'pino';
+import { Broker } from '../broker/broker.js';
+import type { ReplayStats } from '../log/segment-log.js';
+import { startHttp2Listener, type Http2Listener } from '../protocols/http2/server.js';
+import { startRespListener, type RespListener } from '../protocols/resp/server.js';
+import type { Config } from './config.js';
+
+export interface RunningServer {
+  broker: Broker;
+  http: Http2Listener;
+  /** null when `--redis-port -1`. */
+  resp: RespListener | null;
+  replay: ReplayStats;
+  /** Graceful stop (SPEC §1): stop accepting, finish in-flight writes, fsync, close. */
+  close(): Promise<void>;
+}
+
+/** The package version, from package.json. */
+export const VERSION: string = (() => {
+  try {
+    const url = new URL('../../../package.json', import.meta.url);
+    return (JSON.parse(fs.readFileSync(url, 'utf8')) as { version: string }).version;
+  } catch {
+    return '0.0.0';
+  }
+})();
+
+/**
+ * Starts miniqueue. The listeners are bound first (so a port in use fails the start before the
+ * data directory is touched) and answer MQ_ERR_LOADING until the log has been replayed.
+ * Rejects with listen errors (EADDRINUSE), LogCorruptError, and fs errors; on rejection
+ * everything started so far is closed again.
+ */
+export async function startServer(
+  config: Config,
+  logger: Logger,
+  tls: { key: Buffer; cert: Buffer } | null,
+): Promise<RunningServer> {
+  const broker = new Broker({
+    dir: config.db,
+    fsync: config.fsync,
+    fsyncIntervalMs: config.fsyncIntervalMs,
+    segmentBytes: config.segmentBytes,
+    maxMessageBytes: config.maxMessageBytes,
+    periodMs: config.periodMs,
+    repair: config.repair,
+    logger,
+  });
+  let http: Http2Listener | null = null;
+  let resp: RespListener | null = null;
+  try {
+    http = await startHttp2Listener({
+      broker,
+      host: config.host,
+      port: config.port,
+      tls,
+      maxMessageBytes: config.maxMessageBytes,
+      logger,
+    });
+    if (config.redisPort !== -1) {
+      resp = await startRespListener({
+        broker,
+        host: config.redisHost,
+        port: config.redisPort,
+        maxMessageBytes: config.maxMessageBytes,
+        logger,
+        version: VERSION,
+      });
+    }
+    const replay = broker.open();
+    const httpListener = http;
+    const respListener = resp;
+    let closing: Promise<void> | null = null;
+    return {
+      broker,
+      http: httpListener,
+      resp: respListener,
+      replay,
+      close() {
+        closing ??= (async () => {
+          const httpClosed = httpListener.close();
+          respListener?.server.close();
+          await broker.writer.drain();
+          await Promise.all([httpClosed, respListener?.close()]);
+          await broker.close();
+        })();
+        return closing;
+      },
+    };
+  } catch (err) {
+    await Promise.allSettled([http?.close(0), resp?.close()]);
+    throw err;
+  }
+}
