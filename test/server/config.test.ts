@@ -316,8 +316,11 @@ describe('checkDataDir', () => {
     }
     const dir = tempDir(t);
     fs.chmodSync(dir, 0o500);
-    t.after(() => fs.chmodSync(dir, 0o700));
-    assertConfigError(() => checkDataDir(dir), '--db');
-    assertConfigError(() => checkDataDir(path.join(dir, 'sub')), '--db');
+    try {
+      assertConfigError(() => checkDataDir(dir), '--db');
+      assertConfigError(() => checkDataDir(path.join(dir, 'sub')), '--db');
+    } finally {
+      fs.chmodSync(dir, 0o700);
+    }
   });
 });

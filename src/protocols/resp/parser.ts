@@ -204,7 +204,7 @@ export class RespParser {
         const inline = this.#readInline();
         if (inline === undefined || inline instanceof RespProtocolError) return inline;
         if (inline.length > 0) return inline;
-        // A blank line: Redis skips it, so does telnet's habit of sending one.
+        // A blank line (a telnet user pressing Enter): skipped, as Redis does.
         buf = this.#buf;
         end = buf.length;
         pos = this.#pos;

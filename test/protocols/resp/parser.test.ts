@@ -245,7 +245,10 @@ function randomInline(random: () => number): { line: Buffer; args: Buffer[] } {
         else if (c === 13) s += '\\r';
         else if (c === 9) s += '\\t';
         else if (c >= 0x20 && c < 0x7f && c !== 0x27) s += String.fromCharCode(c);
-        else s += `\\x${c.toString(16).padStart(2, random() < 0.5 ? '0' : '0')}`;
+        else {
+          const hex = c.toString(16).padStart(2, '0');
+          s += `\\x${random() < 0.5 ? hex : hex.toUpperCase()}`;
+        }
       }
       pieces.push(`${s}"`);
       args.push(arg);
@@ -335,7 +338,7 @@ test('malformed multibulk headers', () => {
     ['*1\r\n\x00', 'expected-bulk'],
     ['*1\r\n$3\r\nabcX\r\n', 'missing-crlf'],
     ['*1\r\n$3\r\nabc\n\r', 'missing-crlf'],
-    ['*1\r\n$3\r\nabcd', 'missing-crlf'],
+    ['*1\r\n$3\r\nabcde', 'missing-crlf'],
   ];
   for (const [input, kind] of cases) {
     check(bytes(input), { commands: [], errorKind: kind });
@@ -397,7 +400,7 @@ test('arguments wholly inside one chunk are views, not copies', () => {
 test('pushing several chunks before draining works', () => {
   const input = bytes('*2\r\n$4\r\nECHO\r\n$5\r\nhello\r\nPING\r\n*1\r\n$4\r\nQUIT\r\n');
   const random = prng(BASE_SEED);
-  for (let run = 0; run < 20; run++) {
+  for (let i = 0; i < 20; i++) {
     const parser = new RespParser(SERVER_LIMITS);
     for (const chunk of randomSplit(input, random)) parser.push(chunk);
     const got: string[][] = [];
@@ -408,6 +411,18 @@ test('pushing several chunks before draining works', () => {
     assert.deepEqual(got, [['ECHO', 'hello'], ['PING'], ['QUIT']], `seed=${BASE_SEED}`);
     assert.equal(parser.bufferedBytes, 0);
   }
+});
+
+test('a push between next() calls keeps chunks in order', () => {
+  const parser = new RespParser(SERVER_LIMITS);
+  parser.push(bytes('PING\r\n'));
+  parser.push(bytes('*1\r\n$4\r\nECHO\r\n'));
+  assert.deepEqual(parser.next(), [bytes('PING')]);
+  // The first chunk is used up but the second is still queued: the new one goes after it.
+  parser.push(bytes('QUIT\r\n'));
+  assert.deepEqual(parser.next(), [bytes('ECHO')]);
+  assert.deepEqual(parser.next(), [bytes('QUIT')]);
+  assert.equal(parser.next(), undefined);
 });
 
 test('limits must be positive integers', () => {
