@@ -88,10 +88,11 @@ export function startChild(db: string, args: string[] = [], timeoutMs = 15_000):
       proc.kill('SIGKILL');
       reject(new Error(`server did not start in ${timeoutMs} ms; stderr: ${stderr}; stdout: ${lines.join('\n')}`));
     }, timeoutMs);
-    proc.on('exit', (code) => {
+    const onEarlyExit = (code: number | null): void => {
       clearTimeout(timer);
       reject(new Error(`server exited with code ${code} before it was ready; stderr: ${stderr}`));
-    });
+    };
+    proc.on('exit', onEarlyExit);
     proc.stdout!.on('data', (d: Buffer) => {
       buffered += d.toString();
       let nl: number;
@@ -109,7 +110,7 @@ export function startChild(db: string, args: string[] = [], timeoutMs = 15_000):
         else if (obj.msg === 'listening') httpPort = obj.port!;
         if (obj.msg === 'miniqueue ready') {
           clearTimeout(timer);
-          proc.removeAllListeners('exit');
+          proc.off('exit', onEarlyExit);
           resolve({
             proc,
             httpPort,
