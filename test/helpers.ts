@@ -74,6 +74,12 @@ export function startChild(db: string, args: string[] = [], timeoutMs = 15_000):
     [MAIN_JS, '--port', '0', '--redis-port', '0', '--host', '127.0.0.1', '--db', db, '--no-tls', '--level', 'info', ...args],
     { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT },
   );
+  // Never leave a server behind when the test process ends, however it ends.
+  const reap = (): void => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  };
+  process.once('exit', reap);
+  proc.once('exit', () => process.off('exit', reap));
   const lines: string[] = [];
   let stderr = '';
   let buffered = '';
