@@ -9,9 +9,10 @@
  * settle record cannot be written the message is put back at the front, which is where replay
  * would put it too.
  *
- * Not logged: deliveries and disconnect NACKs. After a crash a message that was in flight is
- * simply ready again at the place of its last logged placement (publish, nack or back), which is
- * at the front in publish order for messages taken from the front (SPEC §2 "Delivery").
+ * Not logged: deliveries. After a crash a message that was in flight is simply ready again at the
+ * place of its last logged placement (publish, nack or back), which is at the front in publish
+ * order for messages taken from the front (SPEC §2 "Delivery"). Disconnect NACKs and the tick's
+ * return of due DACKed messages are logged as NACK records, so a graceful restart keeps the order.
  */
 import type { Logger } from 'pino';
 import { BrokerError } from '../errors.js';
@@ -43,6 +44,12 @@ export type PublishCallback = (err: BrokerError | null, id: number) => void;
 /** Called when a settle or delete is durable, or failed. */
 export type DoneCallback = (err: BrokerError | null) => void;
 
+/** What a PUBLISH record carries to its completion: the reply and the topic's delete count at append time. */
+interface PublishContext {
+  cb: PublishCallback;
+  deletes: number;
+}
+
 export type SettleKind = 'ACK' | 'NACK' | 'BACK' | 'DACK';
 
 /** Per-topic figures of SPEC §7 Stats. */
@@ -73,6 +80,11 @@ export class Broker {
   #cachedPayloadBytes = 0;
   readonly #payloadCacheBytes: number;
   #closing = false;
+  /**
+   * Deletes per topic name: a publish remembers the count when it is appended, and is not applied
+   * if a delete came in between (see #onPublished).
+   */
+  readonly #topicDeletes = new Map<string, number>();
 
   constructor(opts: BrokerOptions) {
     this.#opts = opts;
@@ -141,7 +153,7 @@ export class Broker {
         if (rec.type === RecordType.PUBLISH) topic.published++;
         const old = this.#messages.get(rec.messageId);
         if (old !== undefined) this.#forget(old, this.#topic(old.topic));
-        const msg = new Message(rec.messageId, rec.topic, null, segment, rec.payloadPosition, rec.payload!.length);
+        const msg = new Message(rec.messageId, rec.topic, null, segment, rec.payloadPosition, rec.payloadLength);
         segment.liveMessages++;
         this.#messages.set(msg.id, msg);
         msg.dackCount = rec.dackCount;
@@ -247,13 +259,24 @@ export class Broker {
       throw new BrokerError('MQ_ERR_TOO_LARGE', [payload.length, this.#opts.maxMessageBytes]);
     }
     const rec = new LogAppend(RecordType.PUBLISH, topicName, 0, 0, 0, payload, this.#onPublished);
-    rec.ctx = cb;
+    rec.ctx = { cb, deletes: this.#deletesOf(topicName) } satisfies PublishContext;
     writer.append(rec);
   }
 
+  /** How many times `topicName` was deleted so far in this process. */
+  #deletesOf(topicName: string): number {
+    return this.#topicDeletes.get(topicName) ?? 0;
+  }
+
   readonly #onPublished = (err: Error | null, rec: LogAppend): void => {
-    const cb = rec.ctx as PublishCallback;
+    const { cb, deletes } = rec.ctx as PublishContext;
     if (err !== null) return cb(storageError(err), -1);
+    if (deletes !== this.#deletesOf(rec.topic)) {
+      // The topic was deleted after this record was appended: the DELETE_TOPIC record follows it
+      // in the log, so replay drops the message; memory must agree (it was published, then deleted).
+      cb(null, rec.offset);
+      return;
+    }
     const topic = this.#topic(rec.topic);
     topic.exists = true;
     topic.published++;
@@ -449,6 +472,7 @@ export class Broker {
     const msgs = [...consumer.inFlight.values()];
     consumer.inFlight.clear();
     const touched = new Set<Topic>();
+    const writer = this.#closing ? null : this.#writer;
     for (let i = msgs.length - 1; i >= 0; i--) {
       const msg = msgs[i]!;
       if (msg.state !== MessageState.IN_FLIGHT) continue;
@@ -456,6 +480,9 @@ export class Broker {
       topic.inFlight.delete(msg);
       msg.owner = null;
       topic.pushReadyFront(msg);
+      // Logged like any NACK, in the same order, so replay puts them where they are now: in
+      // front of messages NACKed while they were in flight (SPEC §5: every state change).
+      writer?.append(new LogAppend(RecordType.NACK, msg.topic, msg.id, 0, 0, null, this.#onReturned));
       touched.add(topic);
     }
     for (const topic of touched) this.#dispatch(topic);
@@ -471,6 +498,7 @@ export class Broker {
     const topic = this.#topics.get(topicName);
     const existed = topic !== undefined && topic.exists;
     if (topic !== undefined) this.#clearTopic(topic);
+    this.#topicDeletes.set(topicName, this.#deletesOf(topicName) + 1);
     const rec = new LogAppend(RecordType.DELETE_TOPIC, topicName, 0, 0, 0, null, (err) => {
       cb(err === null ? null : storageError(err), existed);
     });
@@ -509,6 +537,7 @@ export class Broker {
    * queues, earliest due first (SPEC §2 DACK). Runs on the `--period` ticker.
    */
   tick(nowMs: number): void {
+    const writer = this.#closing ? null : this.#writer;
     for (const topic of this.#topics.values()) {
       if (topic.delayed.size === 0) continue;
       let due: Message[] | undefined;
@@ -520,10 +549,19 @@ export class Broker {
       for (const msg of due) {
         topic.delayed.delete(msg);
         topic.pushReadyFront(msg);
+        // Logged as a NACK (to the front, dackCount kept) so that replay keeps the message here,
+        // behind anything NACKed later, instead of holding it until the first tick after a restart.
+        writer?.append(new LogAppend(RecordType.NACK, msg.topic, msg.id, 0, 0, null, this.#onReturned));
       }
       this.#dispatch(topic);
     }
   }
+
+  /**
+   * Completion of the NACK records of disconnects and ticks: nobody waits for them. The writer logs
+   * a failed write; memory is right already, and replay then keeps the last logged placement.
+   */
+  readonly #onReturned = (): void => {};
 
   /**
    * Graceful shutdown: refuse new writes, wait for pending records, fsync and close the log.

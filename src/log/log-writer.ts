@@ -84,7 +84,8 @@ export class LogWriter {
   #scheduled = false;
   #failing = false;
   #closed = false;
-  #dirty = false;
+  /** Segments written to since their last fdatasync (`interval`, `never`): a roll must not leave one unsynced. */
+  readonly #dirty = new Set<Segment>();
   #intervalTimer: NodeJS.Timeout | undefined;
   #idleWaiters: (() => void)[] = [];
   fs: WriterFs = { write: fs.write, fdatasync: fs.fdatasync };
@@ -146,6 +147,7 @@ export class LogWriter {
       try {
         segment = this.#log.roll();
       } catch (err) {
+        this.#pendingBytes = 0;
         this.#failBatch(this.#pending.splice(0), err as Error, segment, segment.sizeBytes);
         return;
       }
@@ -192,7 +194,7 @@ export class LogWriter {
       segment.sizeBytes = startPosition + buf.length;
       segment.lastOffset = batch[batch.length - 1]!.offset;
       if (this.#opts.fsync !== 'always') {
-        this.#dirty = true;
+        this.#dirty.add(segment);
         return this.#complete(batch, buf.length);
       }
       const syncStarted = performance.now();
@@ -251,19 +253,20 @@ export class LogWriter {
   }
 
   #intervalSync(): void {
-    if (!this.#dirty) return;
-    this.#dirty = false;
-    const segment = this.#log.active;
-    const started = performance.now();
-    this.fs.fdatasync(segment.fd, (err) => {
-      if (err !== null) {
-        this.#dirty = true;
-        this.#logger.error({ err, file: segment.path }, 'periodic fdatasync failed');
-        return;
-      }
-      this.stats.fsyncs++;
-      this.onFsync?.(performance.now() - started);
-    });
+    for (const segment of this.#dirty) {
+      this.#dirty.delete(segment);
+      if (!segment.open) continue;
+      const started = performance.now();
+      this.fs.fdatasync(segment.fd, (err) => {
+        if (err !== null) {
+          if (segment.open) this.#dirty.add(segment);
+          this.#logger.error({ err, file: segment.path }, 'periodic fdatasync failed');
+          return;
+        }
+        this.stats.fsyncs++;
+        this.onFsync?.(performance.now() - started);
+      });
+    }
   }
 
   /** Resolves when every record appended so far has been written (or failed). */
@@ -273,18 +276,23 @@ export class LogWriter {
   }
 
   /**
-   * Stops accepting records, waits for pending ones, fsyncs the active segment and closes the
-   * log. Used by graceful shutdown (SPEC §1).
+   * Stops accepting records, waits for pending ones, fsyncs the active segment and every segment
+   * written since its last fdatasync, and closes the log. Used by graceful shutdown (SPEC §1).
    */
   async close(): Promise<void> {
     await this.drain();
     this.#closed = true;
     if (this.#intervalTimer !== undefined) clearInterval(this.#intervalTimer);
-    try {
-      fs.fdatasyncSync(this.#log.active.fd);
-    } catch (err) {
-      this.#logger.error({ err }, 'final fdatasync failed');
+    this.#dirty.add(this.#log.active);
+    for (const segment of this.#dirty) {
+      if (!segment.open) continue;
+      try {
+        fs.fdatasyncSync(segment.fd);
+      } catch (err) {
+        this.#logger.error({ err, file: segment.path }, 'final fdatasync failed');
+      }
     }
+    this.#dirty.clear();
     this.#log.close();
   }
 }

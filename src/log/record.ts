@@ -62,10 +62,12 @@ export interface DecodedRecord {
   dueAtMs: number;
   /** RESTORE: the stored dackCount; else 0. */
   dackCount: number;
-  /** PUBLISH and RESTORE: view of the payload bytes; else null. */
+  /** PUBLISH and RESTORE from {@link decodeRecord}: view of the payload bytes; else null. */
   payload: Buffer | null;
   /** Position of the payload's first byte in the decoded buffer (PUBLISH, RESTORE). */
   payloadPosition: number;
+  /** Payload bytes (PUBLISH, RESTORE; else 0). */
+  payloadLength: number;
   /** Total bytes of the record, header included. */
   sizeBytes: number;
 }
@@ -163,6 +165,22 @@ export function encodeRecord(
   return p;
 }
 
+/** A reusable, empty {@link DecodedRecord} for {@link decodeRecordInto}. */
+export function emptyDecodedRecord(): DecodedRecord {
+  return {
+    type: RecordType.PUBLISH,
+    offset: 0,
+    topic: '',
+    messageId: 0,
+    dueAtMs: 0,
+    dackCount: 0,
+    payload: null,
+    payloadPosition: 0,
+    payloadLength: 0,
+    sizeBytes: 0,
+  };
+}
+
 /**
  * Decodes the record starting at `position` in `buf`, reading no byte at or past `end`.
  * Returns the record (its payload a view into `buf`) or the reason it is corrupt.
@@ -175,6 +193,52 @@ export function decodeRecord(
   end: number,
   maxRecordBytes: number,
 ): DecodedRecord | CorruptReason {
+  const out = emptyDecodedRecord();
+  const bad = decodeRecordInto(buf, position, end, maxRecordBytes, out);
+  if (bad !== undefined) return bad;
+  if (out.type === RecordType.PUBLISH || out.type === RecordType.RESTORE) {
+    out.payload = buf.subarray(out.payloadPosition, out.payloadPosition + out.payloadLength);
+  }
+  return out;
+}
+
+/** Topic strings by a hash of their bytes, so replay does not allocate one string per record. */
+const topicCache = new Map<number, string>();
+const TOPIC_CACHE_MAX = 4096;
+
+function decodeTopic(buf: Buffer, start: number, end: number): string {
+  let h = 0x811c9dc5;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
+  h = (h ^ (end - start)) >>> 0;
+  const cached = topicCache.get(h);
+  if (cached !== undefined && cached.length === end - start) {
+    let same = true;
+    for (let i = 0; i < cached.length; i++) {
+      if (cached.charCodeAt(i) !== buf[start + i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return cached;
+  }
+  const topic = buf.toString('latin1', start, end);
+  if (topicCache.size >= TOPIC_CACHE_MAX) topicCache.clear();
+  topicCache.set(h, topic);
+  return topic;
+}
+
+/**
+ * The allocation-free form of {@link decodeRecord} used by replay: fills `out` (with `payload`
+ * left null; the payload is `payloadLength` bytes at `payloadPosition`) and returns undefined, or
+ * returns the reason the record is corrupt (then `out` is unspecified).
+ */
+export function decodeRecordInto(
+  buf: Buffer,
+  position: number,
+  end: number,
+  maxRecordBytes: number,
+  out: DecodedRecord,
+): CorruptReason | undefined {
   if (end - position < 4) return 'truncated-header';
   const bodyLength = buf.readUInt32LE(position);
   if (bodyLength === 0) return 'zero-length';
@@ -197,38 +261,34 @@ export function decodeRecord(
   if (p + fixed > position + size) return 'bad-body';
   const hasPayload = type === RecordType.PUBLISH || type === RecordType.RESTORE;
   if (!hasPayload && p + fixed !== position + size) return 'bad-body';
-  const topic = buf.toString('latin1', topicStart, p);
-  let messageId = offset;
-  let dueAtMs = 0;
-  let dackCount = 0;
+  out.type = type;
+  out.offset = offset;
+  out.topic = decodeTopic(buf, topicStart, p);
+  out.messageId = offset;
+  out.dueAtMs = 0;
+  out.dackCount = 0;
   switch (type) {
     case RecordType.ACK:
     case RecordType.NACK:
     case RecordType.BACK:
-      messageId = buf.readUIntLE(p, U48);
+      out.messageId = buf.readUIntLE(p, U48);
       break;
     case RecordType.DACK:
-      messageId = buf.readUIntLE(p, U48);
-      dueAtMs = buf.readUIntLE(p + U48, U48);
+      out.messageId = buf.readUIntLE(p, U48);
+      out.dueAtMs = buf.readUIntLE(p + U48, U48);
       break;
     case RecordType.RESTORE:
-      messageId = buf.readUIntLE(p, U48);
-      dackCount = buf.readUInt32LE(p + U48);
-      dueAtMs = buf.readUIntLE(p + U48 + 4, U48);
+      out.messageId = buf.readUIntLE(p, U48);
+      out.dackCount = buf.readUInt32LE(p + U48);
+      out.dueAtMs = buf.readUIntLE(p + U48 + 4, U48);
       break;
     default:
       break;
   }
   p += fixed;
-  return {
-    type,
-    offset,
-    topic,
-    messageId,
-    dueAtMs,
-    dackCount,
-    payload: hasPayload ? buf.subarray(p, position + size) : null,
-    payloadPosition: p,
-    sizeBytes: size,
-  };
+  out.payload = null;
+  out.payloadPosition = p;
+  out.payloadLength = hasPayload ? position + size - p : 0;
+  out.sizeBytes = size;
+  return undefined;
 }

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { damagedDir, fsyncDirectory, listSegments, segmentFileName } from './files.js';
-import { decodeRecord, type CorruptReason, type DecodedRecord } from './record.js';
+import { decodeRecordInto, emptyDecodedRecord, type CorruptReason, type DecodedRecord } from './record.js';
 import { Segment } from './segment.js';
 
 /** Records larger than this are taken as a damaged length field (bytes). */
@@ -39,8 +39,9 @@ export class LogCorruptError extends Error {
 
 /**
  * Called once per valid record during replay, in log order. `segment` is the segment holding
- * the record; `rec.payloadPosition` is a byte position in that segment's file; `rec.payload` is a
- * view valid only during the call.
+ * the record; the payload is `rec.payloadLength` bytes at byte position `rec.payloadPosition` of that
+ * segment's file (`rec.payload` is null: replay does not copy payloads). `rec` itself is reused for
+ * every record, so it is valid only during the call.
  */
 export type ReplayVisitor = (rec: DecodedRecord, segment: Segment) => void;
 
@@ -89,43 +90,33 @@ export class SegmentLog {
     const bases = listSegments(opts.dir);
     const stats: ReplayStats = { segments: 0, records: 0, bytes: 0, durationMs: 0, truncatedBytes: 0 };
     let lastOffset = -1;
+    const record = emptyDecodedRecord();
     for (let i = 0; i < bases.length; i++) {
       const isNewest = i === bases.length - 1;
       const segment = Segment.openExisting(opts.dir, bases[i]!, true);
-      const data = segment.readAll();
-      let position = 0;
-      let bad: CorruptReason | 'offset-not-increasing' | undefined;
-      while (position < data.length) {
-        const rec = decodeRecord(data, position, data.length, MAX_RECORD_BYTES);
-        if (typeof rec === 'string') {
-          bad = rec;
-          break;
-        }
-        if (rec.offset <= lastOffset || rec.offset < segment.baseOffset) {
-          bad = 'offset-not-increasing';
-          break;
-        }
-        lastOffset = rec.offset;
-        segment.lastOffset = rec.offset;
+      const fileSize = segment.sizeBytes;
+      const scan = scanSegment(segment, fileSize, lastOffset, record, (rec) => {
         visit(rec, segment);
         stats.records++;
-        position += rec.sizeBytes;
-      }
+      });
+      const position = scan.position;
+      const bad = scan.bad;
+      lastOffset = scan.lastOffset;
       log.segments.push(segment);
       stats.segments++;
       if (bad === undefined) {
-        segment.sizeBytes = data.length;
-        stats.bytes += data.length;
+        segment.sizeBytes = fileSize;
+        stats.bytes += fileSize;
         continue;
       }
-      if (isNewest && isTornTail(data, position, bad)) {
-        const cut = data.length - position;
-        log.#moveAside(data.subarray(position), `${segmentFileName(segment.baseOffset)}.${position}.torn`);
+      const tail = segment.readAt(position, fileSize - position);
+      if (isNewest && isTornTail(tail, 0, bad)) {
+        log.#moveAside(tail, `${segmentFileName(segment.baseOffset)}.${position}.torn`);
         segment.truncateTo(position);
-        stats.truncatedBytes += cut;
+        stats.truncatedBytes += tail.length;
         stats.bytes += position;
         opts.logger.warn(
-          { file: segment.path, position, truncatedBytes: cut, reason: bad },
+          { file: segment.path, position, truncatedBytes: tail.length, reason: bad },
           'truncated a torn record at the end of the log',
         );
         continue;
@@ -134,7 +125,7 @@ export class SegmentLog {
         for (const s of log.segments) s.close();
         throw new LogCorruptError(segment.path, position, bad);
       }
-      log.#repair(segment, data, position, bad, bases.slice(i + 1));
+      log.#repair(segment, tail, position, bad, bases.slice(i + 1));
       stats.bytes += position;
       break;
     }
@@ -152,23 +143,23 @@ export class SegmentLog {
     if (bytes.length === 0 || bytes.every((b) => b === 0)) return;
     const dir = damagedDir(this.dir);
     fs.mkdirSync(dir, { recursive: true });
-    const target = path.join(dir, name);
-    fs.writeFileSync(target, bytes);
+    const target = freePath(dir, name);
+    fs.writeFileSync(target, bytes, { flag: 'wx' });
     const fd = fs.openSync(target, 'r');
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fsyncDirectory(dir);
   }
 
-  /** `--repair`: keep everything before `position`, move the rest of the log aside. */
-  #repair(segment: Segment, data: Buffer, position: number, reason: string, laterBases: number[]): void {
+  /** `--repair`: keep everything before `position`, move the rest of the log aside. `tail` is the segment from `position` on. */
+  #repair(segment: Segment, tail: Buffer, position: number, reason: string, laterBases: number[]): void {
     const damaged = damagedDir(this.dir);
-    this.#moveAside(data.subarray(position), `${segmentFileName(segment.baseOffset)}.${position}.damaged`);
+    this.#moveAside(tail, `${segmentFileName(segment.baseOffset)}.${position}.damaged`);
     segment.truncateTo(position);
     fs.mkdirSync(damaged, { recursive: true });
     for (const base of laterBases) {
       const name = segmentFileName(base);
-      fs.renameSync(path.join(this.dir, name), path.join(damaged, name));
+      fs.renameSync(path.join(this.dir, name), freePath(damaged, name));
     }
     fsyncDirectory(damaged);
     fsyncDirectory(this.dir);
@@ -177,7 +168,7 @@ export class SegmentLog {
         file: segment.path,
         position,
         reason,
-        movedBytes: data.length - position,
+        movedBytes: tail.length,
         movedSegments: laterBases.length,
         damagedDir: damaged,
       },
@@ -191,7 +182,19 @@ export class SegmentLog {
    */
   roll(): Segment {
     const segment = Segment.create(this.dir, this.nextOffset);
-    fsyncDirectory(this.dir);
+    try {
+      fsyncDirectory(this.dir);
+    } catch (err) {
+      // Undo the create (the file is new and empty), so the next roll can create it again
+      // instead of failing with EEXIST for ever after the disk works again.
+      segment.close();
+      try {
+        fs.unlinkSync(segment.path);
+      } catch (unlinkErr) {
+        this.#logger.error({ err: unlinkErr, file: segment.path }, 'could not remove a segment whose roll failed');
+      }
+      throw err;
+    }
     this.segments.push(segment);
     return segment;
   }
@@ -206,6 +209,82 @@ export class SegmentLog {
   /** Closes every segment file. */
   close(): void {
     for (const s of this.segments) s.close();
+  }
+}
+
+/**
+ * `dir/name`, or `dir/name.1`, `dir/name.2`, ... when taken: a later repair or torn tail can
+ * produce a name already used in `<db>/damaged/`, and renaming or writing over it would delete
+ * what was moved aside before.
+ */
+function freePath(dir: string, name: string): string {
+  let target = path.join(dir, name);
+  for (let n = 1; fs.existsSync(target); n++) target = path.join(dir, `${name}.${n}`);
+  return target;
+}
+
+/** Bytes read per call while replaying a segment; a larger record gets a buffer of its own size. */
+const REPLAY_CHUNK_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Reads `segment` from the start in chunks and calls `visit` for each valid record, in order.
+ * Stops at the first record that does not decode, or whose offset does not increase past
+ * `lastOffset`, and returns its position and reason (bad undefined when the whole file is valid).
+ * `rec` is reused for every record.
+ */
+function scanSegment(
+  segment: Segment,
+  sizeBytes: number,
+  lastOffset: number,
+  rec: DecodedRecord,
+  visit: (rec: DecodedRecord) => void,
+): { position: number; bad: CorruptReason | 'offset-not-increasing' | undefined; lastOffset: number } {
+  let fileSize = sizeBytes;
+  let chunk = Buffer.allocUnsafe(Math.min(REPLAY_CHUNK_BYTES, Math.max(fileSize, 1)));
+  let chunkStart = 0; // file position of chunk[0]
+  let chunkEnd = 0; // bytes of chunk filled
+  let position = 0; // file position of the next record
+  for (;;) {
+    let p = position - chunkStart;
+    while (p < chunkEnd) {
+      const bad = decodeRecordInto(chunk, p, chunkEnd, MAX_RECORD_BYTES, rec);
+      if (bad !== undefined) {
+        const wholeFileRead = chunkStart + chunkEnd >= fileSize;
+        const needMore = (bad === 'truncated-header' || bad === 'truncated-body') && !wholeFileRead;
+        if (needMore) break;
+        return { position, bad, lastOffset };
+      }
+      if (rec.offset <= lastOffset || rec.offset < segment.baseOffset) {
+        return { position, bad: 'offset-not-increasing', lastOffset };
+      }
+      lastOffset = rec.offset;
+      segment.lastOffset = rec.offset;
+      rec.payloadPosition += chunkStart;
+      visit(rec);
+      position += rec.sizeBytes;
+      p += rec.sizeBytes;
+    }
+    if (position >= fileSize) return { position, bad: undefined, lastOffset };
+    // Move the partial record to the front and read on; grow for a record larger than a chunk.
+    const leftover = chunkStart + chunkEnd - position;
+    let need = REPLAY_CHUNK_BYTES;
+    if (leftover >= 4) {
+      const recordBytes = chunk.readUInt32LE(position - chunkStart) + 4;
+      if (recordBytes <= MAX_RECORD_BYTES) need = Math.max(need, recordBytes);
+    }
+    need = Math.min(need, fileSize - position);
+    const next = need > chunk.length ? Buffer.allocUnsafe(need) : chunk;
+    chunk.copy(next, 0, position - chunkStart, chunkEnd);
+    chunk = next;
+    chunkStart = position;
+    chunkEnd = leftover;
+    while (chunkEnd < need) {
+      const n = fs.readSync(segment.fd, chunk, chunkEnd, need - chunkEnd, chunkStart + chunkEnd);
+      if (n === 0) break;
+      chunkEnd += n;
+    }
+    // The file turned out shorter than its size said: what we have is all there is.
+    if (chunkEnd < need) fileSize = chunkStart + chunkEnd;
   }
 }
 

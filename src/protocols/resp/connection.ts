@@ -66,6 +66,26 @@ function parseId(arg: Buffer): number | undefined {
   return n;
 }
 
+/**
+ * Whether a command reads state that this connection's pending PUBLISH/DEL records will change
+ * (so it must wait for them, as Redis runs a pipeline's commands strictly in order).
+ * Settles need not wait: they name ids that an earlier, already answered RESERVE handed out.
+ */
+function readsWrites(name: Buffer): boolean {
+  if (name.length < 3 || name.length > 9) return false;
+  switch (name.toString('latin1').toUpperCase()) {
+    case 'RESERVE':
+    case 'SUBSCRIBE':
+    case 'TOPICS':
+    case 'STATS':
+    case 'DEL':
+    case 'PURGE':
+      return true;
+    default:
+      return false;
+  }
+}
+
 export class RespConnection {
   readonly #socket: Socket;
   readonly #opts: RespConnectionOptions;
@@ -88,6 +108,14 @@ export class RespConnection {
   #streamTopic: string | null = null;
   #streamCurrent: Message | null = null;
   #slotBase = 0;
+  /** PUBLISH and DEL records of this connection not yet durable (their effect is not applied yet). */
+  #pendingWrites = 0;
+  /**
+   * A command that reads what those pending writes will change (RESERVE after PUBLISH in one
+   * pipeline), held until they are applied, so a pipeline's results never depend on how TCP
+   * split it. A copy: the parser's views do not outlive the next push().
+   */
+  #heldCommand: Buffer[] | null = null;
 
   constructor(socket: Socket, opts: RespConnectionOptions) {
     this.#socket = socket;
@@ -113,7 +141,7 @@ export class RespConnection {
 
   /** Runs parsed commands until more bytes are needed, a command blocks, or replies pile up. */
   #process(): void {
-    while (!this.#blocked && !this.#closing) {
+    while (!this.#blocked && !this.#closing && this.#heldCommand === null) {
       if (this.#replies.length >= MAX_PENDING_REPLIES) {
         this.#pause();
         break;
@@ -124,10 +152,14 @@ export class RespConnection {
         this.#protocolError(args.reason);
         break;
       }
+      if (this.#pendingWrites > 0 && this.#streamTopic === null && readsWrites(args[0]!)) {
+        this.#heldCommand = args.map((a) => Buffer.from(a));
+        break;
+      }
       this.#execute(args);
     }
     // Input that arrives while a command blocks waits in the parser, up to a bound.
-    if (this.#blocked && this.#parser.bufferedBytes > MAX_BUFFERED_INPUT_BYTES) this.#pause();
+    if ((this.#blocked || this.#heldCommand !== null) && this.#parser.bufferedBytes > MAX_BUFFERED_INPUT_BYTES) this.#pause();
   }
 
   #pause(): void {
@@ -140,7 +172,7 @@ export class RespConnection {
   #maybeResume(): void {
     if (!this.#paused || this.#closed || this.#closing) return;
     if (this.#socket.writableNeedDrain || this.#replies.length >= MAX_PENDING_REPLIES) return;
-    if (this.#blocked && this.#parser.bufferedBytes > MAX_BUFFERED_INPUT_BYTES) return;
+    if ((this.#blocked || this.#heldCommand !== null) && this.#parser.bufferedBytes > MAX_BUFFERED_INPUT_BYTES) return;
     this.#paused = false;
     this.#socket.resume();
     this.#process();
@@ -237,6 +269,21 @@ export class RespConnection {
     return false;
   }
 
+  /** A PUBLISH or DEL record of this connection is durable (or failed): run a held command after the last. */
+  #writeDone(): void {
+    this.#pendingWrites--;
+    if (this.#pendingWrites > 0 || this.#heldCommand === null) return;
+    // Not from inside the log writer's callback loop: the held command may append records.
+    process.nextTick(() => {
+      const args = this.#heldCommand;
+      if (args === null || this.#pendingWrites > 0 || this.#closed || this.#closing) return;
+      this.#heldCommand = null;
+      this.#execute(args);
+      this.#process();
+      this.#maybeResume();
+    });
+  }
+
   #publish(args: Buffer[]): void {
     if (!this.#arity(args, 3, 3)) return;
     const slot = this.#slot();
@@ -245,7 +292,9 @@ export class RespConnection {
       const payload = Buffer.from(args[2]!);
       this.#broker.publish(args[1]!.toString('latin1'), payload, (err) => {
         this.#fill(slot, err === null ? OK : encodeError(err.toRespLine()));
+        this.#writeDone();
       });
+      this.#pendingWrites++;
     } catch (err) {
       this.#fill(slot, encodeError(this.#errorLine(err)));
     }
@@ -424,7 +473,9 @@ export class RespConnection {
           if (err !== null) failure ??= err.toRespLine();
           else if (existed) deleted++;
           if (--remaining === 0) this.#fill(slot, failure !== null ? encodeError(failure) : encodeInteger(deleted));
+          this.#writeDone();
         });
+        this.#pendingWrites++;
       } catch (err) {
         failure ??= this.#errorLine(err);
         if (--remaining === 0) this.#fill(slot, encodeError(failure));

@@ -1,0 +1,548 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Broker } from '../../src/broker/broker.js';
+import type { Message } from '../../src/broker/message.js';
+import { BrokerError } from '../../src/errors.js';
+import type { WriterFs } from '../../src/log/log-writer.js';
+import { prng, randInt } from '../log/log-fixtures.js';
+import {
+  brokerOptions,
+  deleteTopic,
+  drainTexts,
+  harness,
+  peekTexts,
+  publish,
+  recorder,
+  settle,
+  takeAll,
+  text,
+} from './broker-fixtures.js';
+
+/** Asserts that `fn` throws a BrokerError with `code` (never matching on message text). */
+function throwsCode(fn: () => unknown, code: string): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof BrokerError, `expected a BrokerError, got ${String(err)}`);
+    assert.equal(err.code, code);
+    return true;
+  });
+}
+
+async function rejectsCode(p: Promise<unknown>, code: string): Promise<void> {
+  await assert.rejects(p, (err: unknown) => {
+    assert.ok(err instanceof BrokerError, `expected a BrokerError, got ${String(err)}`);
+    assert.equal(err.code, code);
+    return true;
+  });
+}
+
+test('publish then request delivers in publish order', async (t) => {
+  const broker = harness(t).open();
+  const ids: number[] = [];
+  for (let i = 0; i < 10; i++) ids.push(await publish(broker, 'jobs', `m${i}`));
+  assert.deepEqual([...ids].sort((a, b) => a - b), ids, 'ids increase');
+  assert.equal(new Set(ids).size, 10);
+  assert.deepEqual(broker.topicNames(), ['jobs']);
+  const { consumer, got } = recorder(broker);
+  for (let i = 0; i < 10; i++) {
+    broker.request(consumer, 'jobs');
+    assert.equal(got.length, i + 1, 'delivered synchronously when a message is ready');
+    const msg = got[i]!;
+    assert.equal(msg.id, ids[i]);
+    assert.equal(msg.topic, 'jobs');
+    assert.equal(text(broker, msg), `m${i}`);
+    assert.equal(msg.dackCount, 0);
+    await settle(broker, consumer, msg.id, 'ACK');
+  }
+  broker.request(consumer, 'jobs');
+  assert.equal(got.length, 10, 'nothing more to deliver');
+  assert.deepEqual(broker.topicStats('jobs'), {
+    topic: 'jobs',
+    ready: 0,
+    inFlight: 0,
+    delayed: 0,
+    consumers: 0,
+    published: 10,
+    acked: 10,
+  });
+});
+
+test('topics are independent queues', async (t) => {
+  const broker = harness(t).open();
+  await publish(broker, 'a', 'a1');
+  await publish(broker, 'b', 'b1');
+  await publish(broker, 'a', 'a2');
+  assert.deepEqual(broker.topicNames(), ['a', 'b']);
+  assert.deepEqual(peekTexts(broker, 'a'), ['a1', 'a2']);
+  assert.deepEqual(peekTexts(broker, 'b'), ['b1']);
+});
+
+test('a waiting consumer receives a message published later', async (t) => {
+  const broker = harness(t).open();
+  const { consumer, got } = recorder(broker);
+  broker.request(consumer, 'later');
+  assert.equal(got.length, 0);
+  assert.deepEqual(broker.topicNames(), [], 'waiting on a topic does not create it');
+  const id = await publish(broker, 'later', 'hello');
+  assert.equal(got.length, 1);
+  assert.equal(got[0]!.id, id);
+  assert.equal(text(broker, got[0]!), 'hello');
+  assert.equal(broker.topicStats('later')!.inFlight, 1);
+  assert.equal(broker.topicStats('later')!.ready, 0);
+});
+
+test('waiting consumers are served first come, first served; a new request replaces the old one', async (t) => {
+  const broker = harness(t).open();
+  const a = recorder(broker);
+  const b = recorder(broker);
+  const c = recorder(broker);
+  broker.request(a.consumer, 'q');
+  broker.request(b.consumer, 'q');
+  broker.request(c.consumer, 'other');
+  broker.request(c.consumer, 'q'); // replaces the wait on 'other'
+  await publish(broker, 'other', 'o');
+  assert.equal(c.got.length, 0);
+  await publish(broker, 'q', '1');
+  await publish(broker, 'q', '2');
+  await publish(broker, 'q', '3');
+  assert.deepEqual(a.got.map((m) => text(broker, m)), ['1']);
+  assert.deepEqual(b.got.map((m) => text(broker, m)), ['2']);
+  assert.deepEqual(c.got.map((m) => text(broker, m)), ['3']);
+  const d = recorder(broker);
+  broker.request(d.consumer, 'q');
+  broker.cancelRequest(d.consumer);
+  await publish(broker, 'q', '4');
+  assert.equal(d.got.length, 0);
+  assert.equal(broker.topicStats('q')!.ready, 1);
+});
+
+test('competing consumers get different messages, one delivery per message at a time', async (t) => {
+  const broker = harness(t).open();
+  for (let i = 0; i < 4; i++) await publish(broker, 'work', `w${i}`);
+  const c1 = recorder(broker);
+  const c2 = recorder(broker);
+  broker.request(c1.consumer, 'work');
+  broker.request(c2.consumer, 'work');
+  const m1 = c1.got[0]!;
+  const m2 = c2.got[0]!;
+  assert.notEqual(m1.id, m2.id);
+  assert.deepEqual([text(broker, m1), text(broker, m2)], ['w0', 'w1']);
+  // c1 cannot settle c2's message.
+  throwsCode(() => broker.settle(c1.consumer, m2.id, 'ACK', 0, () => assert.fail('no callback')), 'MQ_ERR_NOT_IN_FLIGHT');
+  // NACK puts w0 back; the next taker gets it, and the old owner can no longer settle it.
+  await settle(broker, c1.consumer, m1.id, 'NACK');
+  const again = broker.take(c2.consumer, 'work')!;
+  assert.equal(again.id, m1.id);
+  throwsCode(() => broker.settle(c1.consumer, m1.id, 'ACK', 0, () => {}), 'MQ_ERR_NOT_IN_FLIGHT');
+  assert.equal(broker.topicStats('work')!.inFlight, 2);
+  assert.equal(broker.topicStats('work')!.ready, 2);
+});
+
+test('random competing consumers: no message is in flight twice, each is acked exactly once', async (t) => {
+  const broker = harness(t).open({ fsync: 'never' });
+  const rand = prng(99);
+  const N = 200;
+  for (let i = 0; i < N; i++) await publish(broker, 'stress', `s${i}`);
+  const owner = new Map<number, number>();
+  const acked = new Set<number>();
+  const consumers = Array.from({ length: 4 }, (_, k) =>
+    broker.createConsumer((msg: Message) => {
+      assert.equal(owner.has(msg.id), false, `message ${msg.id} delivered while in flight`);
+      assert.equal(acked.has(msg.id), false, `acked message ${msg.id} delivered again`);
+      owner.set(msg.id, k);
+    }),
+  );
+  let steps = 0;
+  while (acked.size < N) {
+    assert.ok(steps++ < 20_000, 'progress');
+    const k = randInt(rand, 0, consumers.length);
+    const c = consumers[k]!;
+    const mine = [...c.inFlight.keys()];
+    if (mine.length === 0 || rand() < 0.4) {
+      broker.request(c, 'stress');
+      continue;
+    }
+    const id = mine[randInt(rand, 0, mine.length)]!;
+    assert.equal(owner.get(id), k);
+    owner.delete(id);
+    const r = rand();
+    const kind = r < 0.6 ? 'ACK' : r < 0.75 ? 'NACK' : r < 0.9 ? 'BACK' : 'DACK';
+    await settle(broker, c, id, kind, 0);
+    if (kind === 'ACK') acked.add(id);
+    if (kind === 'DACK') broker.tick(Date.now());
+  }
+  assert.equal(broker.messageCount, 0);
+  assert.equal(broker.topicStats('stress')!.acked, N);
+});
+
+test('ACK removes the message for good', async (t) => {
+  const broker = harness(t).open();
+  const id = await publish(broker, 'q', 'x');
+  const { consumer } = recorder(broker);
+  const msg = broker.take(consumer, 'q')!;
+  assert.equal(msg.id, id);
+  await settle(broker, consumer, id, 'ACK');
+  assert.equal(broker.messageCount, 0);
+  assert.equal(broker.take(consumer, 'q'), undefined);
+  assert.deepEqual(broker.topicStats('q'), { topic: 'q', ready: 0, inFlight: 0, delayed: 0, consumers: 0, published: 1, acked: 1 });
+  throwsCode(() => broker.settle(consumer, id, 'ACK', 0, () => {}), 'MQ_ERR_NOT_IN_FLIGHT');
+  throwsCode(() => broker.settle(consumer, id, 'NACK', 0, () => {}), 'MQ_ERR_NOT_IN_FLIGHT');
+});
+
+test('NACK puts the message at the front: it is the next one delivered', async (t) => {
+  const broker = harness(t).open();
+  for (const s of ['a', 'b', 'c']) await publish(broker, 'q', s);
+  const { consumer } = recorder(broker);
+  const a = broker.take(consumer, 'q')!;
+  const b = broker.take(consumer, 'q')!;
+  await settle(broker, consumer, b.id, 'NACK');
+  await settle(broker, consumer, a.id, 'NACK');
+  assert.deepEqual(await drainTexts(broker, 'q'), ['a', 'b', 'c']);
+});
+
+test('NACK hands the message to a waiting consumer at once', async (t) => {
+  const broker = harness(t).open();
+  await publish(broker, 'q', 'only');
+  const c1 = recorder(broker);
+  const c2 = recorder(broker);
+  broker.request(c1.consumer, 'q');
+  broker.request(c2.consumer, 'q');
+  assert.equal(c2.got.length, 0);
+  await settle(broker, c1.consumer, c1.got[0]!.id, 'NACK');
+  assert.equal(c2.got.length, 1);
+  assert.equal(c2.got[0]!.id, c1.got[0]!.id);
+});
+
+test('BACK puts the message at the end of the queue', async (t) => {
+  const broker = harness(t).open();
+  for (const s of ['a', 'b', 'c']) await publish(broker, 'q', s);
+  const { consumer } = recorder(broker);
+  const a = broker.take(consumer, 'q')!;
+  await settle(broker, consumer, a.id, 'BACK');
+  assert.equal(a.dackCount, 0);
+  assert.deepEqual(await drainTexts(broker, 'q'), ['b', 'c', 'a']);
+});
+
+test('DACK n holds the message for n seconds, then returns it to the front with dackCount + 1', async (t) => {
+  const broker = harness(t).open();
+  for (const s of ['a', 'b', 'c']) await publish(broker, 'q', s);
+  const { consumer, got } = recorder(broker);
+  const a = broker.take(consumer, 'q')!;
+  const before = Date.now();
+  await settle(broker, consumer, a.id, 'DACK', 5);
+  const after = Date.now();
+  assert.equal(broker.topicStats('q')!.delayed, 1);
+  assert.equal(broker.topicStats('q')!.ready, 2);
+  assert.equal(broker.topicStats('q')!.inFlight, 0);
+  broker.tick(before + 5000 - 1);
+  assert.equal(broker.topicStats('q')!.delayed, 1, 'not returned before its due time (ms, not rounded)');
+  broker.tick(after + 5000 + 1);
+  assert.equal(broker.topicStats('q')!.delayed, 0);
+  broker.request(consumer, 'q');
+  assert.equal(got[0]!.id, a.id, 'returned to the front');
+  assert.equal(got[0]!.dackCount, 1);
+  assert.equal(text(broker, got[0]!), 'a');
+  await settle(broker, consumer, a.id, 'DACK', 1);
+  broker.tick(Date.now() + 1000 + 1);
+  broker.request(consumer, 'q');
+  assert.equal(got[1]!.id, a.id);
+  assert.equal(got[1]!.dackCount, 2);
+});
+
+test('DACK 0 returns the message on the next tick', async (t) => {
+  const broker = harness(t).open();
+  for (const s of ['a', 'b']) await publish(broker, 'q', s);
+  const { consumer } = recorder(broker);
+  const a = broker.take(consumer, 'q')!;
+  await settle(broker, consumer, a.id, 'DACK', 0);
+  assert.equal(broker.topicStats('q')!.delayed, 1, 'held until the tick');
+  const b = broker.take(consumer, 'q')!;
+  assert.equal(text(broker, b), 'b');
+  broker.tick(Date.now());
+  const back = broker.take(consumer, 'q')!;
+  assert.equal(back.id, a.id);
+  assert.equal(back.dackCount, 1);
+});
+
+test('the period ticker returns DACK 0 messages on its own', async (t) => {
+  const broker = harness(t).open({ periodMs: 10 });
+  await publish(broker, 'q', 'a');
+  const { consumer, got } = recorder(broker);
+  const a = broker.take(consumer, 'q')!;
+  await settle(broker, consumer, a.id, 'DACK', 0);
+  broker.request(consumer, 'q');
+  assert.equal(got.length, 0);
+  const deadline = Date.now() + 2000;
+  while (got.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(got.length, 1, 'the waiting consumer got it from the ticker');
+  assert.equal(got[0]!.dackCount, 1);
+});
+
+test('several due messages return to the front earliest due first; a waiting consumer gets one', async (t) => {
+  const broker = harness(t).open();
+  for (const s of ['a', 'b', 'c', 'd']) await publish(broker, 'q', s);
+  const { consumer } = recorder(broker);
+  const [a, b, c] = [broker.take(consumer, 'q')!, broker.take(consumer, 'q')!, broker.take(consumer, 'q')!];
+  await settle(broker, consumer, a.id, 'DACK', 3);
+  await settle(broker, consumer, b.id, 'DACK', 1);
+  await settle(broker, consumer, c.id, 'DACK', 2);
+  broker.tick(Date.now() + 10_000);
+  assert.equal(broker.topicStats('q')!.delayed, 0);
+  assert.deepEqual(peekTexts(broker, 'q'), ['b', 'c', 'a', 'd']);
+  // Returned by separate ticks: each tick puts what is due in front of what is ready.
+  const again = [broker.take(consumer, 'q')!, broker.take(consumer, 'q')!, broker.take(consumer, 'q')!];
+  assert.deepEqual(again, [b, c, a]);
+  await settle(broker, consumer, a.id, 'DACK', 3);
+  await settle(broker, consumer, b.id, 'DACK', 1);
+  await settle(broker, consumer, c.id, 'DACK', 2);
+  broker.tick(Date.now() + 1500);
+  assert.equal(broker.topicStats('q')!.delayed, 2);
+  assert.deepEqual(peekTexts(broker, 'q'), ['b', 'd']);
+  broker.tick(Date.now() + 10_000);
+  assert.deepEqual(await drainTexts(broker, 'q'), ['c', 'a', 'b', 'd']);
+
+  await publish(broker, 'r', 'x');
+  const w = recorder(broker);
+  const x = broker.take(consumer, 'r')!;
+  await settle(broker, consumer, x.id, 'DACK', 2);
+  broker.request(w.consumer, 'r');
+  assert.equal(w.got.length, 0);
+  broker.tick(Date.now() + 2001);
+  assert.equal(w.got.length, 1);
+  assert.equal(w.got[0]!.id, x.id);
+});
+
+test('closeConsumer NACKs all its in-flight messages, keeping their order at the front', async (t) => {
+  const broker = harness(t).open();
+  for (let i = 1; i <= 6; i++) await publish(broker, 'q', `m${i}`);
+  const c = recorder(broker);
+  const other = recorder(broker);
+  const taken = [broker.take(c.consumer, 'q')!, broker.take(c.consumer, 'q')!];
+  const keep = broker.take(other.consumer, 'q')!; // m3 stays with the other consumer
+  taken.push(broker.take(c.consumer, 'q')!); // m4
+  assert.deepEqual(taken.map((m) => text(broker, m)), ['m1', 'm2', 'm4']);
+  broker.closeConsumer(c.consumer);
+  assert.equal(c.consumer.inFlight.size, 0);
+  assert.deepEqual(peekTexts(broker, 'q'), ['m1', 'm2', 'm4', 'm5', 'm6']);
+  assert.equal(broker.topicStats('q')!.inFlight, 1);
+  throwsCode(() => broker.settle(c.consumer, taken[0]!.id, 'ACK', 0, () => {}), 'MQ_ERR_NOT_IN_FLIGHT');
+  await settle(broker, other.consumer, keep.id, 'ACK');
+  broker.closeConsumer(c.consumer); // twice: no-op
+  assert.deepEqual(await drainTexts(broker, 'q'), ['m1', 'm2', 'm4', 'm5', 'm6']);
+});
+
+test('closeConsumer hands the returned messages to waiting consumers and drops its own wait', async (t) => {
+  const broker = harness(t).open();
+  for (const s of ['a', 'b']) await publish(broker, 'q', s);
+  const c = recorder(broker);
+  const w = recorder(broker);
+  const a = broker.take(c.consumer, 'q')!;
+  broker.take(c.consumer, 'q');
+  broker.request(w.consumer, 'q');
+  assert.equal(w.got.length, 0);
+  broker.closeConsumer(c.consumer);
+  assert.deepEqual(w.got.map((m) => m.id), [a.id], 'the waiting consumer gets the first returned message');
+
+  const gone = recorder(broker);
+  broker.request(gone.consumer, 'empty');
+  broker.closeConsumer(gone.consumer);
+  await publish(broker, 'empty', 'x');
+  assert.equal(gone.got.length, 0, 'a closed consumer receives nothing');
+  assert.equal(broker.topicStats('empty')!.ready, 1);
+});
+
+test('closeConsumer of a stream subscriber updates the consumer count', async (t) => {
+  const broker = harness(t).open();
+  await publish(broker, 'q', 'x');
+  const c = recorder(broker);
+  broker.attach(c.consumer, 'q');
+  assert.equal(broker.topicStats('q')!.consumers, 1);
+  broker.closeConsumer(c.consumer);
+  assert.equal(broker.topicStats('q')!.consumers, 0);
+});
+
+test('settle of an unknown id, or with the wrong topic, is MQ_ERR_NOT_IN_FLIGHT and changes nothing', async (t) => {
+  const broker = harness(t).open();
+  const id = await publish(broker, 'q', 'x');
+  const { consumer } = recorder(broker);
+  for (const kind of ['ACK', 'NACK', 'BACK', 'DACK'] as const) {
+    throwsCode(() => broker.settle(consumer, 12345, kind, 1, () => assert.fail('no callback')), 'MQ_ERR_NOT_IN_FLIGHT');
+  }
+  throwsCode(() => broker.settle(consumer, id, 'ACK', 0, () => {}), 'MQ_ERR_NOT_IN_FLIGHT'); // ready, not in flight
+  broker.take(consumer, 'q');
+  throwsCode(() => broker.settle(consumer, id, 'ACK', 0, () => {}, 'other'), 'MQ_ERR_NOT_IN_FLIGHT');
+  assert.equal(broker.topicStats('q')!.inFlight, 1, 'still in flight after the refused settles');
+  await settle(broker, consumer, id, 'ACK', 0, 'q');
+  assert.equal(broker.messageCount, 0);
+});
+
+test('deleteTopic removes ready, delayed and in-flight messages; settling a deleted in-flight message is MQ_ERR_TOPIC_DELETED', async (t) => {
+  const broker = harness(t).open();
+  for (let i = 0; i < 5; i++) await publish(broker, 'doomed', `d${i}`);
+  await publish(broker, 'kept', 'k');
+  const { consumer } = recorder(broker);
+  const inFlight = broker.take(consumer, 'doomed')!;
+  const delayed = broker.take(consumer, 'doomed')!;
+  await settle(broker, consumer, delayed.id, 'DACK', 1);
+  const alsoInFlight = broker.take(consumer, 'doomed')!;
+  assert.deepEqual(broker.topicStats('doomed'), { topic: 'doomed', ready: 2, inFlight: 2, delayed: 1, consumers: 0, published: 5, acked: 0 });
+
+  assert.equal(await deleteTopic(broker, 'doomed'), true);
+  assert.deepEqual(broker.topicNames(), ['kept']);
+  assert.equal(broker.topicStats('doomed'), undefined);
+  assert.equal(broker.messageCount, 1);
+  assert.equal(broker.take(consumer, 'doomed'), undefined);
+  broker.tick(Date.now() + 10_000);
+  assert.equal(broker.take(consumer, 'doomed'), undefined, 'the delayed message does not come back');
+  throwsCode(() => broker.settle(consumer, inFlight.id, 'ACK', 0, () => assert.fail('no callback')), 'MQ_ERR_TOPIC_DELETED');
+  throwsCode(() => broker.settle(consumer, inFlight.id, 'ACK', 0, () => {}), 'MQ_ERR_NOT_IN_FLIGHT');
+
+  // Publishing again recreates the topic; the old in-flight message still cannot be settled.
+  const fresh = await publish(broker, 'doomed', 'new');
+  assert.deepEqual(broker.topicNames(), ['doomed', 'kept']);
+  throwsCode(() => broker.settle(consumer, alsoInFlight.id, 'NACK', 0, () => {}), 'MQ_ERR_TOPIC_DELETED');
+  assert.deepEqual(broker.topicStats('doomed'), { topic: 'doomed', ready: 1, inFlight: 0, delayed: 0, consumers: 0, published: 1, acked: 0 });
+  const got = broker.take(consumer, 'doomed')!;
+  assert.equal(got.id, fresh);
+  assert.equal(text(broker, got), 'new');
+  assert.deepEqual(await drainTexts(broker, 'kept'), ['k']);
+});
+
+test('closing a consumer whose in-flight messages were deleted does not bring them back', async (t) => {
+  const broker = harness(t).open();
+  for (const s of ['a', 'b']) await publish(broker, 'q', s);
+  const { consumer } = recorder(broker);
+  broker.take(consumer, 'q');
+  broker.take(consumer, 'q');
+  await deleteTopic(broker, 'q');
+  broker.closeConsumer(consumer);
+  assert.equal(broker.messageCount, 0);
+  assert.deepEqual(broker.topicNames(), []);
+  const w = recorder(broker);
+  broker.request(w.consumer, 'q');
+  assert.equal(w.got.length, 0);
+});
+
+test('deleting a topic that does not exist answers false; waiting consumers keep waiting', async (t) => {
+  const broker = harness(t).open();
+  assert.equal(await deleteTopic(broker, 'never'), false);
+  const w = recorder(broker);
+  broker.request(w.consumer, 'q');
+  await publish(broker, 'q', 'a');
+  await settle(broker, w.consumer, w.got[0]!.id, 'ACK');
+  assert.equal(await deleteTopic(broker, 'q'), true);
+  assert.equal(await deleteTopic(broker, 'q'), false, 'already deleted');
+  broker.request(w.consumer, 'q');
+  await publish(broker, 'q', 'b');
+  assert.equal(w.got.length, 2);
+  assert.equal(text(broker, w.got[1]!), 'b');
+});
+
+test('bad topic names are refused with MQ_ERR_BAD_TOPIC by every call', async (t) => {
+  const broker = harness(t).open();
+  const bad = ['', 'a'.repeat(256), 'a b', ' ', 'a/b', '/', 'é', 'topic-ü', 'トピック', '\u{1F600}', 'a\nb', 'a\0', 'a*', 'a?', '%41', '\t'];
+  const { consumer } = recorder(broker);
+  for (const name of bad) {
+    throwsCode(() => broker.publish(name, Buffer.from('x'), () => assert.fail('no callback')), 'MQ_ERR_BAD_TOPIC');
+    throwsCode(() => broker.request(consumer, name), 'MQ_ERR_BAD_TOPIC');
+    throwsCode(() => broker.take(consumer, name), 'MQ_ERR_BAD_TOPIC');
+    throwsCode(() => broker.deleteTopic(name, () => assert.fail('no callback')), 'MQ_ERR_BAD_TOPIC');
+    throwsCode(() => broker.attach(consumer, name), 'MQ_ERR_BAD_TOPIC');
+  }
+  assert.deepEqual(broker.topicNames(), []);
+  const good = ['a'.repeat(255), 'A-Za-z0-9._-:', 'x', '...', '1'];
+  for (const name of good) await publish(broker, name, 'ok');
+  assert.deepEqual(broker.topicNames(), [...good].sort());
+});
+
+test('a payload over maxMessageBytes is refused with MQ_ERR_TOO_LARGE; exactly the limit and empty are fine', async (t) => {
+  const broker = harness(t).open();
+  throwsCode(() => broker.publish('q', Buffer.alloc((1 << 20) + 1), () => assert.fail('no callback')), 'MQ_ERR_TOO_LARGE');
+  assert.deepEqual(broker.topicNames(), []);
+  const big = Buffer.alloc(1 << 20, 7);
+  await publish(broker, 'q', big);
+  await publish(broker, 'q', Buffer.alloc(0));
+  const { consumer } = recorder(broker);
+  assert.ok(broker.payloadOf(broker.take(consumer, 'q')!).equals(big));
+  assert.equal(broker.payloadOf(broker.take(consumer, 'q')!).length, 0);
+
+  const small = harness(t).open({ maxMessageBytes: 10 });
+  throwsCode(() => small.publish('q', Buffer.alloc(11), () => {}), 'MQ_ERR_TOO_LARGE');
+  await publish(small, 'q', Buffer.alloc(10));
+});
+
+test('payloads not kept in memory are read back from the log byte for byte', async (t) => {
+  const broker = harness(t).open({ payloadCacheBytes: 0, segmentBytes: 4096 });
+  const payloads = [Buffer.alloc(0), Buffer.from(Array.from({ length: 256 }, (_, i) => i)), Buffer.alloc(3000, 0xab), Buffer.from('\r\n\0')];
+  for (const p of payloads) await publish(broker, 'bin', p);
+  const { consumer } = recorder(broker);
+  const msgs = takeAll(broker, consumer, 'bin');
+  assert.equal(msgs.length, payloads.length);
+  msgs.forEach((m, i) => {
+    if (payloads[i]!.length > 0) assert.equal(m.payload, null, 'not cached');
+    assert.ok(broker.payloadOf(m).equals(payloads[i]!), `payload ${i}`);
+  });
+});
+
+test('a publish that cannot be written is answered MQ_ERR_STORAGE and never delivered', async (t) => {
+  const broker = harness(t).open();
+  await publish(broker, 'q', 'before');
+  const real = broker.writer.fs.write;
+  broker.writer.fs.write = ((_fd: number, _b: Buffer, _o: number, _l: number, _p: number, cb: (e: NodeJS.ErrnoException | null, n: number) => void) => {
+    setImmediate(() => cb(Object.assign(new Error('ENOSPC'), { code: 'ENOSPC' }), 0));
+  }) as WriterFs['write'];
+  await rejectsCode(publish(broker, 'q', 'lost'), 'MQ_ERR_STORAGE');
+  assert.equal(broker.topicStats('q')!.ready, 1);
+  assert.equal(broker.topicStats('q')!.published, 1);
+  // An ACK that cannot be written puts the message back at the front.
+  const { consumer } = recorder(broker);
+  const m = broker.take(consumer, 'q')!;
+  await rejectsCode(settle(broker, consumer, m.id, 'ACK'), 'MQ_ERR_STORAGE');
+  assert.equal(broker.messageCount, 1);
+  assert.equal(broker.topicStats('q')!.acked, 0);
+  broker.writer.fs.write = real;
+  await publish(broker, 'q', 'after');
+  assert.deepEqual(await drainTexts(broker, 'q'), ['before', 'after']);
+});
+
+test('before open calls answer MQ_ERR_LOADING; after close, writes answer MQ_ERR_SHUTTING_DOWN', async (t) => {
+  const h = harness(t);
+  const unopened = new Broker(brokerOptions(h.dir));
+  assert.equal(unopened.loading, true);
+  const { consumer } = recorder(unopened);
+  throwsCode(() => unopened.publish('q', Buffer.from('x'), () => {}), 'MQ_ERR_LOADING');
+  throwsCode(() => unopened.request(consumer, 'q'), 'MQ_ERR_LOADING');
+  throwsCode(() => unopened.take(consumer, 'q'), 'MQ_ERR_LOADING');
+  const broker = h.open();
+  assert.equal(broker.loading, false);
+  const pending = publish(broker, 'q', 'in time');
+  await broker.close();
+  assert.ok((await pending) >= 0, 'a publish queued before close is written');
+  throwsCode(() => broker.publish('q', Buffer.from('x'), () => {}), 'MQ_ERR_SHUTTING_DOWN');
+  throwsCode(() => broker.deleteTopic('q', () => {}), 'MQ_ERR_SHUTTING_DOWN');
+});
+
+test('a publish still being written when its topic is deleted is deleted too, as replay will do', async (t) => {
+  const h = harness(t);
+  let broker = h.open();
+  await publish(broker, 'q', 'old');
+  const racing = publish(broker, 'q', 'racing'); // appended before the delete, answered after it
+  const deleted = deleteTopic(broker, 'q');
+  const after = publish(broker, 'q', 'after'); // appended after the delete: kept
+  assert.ok((await racing) >= 0, 'the publish itself succeeded');
+  assert.equal(await deleted, true);
+  await after;
+  const live = peekTexts(broker, 'q');
+  broker = await h.restart(broker);
+  const replayed = peekTexts(broker, 'q');
+  assert.deepEqual(replayed, ['after']);
+  assert.deepEqual(live, replayed, 'memory agrees with the log');
+
+  // Without a later publish the topic is gone in memory too.
+  await publish(broker, 'r', 'x');
+  const racing2 = publish(broker, 'r', 'y');
+  await deleteTopic(broker, 'r');
+  await racing2;
+  assert.deepEqual(broker.topicNames(), ['q']);
+  assert.equal(broker.topicStats('r'), undefined);
+  assert.equal(broker.messageCount, 1);
+});

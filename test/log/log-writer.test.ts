@@ -1,0 +1,524 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { LogAppend, LogWriter, type FsyncPolicy, type WriterFs } from '../../src/log/log-writer.js';
+import { RecordType } from '../../src/log/record.js';
+import type { SegmentLog } from '../../src/log/segment-log.js';
+import { recordingLogger, removeDir, silentLogger, tempDir, waitFor } from '../helpers.js';
+import { append, openLog, payloadFor, scanFile, segmentNames } from './log-fixtures.js';
+
+const FIRST = '00000000000000000000.log';
+
+interface Ctx {
+  dir: string;
+  log: SegmentLog;
+  writer: LogWriter;
+}
+
+function setup(
+  t: { after: (fn: () => void | Promise<void>) => void },
+  opts: { fsync?: FsyncPolicy; segmentBytes?: number; fsyncIntervalMs?: number; batchMaxBytes?: number; logger?: ReturnType<typeof recordingLogger>['logger'] } = {},
+): Ctx {
+  const dir = tempDir('mq-writer-');
+  const { log } = openLog(dir);
+  const writer = new LogWriter(log, {
+    fsync: opts.fsync ?? 'always',
+    fsyncIntervalMs: opts.fsyncIntervalMs ?? 1000,
+    segmentBytes: opts.segmentBytes ?? 1 << 20,
+    ...(opts.batchMaxBytes === undefined ? {} : { batchMaxBytes: opts.batchMaxBytes }),
+    logger: opts.logger ?? silentLogger,
+  });
+  let closed = false;
+  const ctx = { dir, log, writer };
+  t.after(async () => {
+    if (!closed) {
+      closed = true;
+      await writer.close().catch(() => {});
+    }
+    removeDir(dir);
+  });
+  return ctx;
+}
+
+function errno(code: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`${code}: injected`), { code });
+}
+
+function publishMany(writer: LogWriter, payloads: Buffer[]): Promise<{ err: Error | null; rec: LogAppend }>[] {
+  return payloads.map((p) => append(writer, RecordType.PUBLISH, 'topic', p));
+}
+
+test('records appended in the same tick go out in one batch, answered in order with increasing offsets', async (t) => {
+  const { writer, log } = setup(t);
+  const payloads = Array.from({ length: 25 }, (_, i) => payloadFor(i, i * 3));
+  const order: number[] = [];
+  const results = await Promise.all(
+    payloads.map(
+      (p, i) =>
+        new Promise<LogAppend>((resolve, reject) => {
+          writer.append(
+            new LogAppend(RecordType.PUBLISH, 'topic', 0, 0, 0, p, (err, rec) => {
+              order.push(i);
+              if (err !== null) reject(err);
+              else resolve(rec);
+            }),
+          );
+        }),
+    ),
+  );
+  assert.deepEqual(order, payloads.map((_, i) => i), 'callbacks run in append order');
+  assert.equal(writer.stats.batches, 1);
+  assert.equal(writer.stats.records, 25);
+  assert.equal(writer.stats.fsyncs, 1, 'one fdatasync covers the whole batch');
+  assert.equal(writer.stats.failedBatches, 0);
+  for (let i = 0; i < results.length; i++) {
+    const rec = results[i]!;
+    assert.equal(rec.offset, i);
+    assert.equal(rec.segment, log.active);
+    assert.ok(rec.segment!.readAt(rec.payloadPosition, payloads[i]!.length).equals(payloads[i]!), `payload ${i} is at payloadPosition`);
+  }
+  assert.equal(writer.stats.bytes, log.active.sizeBytes);
+  assert.equal(fs.statSync(log.active.path).size, log.active.sizeBytes);
+  assert.equal(writer.pendingCount, 0);
+  assert.equal(writer.pendingBytes, 0);
+});
+
+test('records appended while a write is in flight go together into the next batch (group commit)', async (t) => {
+  const { writer } = setup(t);
+  const realWrite = writer.fs.write;
+  let release: (() => void) | undefined;
+  let writes = 0;
+  writer.fs.write = ((fd: number, buf: Buffer, off: number, len: number, pos: number, cb: (e: NodeJS.ErrnoException | null, n: number) => void) => {
+    writes++;
+    if (writes === 1) {
+      release = () => realWrite(fd, buf, off, len, pos, cb);
+      return;
+    }
+    realWrite(fd, buf, off, len, pos, cb);
+  }) as WriterFs['write'];
+  const first = publishMany(writer, [Buffer.from('a')]);
+  await waitFor(() => release !== undefined);
+  assert.equal(writer.pendingCount, 0);
+  const later: Promise<{ err: Error | null; rec: LogAppend }>[] = [];
+  for (let i = 0; i < 10; i++) {
+    later.push(...publishMany(writer, [Buffer.from(`b${i}`)]));
+    await new Promise((r) => setImmediate(r)); // different ticks
+  }
+  assert.equal(writer.pendingCount, 10);
+  assert.ok(writer.pendingBytes > 0);
+  release!();
+  const all = await Promise.all([...first, ...later]);
+  assert.deepEqual(all.map((r) => r.err), all.map(() => null));
+  assert.deepEqual(all.map((r) => r.rec.offset), all.map((_, i) => i));
+  assert.equal(writer.stats.batches, 2);
+  assert.equal(writer.stats.fsyncs, 2);
+});
+
+test("fsync 'always' fdatasyncs once per batch; callbacks come after it", async (t) => {
+  const { writer } = setup(t, { fsync: 'always' });
+  const realSync = writer.fs.fdatasync;
+  const events: string[] = [];
+  writer.fs.fdatasync = ((fd: number, cb: (e: NodeJS.ErrnoException | null) => void) => {
+    events.push('fdatasync');
+    realSync(fd, cb);
+  }) as WriterFs['fdatasync'];
+  for (let batch = 0; batch < 4; batch++) {
+    const rs = await Promise.all(
+      publishMany(writer, [Buffer.from('x'), Buffer.from('y')]).map((p) => p.then((r) => (events.push('done'), r))),
+    );
+    assert.ok(rs.every((r) => r.err === null));
+  }
+  assert.equal(writer.stats.batches, 4);
+  assert.equal(writer.stats.fsyncs, 4);
+  assert.deepEqual(events, Array(4).fill(['fdatasync', 'done', 'done']).flat());
+});
+
+test("fsync 'never' does no fdatasync while writing", async (t) => {
+  const { writer, log } = setup(t, { fsync: 'never' });
+  let syncs = 0;
+  writer.fs.fdatasync = ((fd: number, cb: (e: NodeJS.ErrnoException | null) => void) => {
+    syncs++;
+    fs.fdatasync(fd, cb);
+  }) as WriterFs['fdatasync'];
+  for (let batch = 0; batch < 3; batch++) {
+    const rs = await Promise.all(publishMany(writer, [Buffer.from('x'), Buffer.from('y')]));
+    assert.ok(rs.every((r) => r.err === null));
+  }
+  assert.equal(writer.stats.batches, 3);
+  assert.equal(writer.stats.fsyncs, 0);
+  assert.equal(syncs, 0);
+  // Written to the file before the answer, even without fsync.
+  assert.equal(fs.statSync(log.active.path).size, log.active.sizeBytes);
+  assert.equal(scanFile(log.active.path).length, 6);
+});
+
+test("fsync 'interval' fdatasyncs on the timer only after writes", async (t) => {
+  const { writer } = setup(t, { fsync: 'interval', fsyncIntervalMs: 10 });
+  await new Promise((r) => setTimeout(r, 40));
+  assert.equal(writer.stats.fsyncs, 0, 'nothing written, nothing synced');
+  const rs = await Promise.all(publishMany(writer, [Buffer.from('x')]));
+  assert.equal(rs[0]!.err, null);
+  await waitFor(() => writer.stats.fsyncs >= 1, 2000, 5);
+  const after = writer.stats.fsyncs;
+  await new Promise((r) => setTimeout(r, 40));
+  assert.equal(writer.stats.fsyncs, after, 'no fsync while nothing new was written');
+});
+
+test('the writer rolls segments at segmentBytes; a record larger than a segment is written alone', async (t) => {
+  const { writer, log, dir } = setup(t, { segmentBytes: 4096 });
+  const small = Array.from({ length: 100 }, (_, i) => payloadFor(i, 150));
+  const rs = await Promise.all(publishMany(writer, small));
+  assert.ok(rs.every((r) => r.err === null));
+  const big = payloadFor(999, 10_000);
+  const bigResult = await append(writer, RecordType.PUBLISH, 'topic', big);
+  assert.equal(bigResult.err, null);
+  const afterBig = await append(writer, RecordType.PUBLISH, 'topic', Buffer.from('tail'));
+  assert.equal(afterBig.err, null);
+  const names = segmentNames(dir);
+  assert.equal(names[0], FIRST);
+  assert.ok(names.length >= 5);
+  for (const n of names) assert.match(n, /^\d{20}\.log$/);
+  assert.equal(bigResult.rec.segment!.sizeBytes, bigResult.rec.sizeBytes, 'the oversized record is alone in its segment');
+  assert.equal(afterBig.rec.segment!.baseOffset, afterBig.rec.offset, 'the next record starts a new segment');
+  for (const r of [...rs, bigResult]) {
+    const p = r.rec.payload!;
+    assert.ok(r.rec.segment!.readAt(r.rec.payloadPosition, p.length).equals(p));
+    assert.equal(path.basename(r.rec.segment!.path), String(r.rec.segment!.baseOffset).padStart(20, '0') + '.log');
+  }
+  assert.deepEqual(log.segments.map((s) => path.basename(s.path)), names);
+  for (const s of log.segments.slice(0, -1)) {
+    const entries = scanFile(s.path);
+    assert.equal(entries[0]!.rec.offset, s.baseOffset);
+    assert.ok(s.sizeBytes <= 4096 || entries.length === 1);
+  }
+});
+
+test('batchMaxBytes splits one tick of records into several writes', async (t) => {
+  const { writer } = setup(t, { batchMaxBytes: 1000 });
+  const rs = await Promise.all(publishMany(writer, Array.from({ length: 20 }, (_, i) => payloadFor(i, 178)))); // 200 bytes each
+  assert.ok(rs.every((r) => r.err === null));
+  assert.deepEqual(rs.map((r) => r.rec.offset), rs.map((_, i) => i));
+  assert.equal(writer.stats.batches, 4);
+});
+
+test('short writes are continued until the whole batch is written', async (t) => {
+  const { writer, log } = setup(t);
+  let calls = 0;
+  writer.fs.write = ((fd: number, buf: Buffer, off: number, len: number, pos: number, cb: (e: NodeJS.ErrnoException | null, n: number) => void) => {
+    calls++;
+    fs.write(fd, buf, off, Math.min(len, 7), pos, cb);
+  }) as WriterFs['write'];
+  const payloads = Array.from({ length: 5 }, (_, i) => payloadFor(i, 20));
+  const rs = await Promise.all(publishMany(writer, payloads));
+  assert.ok(rs.every((r) => r.err === null));
+  assert.ok(calls > 10);
+  assert.equal(writer.stats.batches, 1);
+  const entries = scanFile(log.active.path);
+  assert.equal(entries.length, 5);
+  entries.forEach((e, i) => assert.ok(e.rec.payload!.equals(payloads[i]!)));
+});
+
+/** Runs the failure scenario: good batch, failing batch, good batches after restore; checks the file and a reopen. */
+async function failureScenario(
+  t: { after: (fn: () => void | Promise<void>) => void },
+  inject: (writer: LogWriter) => () => void,
+  expectedCode: string,
+): Promise<void> {
+  const { logger, lines } = recordingLogger();
+  const { writer, log, dir } = setup(t, { logger });
+  const good1 = await Promise.all(publishMany(writer, [Buffer.from('good-1'), Buffer.from('good-2')]));
+  assert.ok(good1.every((r) => r.err === null));
+  const sizeBefore = fs.statSync(log.active.path).size;
+
+  const restore = inject(writer);
+  const failed = await Promise.all(
+    publishMany(writer, [Buffer.from('bad-1'), Buffer.from('bad-2'), Buffer.from('bad-3')]),
+  );
+  for (const r of failed) {
+    assert.ok(r.err !== null, 'every record of the failed batch gets the error');
+    assert.equal((r.err as NodeJS.ErrnoException).code, expectedCode);
+  }
+  assert.equal(writer.stats.failedBatches, 1);
+  assert.equal(fs.statSync(log.active.path).size, sizeBefore, 'the file is cut back to its size before the batch');
+  assert.equal(log.active.sizeBytes, sizeBefore);
+  const errorLines = lines.filter((l) => l.level === 50);
+  assert.equal(errorLines.length, 1, 'the failure is logged at error level once');
+  assert.equal(errorLines[0]!.file, log.active.path);
+  assert.equal(errorLines[0]!.position, sizeBefore);
+
+  // A second failing batch is answered with errors too, but not logged again.
+  const failedAgain = await Promise.all(publishMany(writer, [Buffer.from('bad-4')]));
+  assert.ok(failedAgain[0]!.err !== null);
+  assert.equal(lines.filter((l) => l.level === 50).length, 1);
+
+  restore();
+  const good2 = await Promise.all(publishMany(writer, [Buffer.from('good-3'), Buffer.from('good-4')]));
+  assert.ok(good2.every((r) => r.err === null), 'appends succeed again once the disk works');
+  assert.ok(good2[0]!.rec.offset > failedAgain[0]!.rec.offset, 'offsets keep increasing past the failed ones');
+  assert.ok(lines.some((l) => l.level === 30 && typeof l.msg === 'string' && /works again/.test(l.msg)));
+  for (const r of good2) {
+    assert.ok(r.rec.segment!.readAt(r.rec.payloadPosition, r.rec.payload!.length).equals(r.rec.payload!));
+  }
+  await writer.close();
+
+  const { log: reopened, records, stats } = openLog(dir);
+  reopened.close();
+  assert.deepEqual(
+    records.map((r) => r.payload!.toString()),
+    ['good-1', 'good-2', 'good-3', 'good-4'],
+    'only the successful records replay',
+  );
+  assert.equal(stats.truncatedBytes, 0, 'no leftover of the failed batch in the file');
+  const offsets = records.map((r) => r.offset);
+  assert.deepEqual([...offsets].sort((a, b) => a - b), offsets);
+}
+
+test('a write failing with ENOSPC fails the whole batch, the log recovers after', async (t) => {
+  await failureScenario(
+    t,
+    (writer) => {
+      const real = writer.fs.write;
+      writer.fs.write = ((_fd: number, _buf: Buffer, _off: number, _len: number, _pos: number, cb: (e: NodeJS.ErrnoException | null, n: number) => void) => {
+        setImmediate(() => cb(errno('ENOSPC'), 0));
+      }) as WriterFs['write'];
+      return () => (writer.fs.write = real);
+    },
+    'ENOSPC',
+  );
+});
+
+test('a write that writes half the batch and then fails is cut back from the file', async (t) => {
+  await failureScenario(
+    t,
+    (writer) => {
+      const real = writer.fs.write;
+      writer.fs.write = ((fd: number, buf: Buffer, off: number, len: number, pos: number, cb: (e: NodeJS.ErrnoException | null, n: number) => void) => {
+        const half = Math.max(1, Math.floor(len / 2));
+        fs.write(fd, buf, off, half, pos, (err, n) => {
+          if (err !== null) return cb(err, 0);
+          // The first call writes half and reports it; the continuation fails.
+          writer.fs.write = ((_fd: number, _b: Buffer, _o: number, _l: number, _p: number, cb2: (e: NodeJS.ErrnoException | null, n: number) => void) => {
+            setImmediate(() => cb2(errno('EIO'), 0));
+          }) as WriterFs['write'];
+          cb(null, n);
+        });
+      }) as WriterFs['write'];
+      return () => (writer.fs.write = real);
+    },
+    'EIO',
+  );
+});
+
+test('a write that puts bytes in the file and then reports an error is cut back', async (t) => {
+  await failureScenario(
+    t,
+    (writer) => {
+      const real = writer.fs.write;
+      writer.fs.write = ((fd: number, buf: Buffer, off: number, len: number, pos: number, cb: (e: NodeJS.ErrnoException | null, n: number) => void) => {
+        fs.write(fd, buf, off, Math.ceil(len / 2), pos, () => cb(errno('ENOSPC'), 0));
+      }) as WriterFs['write'];
+      return () => (writer.fs.write = real);
+    },
+    'ENOSPC',
+  );
+});
+
+test('an fdatasync failure fails the whole batch and cuts it from the file', async (t) => {
+  await failureScenario(
+    t,
+    (writer) => {
+      const real = writer.fs.fdatasync;
+      writer.fs.fdatasync = ((_fd: number, cb: (e: NodeJS.ErrnoException | null) => void) => {
+        setImmediate(() => cb(errno('EIO')));
+      }) as WriterFs['fdatasync'];
+      return () => (writer.fs.fdatasync = real);
+    },
+    'EIO',
+  );
+});
+
+test('records appended while a failing batch is in flight are written by the next batch', async (t) => {
+  const { writer, dir } = setup(t);
+  const real = writer.fs.write;
+  let fail: (() => void) | undefined;
+  writer.fs.write = ((_fd: number, _b: Buffer, _o: number, _l: number, _p: number, cb: (e: NodeJS.ErrnoException | null, n: number) => void) => {
+    writer.fs.write = real;
+    fail = () => cb(errno('ENOSPC'), 0);
+  }) as WriterFs['write'];
+  const bad = publishMany(writer, [Buffer.from('bad')]);
+  await waitFor(() => fail !== undefined);
+  const good = publishMany(writer, [Buffer.from('good')]);
+  fail!();
+  const [b] = await Promise.all(bad);
+  const [g] = await Promise.all(good);
+  assert.equal((b!.err as NodeJS.ErrnoException).code, 'ENOSPC');
+  assert.equal(g!.err, null);
+  await writer.close();
+  const { log, records } = openLog(dir);
+  log.close();
+  assert.deepEqual(records.map((r) => r.payload!.toString()), ['good']);
+});
+
+test('a failed batch at a segment roll leaves no record behind; later records replay', async (t) => {
+  const { writer, dir } = setup(t, { segmentBytes: 300 });
+  const first = await append(writer, RecordType.PUBLISH, 'topic', payloadFor(1, 200));
+  assert.equal(first.err, null);
+  const real = writer.fs.write;
+  writer.fs.write = ((_fd: number, _b: Buffer, _o: number, _l: number, _p: number, cb: (e: NodeJS.ErrnoException | null, n: number) => void) => {
+    setImmediate(() => cb(errno('ENOSPC'), 0));
+  }) as WriterFs['write'];
+  const bad = await append(writer, RecordType.PUBLISH, 'topic', payloadFor(2, 200));
+  assert.ok(bad.err !== null);
+  writer.fs.write = real;
+  const good = await append(writer, RecordType.PUBLISH, 'topic', payloadFor(3, 200));
+  assert.equal(good.err, null);
+  await writer.close();
+  const { log, records } = openLog(dir);
+  log.close();
+  assert.deepEqual(records.map((r) => r.payload!.equals(payloadFor(1, 200)) ? 1 : r.payload!.equals(payloadFor(3, 200)) ? 3 : -1), [1, 3]);
+});
+
+test('settle records (ACK, NACK, BACK, DACK, DELETE_TOPIC) are written and replayed with their fields', async (t) => {
+  const { writer, dir } = setup(t);
+  const pub = await append(writer, RecordType.PUBLISH, 'q', Buffer.from('m'));
+  const id = pub.rec.offset;
+  const rs = await Promise.all([
+    append(writer, RecordType.NACK, 'q', null, id),
+    append(writer, RecordType.BACK, 'q', null, id),
+    append(writer, RecordType.DACK, 'q', null, id, 1_700_000_000_123),
+    append(writer, RecordType.ACK, 'q', null, id),
+    append(writer, RecordType.DELETE_TOPIC, 'q', null),
+  ]);
+  assert.ok(rs.every((r) => r.err === null && r.rec.payloadPosition === -1));
+  await writer.close();
+  const { log, records } = openLog(dir);
+  log.close();
+  assert.deepEqual(
+    records.map((r) => [r.type, r.topic, r.messageId, r.dueAtMs]),
+    [
+      [RecordType.PUBLISH, 'q', id, 0],
+      [RecordType.NACK, 'q', id, 0],
+      [RecordType.BACK, 'q', id, 0],
+      [RecordType.DACK, 'q', id, 1_700_000_000_123],
+      [RecordType.ACK, 'q', id, 0],
+      [RecordType.DELETE_TOPIC, 'q', 5, 0],
+    ],
+  );
+});
+
+test('after close, appends are refused with MQ_ERR_SHUTTING_DOWN; drain resolves when idle', async (t) => {
+  const { writer } = setup(t);
+  await writer.drain();
+  const pending = publishMany(writer, [Buffer.from('a'), Buffer.from('b')]);
+  await writer.drain();
+  assert.equal(writer.pendingCount, 0);
+  const rs = await Promise.all(pending);
+  assert.ok(rs.every((r) => r.err === null));
+  await writer.close();
+  const late = await append(writer, RecordType.PUBLISH, 'topic', Buffer.from('late'));
+  assert.equal((late.err as NodeJS.ErrnoException | null)?.code, 'MQ_ERR_SHUTTING_DOWN');
+});
+
+test('close waits for pending records before closing the file', async (t) => {
+  const dir = tempDir('mq-writer-');
+  t.after(() => removeDir(dir));
+  const { log } = openLog(dir);
+  const writer = new LogWriter(log, { fsync: 'always', fsyncIntervalMs: 1000, segmentBytes: 1 << 20, logger: silentLogger });
+  const pending = publishMany(writer, Array.from({ length: 50 }, (_, i) => payloadFor(i, 10)));
+  await writer.close();
+  const rs = await Promise.all(pending);
+  assert.ok(rs.every((r) => r.err === null));
+  const again = openLog(dir);
+  again.log.close();
+  assert.equal(again.records.length, 50);
+});
+
+test("fsync 'interval' also fdatasyncs segments that were rolled away from", async (t) => {
+  const { writer } = setup(t, { fsync: 'interval', fsyncIntervalMs: 10, segmentBytes: 300 });
+  const synced = new Set<number>();
+  const realSync = writer.fs.fdatasync;
+  writer.fs.fdatasync = ((fd: number, cb: (e: NodeJS.ErrnoException | null) => void) => {
+    synced.add(fd);
+    realSync(fd, cb);
+  }) as WriterFs['fdatasync'];
+  const fds: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const r = await append(writer, RecordType.PUBLISH, 'topic', payloadFor(i, 200)); // one record per segment
+    assert.equal(r.err, null);
+    fds.push(r.rec.segment!.fd);
+  }
+  assert.equal(new Set(fds).size, 3, 'three segments');
+  await waitFor(() => fds.every((fd) => synced.has(fd)), 1000, 5).catch(() => {});
+  assert.deepEqual(fds.filter((fd) => !synced.has(fd)), [], 'every segment written to is fdatasynced within the interval');
+});
+
+test('close fdatasyncs every segment written since the last sync, not only the active one', async (t) => {
+  for (const fsync of ['interval', 'never'] as const) {
+    const { writer } = setup(t, { fsync, fsyncIntervalMs: 60_000, segmentBytes: 300 });
+    const fds: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await append(writer, RecordType.PUBLISH, 'topic', payloadFor(i, 200));
+      assert.equal(r.err, null);
+      fds.push(r.rec.segment!.fd);
+    }
+    const synced = new Set<number>();
+    const realSyncSync = fs.fdatasyncSync;
+    const realFsyncSync = fs.fsyncSync;
+    fs.fdatasyncSync = (fd: number) => {
+      synced.add(fd);
+      realSyncSync(fd);
+    };
+    fs.fsyncSync = (fd: number) => {
+      synced.add(fd);
+      realFsyncSync(fd);
+    };
+    const realAsync = writer.fs.fdatasync;
+    writer.fs.fdatasync = ((fd: number, cb: (e: NodeJS.ErrnoException | null) => void) => {
+      synced.add(fd);
+      realAsync(fd, cb);
+    }) as WriterFs['fdatasync'];
+    try {
+      await writer.close();
+    } finally {
+      fs.fdatasyncSync = realSyncSync;
+      fs.fsyncSync = realFsyncSync;
+    }
+    assert.deepEqual(fds.filter((fd) => !synced.has(fd)), [], `${fsync}: close syncs every written segment`);
+  }
+});
+
+test('a segment roll that fails (directory fsync EIO) fails its batch; the next roll works once the disk does', async (t) => {
+  const { writer, log, dir } = setup(t, { segmentBytes: 300 });
+  const first = await append(writer, RecordType.PUBLISH, 'topic', payloadFor(1, 200));
+  assert.equal(first.err, null);
+  const realFsyncSync = fs.fsyncSync;
+  let failed = 0;
+  fs.fsyncSync = (fd: number) => {
+    failed++;
+    fs.fsyncSync = realFsyncSync;
+    void fd;
+    throw errno('EIO');
+  };
+  let bad: { err: Error | null; rec: LogAppend }[];
+  try {
+    bad = await Promise.all(publishMany(writer, [payloadFor(2, 200), payloadFor(3, 200)]));
+  } finally {
+    fs.fsyncSync = realFsyncSync;
+  }
+  assert.equal(failed, 1, 'the roll fsynced the directory and failed');
+  for (const r of bad) assert.equal((r.err as NodeJS.ErrnoException | null)?.code, 'EIO');
+  assert.equal(writer.pendingCount, 0);
+  assert.equal(writer.pendingBytes, 0, 'no bytes counted as pending after the failed batch');
+  const good = await append(writer, RecordType.PUBLISH, 'topic', payloadFor(4, 200));
+  assert.equal(good.err, null, 'the next roll succeeds');
+  assert.notEqual(good.rec.segment, first.rec.segment);
+  assert.equal(log.segments.length, 2);
+  await writer.close();
+  const { log: reopened, records } = openLog(dir);
+  reopened.close();
+  assert.equal(records.length, 2);
+  assert.ok(records[0]!.payload!.equals(payloadFor(1, 200)));
+  assert.ok(records[1]!.payload!.equals(payloadFor(4, 200)));
+  assert.deepEqual(segmentNames(dir), [FIRST, String(records[1]!.offset).padStart(20, '0') + '.log'].sort());
+});
