@@ -3,6 +3,8 @@
  * connect"): ioredis with its ready check, node-redis, and redis-cli.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { createClient } from 'redis';
@@ -115,20 +117,38 @@ test('node-redis (RESP2): connects, PUBLISH / RESERVE / ACK through sendCommand'
   assert.deepEqual(errors, []);
 });
 
-test(
-  'node-redis with default options (RESP3 handshake)',
-  { todo: 'node-redis 6 defaults to RESP3 and sends HELLO 3, which SPEC §4 answers with -NOPROTO; the client does not fall back to RESP2' },
-  async (t) => {
-    const client = createClient({ socket: { port, host: '127.0.0.1', reconnectStrategy: false } });
-    client.on('error', () => {});
-    t.after(() => {
-      if (client.isOpen) client.destroy();
-    });
-    await client.connect();
-    assert.equal(await client.sendCommand(['PING']), 'PONG');
-    await client.close();
-  },
-);
+test('node-redis with default options (RESP3: HELLO 3) connects, publishes, reserves and acks', async (t) => {
+  const client = createClient({ socket: { port, host: '127.0.0.1', reconnectStrategy: false } });
+  const errors: unknown[] = [];
+  client.on('error', (err) => errors.push(err));
+  t.after(() => {
+    if (client.isOpen) client.destroy();
+  });
+  await client.connect();
+  assert.equal(await client.sendCommand(['PING']), 'PONG');
+  const topic = 'clients.node-redis-resp3';
+  assert.equal(await client.sendCommand(['PUBLISH', topic, 'hello']), 'OK');
+  const r = (await client.sendCommand(['RESERVE', topic])) as [string, string, number];
+  assert.deepEqual([r[1], r[2]], ['hello', 0]);
+  assert.equal(await client.sendCommand(['ACK', topic, r[0]]), 'OK');
+  assert.equal(await client.sendCommand(['RESERVE', topic, '30']), null, 'RESP3 null after the timeout');
+  await client.close();
+  assert.deepEqual(errors, []);
+});
+
+test('HELLO 3 answers a RESP3 map and switches nulls to _', async (t) => {
+  const socket = net.connect(port, '127.0.0.1');
+  t.after(() => socket.destroy());
+  await once(socket, 'connect');
+  let got = '';
+  socket.on('data', (d: Buffer) => (got += d.toString('latin1')));
+  socket.write('*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n*2\r\n$7\r\nRESERVE\r\n$14\r\nclients.empty3\r\n');
+  const deadline = Date.now() + 5000;
+  while (!got.endsWith('_\r\n') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  assert.match(got, /^%7\r\n\$6\r\nserver\r\n/);
+  assert.match(got, /\$5\r\nproto\r\n:3\r\n/);
+  assert.ok(got.endsWith('_\r\n'), JSON.stringify(got));
+});
 
 test('redis-cli: PUBLISH answers OK and RESERVE prints id, payload and dackCount', async () => {
   const topic = 'clients.redis-cli';

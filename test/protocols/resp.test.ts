@@ -94,7 +94,7 @@ describe('handshake commands', () => {
       assert.ok(map.has('server') && map.has('version'));
     }
     assert.deepEqual(await c.send('CLIENT', 'GETNAME'), Buffer.from('viahello'));
-    assertError(await c.send('HELLO', '3'), 'NOPROTO');
+    assertError(await c.send('HELLO', '4'), 'NOPROTO');
     assertError(await c.send('HELLO', 'x'), 'NOPROTO');
 
     assert.ok(Array.isArray(await c.send('COMMAND', 'DOCS')));

@@ -46,6 +46,8 @@ export interface RespConnectionOptions {
 
 /** Replies waiting for earlier ones before we stop parsing more commands. */
 const MAX_PENDING_REPLIES = 4096;
+const NULL_RESP3 = Buffer.from('_\r\n');
+
 /** Unparsed input held while a command blocks, before reading pauses (bytes). */
 const MAX_BUFFERED_INPUT_BYTES = 4 * 1024 * 1024;
 /** Longest RESERVE timeout accepted (ms): about 24 days, the setTimeout limit. */
@@ -104,6 +106,8 @@ export class RespConnection {
   #closed = false;
   #paused = false;
   #name: string | null = null;
+  /** Protocol version chosen with HELLO (2 until then). */
+  #proto = 2;
   /** SUBSCRIBE stream mode: the topic, and the message in flight (one at a time). */
   #streamTopic: string | null = null;
   #streamCurrent: Message | null = null;
@@ -335,11 +339,11 @@ export class RespConnection {
     try {
       const msg = this.#broker.take(consumer, topic);
       if (msg !== undefined) return this.#reply(this.#encodeReserved(msg));
-      if (timeoutMs === 0) return this.#reply(NIL_ARRAY);
+      if (timeoutMs === 0) return this.#reply(this.#nil(NIL_ARRAY));
       this.#blocked = true;
       this.#blockedSlot = this.#slot();
       this.#broker.request(consumer, topic);
-      this.#blockTimer = setTimeout(() => this.#unblock(NIL_ARRAY), timeoutMs);
+      this.#blockTimer = setTimeout(() => this.#unblock(this.#nil(NIL_ARRAY)), timeoutMs);
     } catch (err) {
       this.#replyError(err);
     }
@@ -578,7 +582,7 @@ export class RespConnection {
         this.#name = args[2]!.toString('utf8');
         return this.#reply(OK);
       case 'GETNAME':
-        return this.#reply(this.#name === null ? NIL_BULK : encodeBulk(this.#name));
+        return this.#reply(this.#name === null ? this.#nil(NIL_BULK) : encodeBulk(this.#name));
       case 'SETINFO':
         return this.#reply(OK);
       case 'ID':
@@ -588,29 +592,48 @@ export class RespConnection {
     }
   }
 
+  /**
+   * HELLO [protover [AUTH user pass] [SETNAME name]]. Protocol 2 and 3 are accepted; others get
+   * -NOPROTO. Why 3 too, where SPEC §4 says -NOPROTO: node-redis 6 (the current `redis` package)
+   * opens every connection with HELLO 3 and gives up on any error, and SPEC §4 also requires that
+   * node-redis can connect. Every reply miniqueue sends (simple, error, integer, bulk, array) is
+   * the same in RESP3 except null, which becomes `_` on a RESP3 connection, and the HELLO reply
+   * itself, which becomes a map.
+   */
   #hello(args: Buffer[]): void {
+    let proto = this.#proto;
     if (args.length >= 2) {
       const ver = parseId(args[1]!);
-      if (ver !== 2) {
+      if (ver !== 2 && ver !== 3) {
         return this.#reply(encodeError(new BrokerError('MQ_ERR_NOPROTO').toRespLine()));
       }
+      proto = ver;
       for (let i = 2; i < args.length; i++) {
         const opt = args[i]!.toString('latin1').toUpperCase();
         if (opt === 'SETNAME' && i + 1 < args.length) this.#name = args[++i]!.toString('utf8');
         else if (opt === 'AUTH') i += 2;
       }
     }
-    this.#reply(
-      encodeArray([
-        'server', 'redis',
-        'version', '7.0.0',
-        'proto', 2,
-        'id', this.#opts.id,
-        'mode', 'standalone',
-        'role', 'master',
-        'modules', [],
-      ]),
-    );
+    this.#proto = proto;
+    const fields: RespValue[] = [
+      'server', 'redis',
+      'version', '7.0.0',
+      'proto', proto,
+      'id', this.#opts.id,
+      'mode', 'standalone',
+      'role', 'master',
+      'modules', [],
+    ];
+    if (proto === 2) return this.#reply(encodeArray(fields));
+    const body = encodeArray(fields);
+    // Same bytes as the array, with the RESP3 map header `%<pairs>` in place of `*<items>`.
+    const header = `*${fields.length}\r\n`;
+    this.#reply(Buffer.concat([Buffer.from(`%${fields.length / 2}\r\n`), body.subarray(header.length)]));
+  }
+
+  /** The null reply of this connection's protocol: `_` in RESP3, else the RESP2 null `nil2`. */
+  #nil(nil2: Buffer): Buffer {
+    return this.#proto === 3 ? NULL_RESP3 : nil2;
   }
 
   #onClose(): void {

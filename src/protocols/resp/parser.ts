@@ -176,7 +176,7 @@ export class RespParser {
    * Returns the next complete command as its arguments (command name first; at least one
    * argument), `undefined` when more bytes are needed, or a {@link RespProtocolError} when the
    * input is malformed. After an error the parser is dead: every call returns that same error.
-   * Empty commands (`*0`, `*-1`, blank inline lines) are skipped, as Redis does.
+   * Empty commands (`*0`, blank inline lines) are skipped, as Redis does; a negative count is an error.
    *
    * The returned Buffers may be views into pushed chunks, valid until the next {@link push}
    * (see the class comment).
@@ -227,7 +227,9 @@ export class RespParser {
           `multibulk length ${count} exceeds limit ${this.#maxArrayLength}`,
         );
       }
-      // count <= 0 (`*0`, `*-1`) is an empty command: skipped like Redis does.
+      // SPEC §4 makes a negative array length a protocol error (Redis itself skips it: a client
+      // never sends a null array, so one is garbage here). `*0` is an empty command, skipped.
+      if (count < 0) return this.#fail('invalid-multibulk-length', 'invalid multibulk length');
       if (count > 0) {
         args = [];
         this.#argsLeft = count;

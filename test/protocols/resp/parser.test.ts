@@ -151,8 +151,14 @@ test('empty bulk $0', () => {
   check(bytes('*3\r\n$7\r\nPUBLISH\r\n$1\r\nt\r\n$0\r\n\r\n'), { commands: [['PUBLISH', 't', '']] });
 });
 
-test('empty commands *0 and *-1 are skipped', () => {
-  check(bytes('*0\r\n*-1\r\n*-7\r\n*1\r\n$4\r\nPING\r\n*0\r\n'), { commands: [['PING']] });
+test('empty command *0 is skipped', () => {
+  check(bytes('*0\r\n*0\r\n*1\r\n$4\r\nPING\r\n*0\r\n'), { commands: [['PING']] });
+});
+
+test('a negative multibulk length is a protocol error (SPEC §4)', () => {
+  for (const text of ['*-1\r\n', '*-7\r\n', '*-5\r\n$4\r\nPING\r\n']) {
+    check(bytes(text), { commands: [], errorKind: 'invalid-multibulk-length' });
+  }
 });
 
 test('an argument of exactly maxBulkBytes (small limit)', () => {
@@ -208,7 +214,7 @@ test('a pipeline of many mixed commands', () => {
       parts.push(line);
       commands.push(args);
     } else if (r < 0.9) {
-      parts.push(bytes(random() < 0.5 ? '*0\r\n' : '*-1\r\n'));
+      parts.push(bytes('*0\r\n'));
     } else {
       parts.push(bytes(random() < 0.5 ? '\r\n' : ' \t \n'));
     }
