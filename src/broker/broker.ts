@@ -9,10 +9,10 @@
  * settle record cannot be written the message is put back at the front, which is where replay
  * would put it too.
  *
- * Not logged: deliveries. After a crash a message that was in flight is simply ready again at the
- * place of its last logged placement (publish, nack or back), which is at the front in publish
- * order for messages taken from the front (SPEC §2 "Delivery"). Disconnect NACKs and the tick's
- * return of due DACKed messages are logged as NACK records, so a graceful restart keeps the order.
+ * Deliveries are logged too (DELIVER records, not waited for), so replay knows which messages were
+ * in flight when the process stopped and puts them at the front in delivery order (SPEC §2
+ * "Delivery"); a DELIVER lost in a crash leaves the message at its last logged place. Disconnect
+ * NACKs and the tick's return of due DACKed messages are logged as NACK records.
  */
 import type { Logger } from 'pino';
 import { BrokerError } from '../errors.js';
@@ -85,6 +85,8 @@ export class Broker {
    * if a delete came in between (see #onPublished).
    */
   readonly #topicDeletes = new Map<string, number>();
+  /** During replay: messages whose last record is a DELIVER, in delivery order. */
+  readonly #replayInFlight = new Map<number, Message>();
 
   constructor(opts: BrokerOptions) {
     this.#opts = opts;
@@ -116,6 +118,16 @@ export class Broker {
       { dir: this.#opts.dir, repair: this.#opts.repair, logger: this.#logger },
       (rec, segment) => this.#replay(rec, segment),
     );
+    // Messages in flight when the log ends go to the front, in their original delivery order.
+    const inFlight = [...this.#replayInFlight.values()];
+    this.#replayInFlight.clear();
+    for (let i = inFlight.length - 1; i >= 0; i--) {
+      const msg = inFlight[i]!;
+      if (msg.state !== MessageState.IN_FLIGHT) continue;
+      const topic = this.#topic(msg.topic);
+      topic.inFlight.delete(msg);
+      topic.pushReadyFront(msg);
+    }
     for (const topic of this.#topics.values()) {
       if (topic.ready.slotCount > topic.readyCount) topic.ready.compact();
     }
@@ -179,7 +191,17 @@ export class Broker {
     const topic = this.#topic(rec.topic);
     if (msg.state === MessageState.READY) topic.unlinkReady(msg);
     else if (msg.state === MessageState.DELAYED) topic.delayed.delete(msg);
+    else if (msg.state === MessageState.IN_FLIGHT) {
+      topic.inFlight.delete(msg);
+      this.#replayInFlight.delete(msg.id);
+    }
     switch (rec.type) {
+      case RecordType.DELIVER:
+        msg.state = MessageState.IN_FLIGHT;
+        msg.deliveries++;
+        topic.inFlight.add(msg);
+        this.#replayInFlight.set(msg.id, msg);
+        return;
       case RecordType.ACK:
         topic.acked++;
         this.#forget(msg, topic);
@@ -367,6 +389,8 @@ export class Broker {
     msg.deliveries++;
     consumer.inFlight.set(msg.id, msg);
     topic.inFlight.add(msg);
+    // Not waited for: if it is lost in a crash the message is simply ready at its old place.
+    if (!this.#closing) this.#writer?.append(new LogAppend(RecordType.DELIVER, msg.topic, msg.id, 0, 0, null, this.#onReturned));
   }
 
   #deliver(msg: Message, topic: Topic, consumer: Consumer): void {

@@ -24,6 +24,9 @@
  *   RESTORE (7)       messageId u48, dackCount u32, dueAtMs u48 (0 = ready, else delayed until),
  *                     payload: the rest. Written by compaction when it copies a live message
  *                     forward; on replay it places the message at the back of its queue.
+ *   DELIVER (8)       messageId u48: the message was handed to a consumer (in flight). Not waited
+ *                     for; replay puts messages still in flight at the log's end at the front of
+ *                     their queues, in delivery order (SPEC §2 "Delivery").
  * ```
  *
  * A zero `bodyLength`, a `bodyLength` running past the end of the file, a CRC mismatch, an
@@ -41,6 +44,7 @@ export const RecordType = {
   DACK: 5,
   DELETE_TOPIC: 6,
   RESTORE: 7,
+  DELIVER: 8,
 } as const;
 export type RecordType = (typeof RecordType)[keyof typeof RecordType];
 
@@ -91,6 +95,7 @@ function fixedPartBytes(type: RecordType): number {
     case RecordType.ACK:
     case RecordType.NACK:
     case RecordType.BACK:
+    case RecordType.DELIVER:
       return U48;
     case RecordType.DACK:
       return U48 + U48;
@@ -139,6 +144,7 @@ export function encodeRecord(
     case RecordType.ACK:
     case RecordType.NACK:
     case RecordType.BACK:
+    case RecordType.DELIVER:
       buf.writeUIntLE(messageId, p, U48);
       p += U48;
       break;
@@ -251,7 +257,7 @@ export function decodeRecordInto(
   if (crc !== storedCrc) return 'crc-mismatch';
   if (buf[position + 8] !== RECORD_MAGIC) return 'bad-magic';
   const type = buf[position + 9] as RecordType;
-  if (type < RecordType.PUBLISH || type > RecordType.RESTORE) return 'bad-type';
+  if (type < RecordType.PUBLISH || type > RecordType.DELIVER) return 'bad-type';
   const offset = buf.readUIntLE(position + 10, U48);
   const topicLength = buf[position + 16]!;
   if (topicLength === 0) return 'bad-topic';
@@ -271,6 +277,7 @@ export function decodeRecordInto(
     case RecordType.ACK:
     case RecordType.NACK:
     case RecordType.BACK:
+    case RecordType.DELIVER:
       out.messageId = buf.readUIntLE(p, U48);
       break;
     case RecordType.DACK:

@@ -271,7 +271,7 @@ test('bad magic, bad type, zero topic length and wrong fixed part are rejected e
   const base = encode(flipCases[2]!).buf; // ACK
   const magic = reseal(Buffer.from(base).fill(2, 8, 9));
   assert.equal(decodeRecord(magic, 0, magic.length, MAX_RECORD_BYTES), 'bad-magic');
-  for (const t of [0, 8, 255]) {
+  for (const t of [0, 9, 255]) {
     const typed = Buffer.from(base);
     typed[9] = t;
     assert.equal(decodeRecord(reseal(typed), 0, typed.length, MAX_RECORD_BYTES), 'bad-type', `type ${t}`);
