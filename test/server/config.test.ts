@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -311,7 +312,15 @@ describe('checkDataDir', () => {
   });
   it('rejects a directory this user cannot write', (t) => {
     if (process.getuid?.() === 0) {
-      t.skip('root can write to any directory');
+      // Root may write anywhere, except on a read-only file system: use a read-only tmpfs.
+      const dir = tempDir(t);
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=64k', 'tmpfs', dir]);
+      try {
+        assertConfigError(() => checkDataDir(dir), '--db');
+        assertConfigError(() => checkDataDir(path.join(dir, 'sub')), '--db');
+      } finally {
+        execFileSync('umount', [dir]);
+      }
       return;
     }
     const dir = tempDir(t);
