@@ -220,10 +220,25 @@ export class RespConnection {
     while (n < this.#replies.length && this.#replies[n] !== undefined) n++;
     if (n === 0) return;
     const socket = this.#socket;
-    socket.cork();
-    let ok = true;
-    for (let i = 0; i < n; i++) ok = socket.write(this.#replies[i]!) && ok;
-    socket.uncork();
+    let ok: boolean;
+    if (n === 1) {
+      ok = socket.write(this.#replies[0]!);
+    } else {
+      // One buffer for the whole run of replies: a socket write per reply, even corked, costs a
+      // writev entry each and showed as the top item of the PUBLISH -P16 profile.
+      let total = 0;
+      for (let i = 0; i < n; i++) {
+        const r = this.#replies[i]!;
+        total += typeof r === 'string' ? Buffer.byteLength(r) : r.length;
+      }
+      const out = Buffer.allocUnsafe(total);
+      let p = 0;
+      for (let i = 0; i < n; i++) {
+        const r = this.#replies[i]!;
+        p += typeof r === 'string' ? out.write(r, p) : r.copy(out, p);
+      }
+      ok = socket.write(out);
+    }
     this.#replies = n === this.#replies.length ? [] : this.#replies.slice(n);
     this.#slotBase += n;
     if (!ok) this.#pause();
