@@ -73,9 +73,8 @@ function parseId(arg: Buffer): number | undefined {
  * (so it must wait for them, as Redis runs a pipeline's commands strictly in order).
  * Settles need not wait: they name ids that an earlier, already answered RESERVE handed out.
  */
-function readsWrites(name: Buffer): boolean {
-  if (name.length < 3 || name.length > 9) return false;
-  switch (name.toString('latin1').toUpperCase()) {
+function readsWrites(name: string): boolean {
+  switch (name) {
     case 'RESERVE':
     case 'SUBSCRIBE':
     case 'TOPICS':
@@ -87,6 +86,14 @@ function readsWrites(name: Buffer): boolean {
       return false;
   }
 }
+
+/** Upper-case command name; the common spellings skip the string conversions. */
+function commandName(arg: Buffer): string {
+  if (arg.length === 7 && arg[0] === 0x50 && arg.equals(PUBLISH_BYTES)) return 'PUBLISH';
+  if (arg.length === 3 && arg[0] === 0x41 && arg[1] === 0x43 && arg[2] === 0x4b) return 'ACK';
+  return arg.toString('latin1').toUpperCase();
+}
+const PUBLISH_BYTES = Buffer.from('PUBLISH');
 
 export class RespConnection {
   readonly #socket: Socket;
@@ -156,11 +163,12 @@ export class RespConnection {
         this.#protocolError(args.reason);
         break;
       }
-      if (this.#pendingWrites > 0 && this.#streamTopic === null && readsWrites(args[0]!)) {
+      const name = commandName(args[0]!);
+      if (this.#pendingWrites > 0 && this.#streamTopic === null && readsWrites(name)) {
         this.#heldCommand = args.map((a) => Buffer.from(a));
         break;
       }
-      this.#execute(args);
+      this.#execute(name, args);
     }
     // Input that arrives while a command blocks waits in the parser, up to a bound.
     if ((this.#blocked || this.#heldCommand !== null) && this.#parser.bufferedBytes > MAX_BUFFERED_INPUT_BYTES) this.#pause();
@@ -254,8 +262,7 @@ export class RespConnection {
 
   // ---- commands ------------------------------------------------------------------------
 
-  #execute(args: Buffer[]): void {
-    const name = args[0]!.toString('latin1').toUpperCase();
+  #execute(name: string, args: Buffer[]): void {
     if (this.#streamTopic !== null) return this.#executeSubscribed(name, args);
     switch (name) {
       case 'PUBLISH':
@@ -297,7 +304,7 @@ export class RespConnection {
       const args = this.#heldCommand;
       if (args === null || this.#pendingWrites > 0 || this.#closed || this.#closing) return;
       this.#heldCommand = null;
-      this.#execute(args);
+      this.#execute(commandName(args[0]!), args);
       this.#process();
       this.#maybeResume();
     });
