@@ -180,3 +180,15 @@ export async function waitFor(predicate: () => boolean, timeoutMs = 5000, interv
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+/** mulberry32: a small seeded PRNG (floats in [0, 1)), so a failing random case can be replayed. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -15,24 +15,13 @@
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { test } from 'node:test';
-import { removeDir, startChild, tempDir, type ChildServer } from '../helpers.js';
+import { prng, removeDir, startChild, tempDir, type ChildServer } from '../helpers.js';
 import { MiniRespClient, type Reply } from './resp-client.js';
 
 const SEED = Number(process.env.CRASH_SEED ?? Math.floor(Math.random() * 1e9));
 const CYCLES = Number(process.env.CRASH_CYCLES ?? 24);
 const DACK_SECONDS = 1;
 
-/** mulberry32: small seeded PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Delivery {
   payload: string;

@@ -11,17 +11,7 @@ import { RecordType, decodeRecord, type DecodedRecord } from '../../src/log/reco
 import { SegmentLog } from '../../src/log/segment-log.js';
 import { silentLogger } from '../helpers.js';
 
-/** mulberry32: a small seeded PRNG, so a failing random case can be replayed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng } from '../helpers.js';
 
 /** An integer in [lo, hi). */
 export function randInt(rand: () => number, lo: number, hi: number): number {

@@ -12,6 +12,7 @@ import {
   type RespParserOptions,
   type RespProtocolErrorKind,
 } from '../../../src/protocols/resp/parser.js';
+import { prng } from '../../helpers.js';
 
 const BASE_SEED = process.env.RESP_TEST_SEED !== undefined
   ? Number(process.env.RESP_TEST_SEED)
@@ -24,17 +25,6 @@ const SERVER_LIMITS: RespParserOptions = {
 };
 const SMALL_LIMITS: RespParserOptions = { maxBulkBytes: 16, maxArrayLength: 4, maxInlineBytes: 16 };
 
-/** mulberry32: small, fast, good enough to pick split points reproducibly. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function bytes(s: string): Buffer {
   return Buffer.from(s, 'latin1');
