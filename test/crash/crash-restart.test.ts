@@ -145,14 +145,16 @@ async function respConsumer(port: number, topic: string, cycle: number, rng: () 
   }
 }
 
-/** HTTP/2 subscriber that ACKs everything; an ACK counts as answered once the next delivery arrives. */
+/**
+ * HTTP/2 subscriber that ACKs everything. The stream protocol never answers a settle (the next
+ * delivery does not wait for the ACK to be durable), so its ACKs count as sent, not answered.
+ */
 async function httpConsumer(port: number, topic: string, cycle: number, ledger: Ledger, stop: { v: boolean }): Promise<void> {
   const session = http2.connect(`http://127.0.0.1:${port}`);
   session.on('error', () => {});
   await new Promise<void>((resolve) => {
     const req = session.request({ ':method': 'POST', ':path': `/subscribe/${topic}` });
     let buffered = '';
-    let lastAcked: string | null = null;
     req.on('data', (d: Buffer) => {
       buffered += d.toString();
       let nl: number;
@@ -160,14 +162,9 @@ async function httpConsumer(port: number, topic: string, cycle: number, ledger: 
         const line = JSON.parse(buffered.slice(0, nl)) as { msg?: string; dackCount?: number; error?: string };
         buffered = buffered.slice(nl + 1);
         if (line.msg === undefined) continue;
-        if (lastAcked !== null) {
-          ledger.ackAnswered.set(lastAcked, Date.now());
-          ledger.acked++;
-        }
         const payload = Buffer.from(line.msg, 'base64').toString();
         ledger.deliveries.push({ payload, atMs: Date.now(), cycle, dackCount: line.dackCount ?? 0 });
         if (stop.v) return;
-        lastAcked = payload;
         ledger.ackSent.add(payload);
         req.write('"ACK"\n');
       }

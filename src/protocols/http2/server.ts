@@ -110,6 +110,9 @@ export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Ht
     });
     stream.on('end', () => {
       if (refused) return;
+      // A body shorter or longer than its content-length never gets here: nghttp2 resets such a
+      // stream with PROTOCOL_ERROR (RFC 9113 §8.1.1), so a cut-off upload is never published.
+      if (stream.destroyed) return;
       const body = chunks !== null ? Buffer.concat(chunks, total) : (first ?? Buffer.alloc(0));
       inFlightPublishes++;
       try {

@@ -5,8 +5,8 @@
  * In: JSON strings separated by whitespace (one per line in practice, as Go's json.Decoder read
  * them): `"INIT"`, `"ACK"`, `"NACK"`, `"BACK"`, `"DACK 5"`. Out: one JSON object per line,
  * `{"msg":"<base64>","id":N,"dackCount":N}` (dackCount omitted when 0, as the original) or
- * `{"error":"..."}`. After INIT, and after each settle is durable, the next message is
- * delivered as soon as there is one. A bad command gets an error line and the stream stays
+ * `{"error":"..."}`. After INIT, and after each settle (applied at once, its record written in
+ * the background), the next message is delivered as soon as there is one. A bad command gets an error line and the stream stays
  * open with its in-flight message. When the stream goes away its in-flight message is NACKed.
  *
  * When the client ends its side of the stream (curl `--data '"INIT"'`), nothing more can be
@@ -32,8 +32,8 @@ export class SubscribeStream {
   #current: Message | null = null;
   /** A delivery was requested and has not arrived. */
   #waiting = false;
-  /** A settle record is being written; commands wait for it. */
-  #settling = false;
+  /** Settle records not written yet (their errors may still need reporting). */
+  #settlesWriting = 0;
   #inputEnded = false;
   #closed = false;
   #buffered = '';
@@ -117,9 +117,9 @@ export class SubscribeStream {
     return buf.slice(i, nl).trim();
   }
 
-  /** Runs queued commands in order; a settle in progress holds the rest back. */
+  /** Runs queued commands in order. */
   #run(): void {
-    while (!this.#settling && !this.#closed && this.#queue.length > 0) {
+    while (!this.#closed && this.#queue.length > 0) {
       this.#command(this.#queue.shift()!);
     }
     this.#maybeFinish();
@@ -197,27 +197,34 @@ export class SubscribeStream {
     this.#maybeFinish();
   }
 
+  /**
+   * Settles the in-flight message and asks for the next one at once, without waiting for the
+   * settle record to be fdatasynced: the protocol never answers a settle, so nothing a client
+   * was told depends on it, and waiting would cap a subscriber at one message per fsync. The
+   * settle takes effect in memory immediately; if its record cannot be written an error line
+   * follows and the message goes back to the front (at-least-once, SPEC §2). RESP, whose
+   * settles are answered with +OK, does wait.
+   */
   #settle(msg: Message, kind: SettleKind, delaySeconds: number): void {
     this.#current = null;
-    this.#settling = true;
+    this.#settlesWriting++;
     try {
       this.#broker.settle(this.#consumer!, msg.id, kind, delaySeconds, (err) => {
-        this.#settling = false;
+        this.#settlesWriting--;
         if (err !== null) this.#error(err.message);
-        this.#requestNext();
-        this.#run();
+        this.#maybeFinish();
       });
     } catch (err) {
-      this.#settling = false;
+      this.#settlesWriting--;
       this.#error(errorMessage(err));
-      this.#requestNext();
     }
+    this.#requestNext();
   }
 
   /** After the client ended its side: end the response once nothing more can happen. */
   #maybeFinish(): void {
     if (!this.#inputEnded || this.#closed) return;
-    if (this.#settling || this.#queue.length > 0) return;
+    if (this.#settlesWriting > 0 || this.#queue.length > 0) return;
     if (this.#waiting && this.#current === null) return;
     if (!this.#stream.destroyed) this.#stream.end();
   }

@@ -5,8 +5,9 @@
  * Replies leave in command order even though PUBLISH and the settles are answered only when
  * their records are durable: each command takes a slot in `#replies`; a slot is filled when its
  * answer is known, and filled slots at the head are written together, corked, on the next tick.
- * A blocking `RESERVE topic timeout-ms` holds later commands back (like Redis BLPOP); so does a
- * SUBSCRIBE stream consumer waiting for its next message. When the socket's buffer is full, or
+ * A blocking `RESERVE topic timeout-ms` holds later commands back (like Redis BLPOP). In SUBSCRIBE
+ * stream mode a delivered payload is pushed behind the replies due so far, and commands are
+ * answered while the consumer waits for a message. When the socket's buffer is full, or
  * too many replies are pending, reading pauses until they drain, so a client that floods or never
  * reads cannot make the server buffer without bound.
  */
@@ -105,7 +106,7 @@ export class RespConnection {
   #replies: (Reply | undefined)[] = [];
   #flushScheduled = false;
   #consumer: Consumer | null = null;
-  /** Commands are held back while a RESERVE waits or a SUBSCRIBE consumer waits for its turn. */
+  /** Commands are held back while a blocking RESERVE waits (like Redis BLPOP). */
   #blocked = false;
   #blockedSlot = -1;
   #blockTimer: NodeJS.Timeout | undefined;
@@ -134,7 +135,9 @@ export class RespConnection {
     this.#broker = opts.broker;
     this.#logger = opts.logger;
     this.#parser = new RespParser({
-      maxBulkBytes: opts.maxMessageBytes,
+      // Never below 4 KiB, so a small --max-message-bytes does not refuse topic names (255
+      // bytes) or the client names and versions libraries send while connecting.
+      maxBulkBytes: Math.max(opts.maxMessageBytes, 4096),
       maxArrayLength: opts.maxArrayLength,
       maxInlineBytes: 64 * 1024,
     });
@@ -250,7 +253,10 @@ export class RespConnection {
     this.#replies = n === this.#replies.length ? [] : this.#replies.slice(n);
     this.#slotBase += n;
     if (!ok) this.#pause();
-    if (this.#closing && this.#replies.length === 0) socket.end();
+    // QUIT or a protocol error: close once the last reply is written, even if the client keeps
+    // sending (the socket is paused, so it would otherwise stay half-open for ever); the close
+    // NACKs whatever this connection held.
+    if (this.#closing && this.#replies.length === 0) socket.destroySoon();
     else this.#maybeResume();
   }
 
@@ -371,7 +377,7 @@ export class RespConnection {
     }
   }
 
-  /** Ends a blocking RESERVE (or SUBSCRIBE wait) with `reply` and runs the held-back commands. */
+  /** Ends a blocking RESERVE with `reply` and runs the held-back commands. */
   #unblock(reply: Reply): void {
     if (!this.#blocked) return;
     if (this.#blockTimer !== undefined) clearTimeout(this.#blockTimer);
@@ -385,8 +391,10 @@ export class RespConnection {
 
   #onDelivery(msg: Message): void {
     if (this.#streamTopic !== null) {
+      // Stream mode: the payload is a push, queued behind every reply due so far (so after the
+      // +OK of the settle that asked for it), not an answer that later commands wait for.
       this.#streamCurrent = msg;
-      this.#unblock(encodeBulk(this.#broker.payloadOf(msg)));
+      this.#reply(encodeBulk(this.#broker.payloadOf(msg)));
       return;
     }
     this.#unblock(this.#encodeReserved(msg));
@@ -438,11 +446,13 @@ export class RespConnection {
     this.#waitNext();
   }
 
-  /** Stream mode: holds later commands until the next message is sent. */
+  /**
+   * Stream mode: asks for the next message. Commands keep being answered meanwhile (PING, QUIT,
+   * and an -ERR for a settle with nothing in flight), as on the HTTP/2 subscribe stream.
+   */
   #waitNext(): void {
-    this.#blocked = true;
-    this.#blockedSlot = this.#slot();
-    this.#broker.request(this.#consumer!, this.#streamTopic!);
+    if (this.#closed || this.#closing || this.#streamTopic === null) return;
+    this.#broker.request(this.#consumer!, this.#streamTopic);
   }
 
   #executeSubscribed(name: string, args: Buffer[]): void {
@@ -469,19 +479,15 @@ export class RespConnection {
     this.#streamCurrent = null;
     const slot = this.#slot();
     try {
+      // +OK only once the settle record is durable; the next message is requested at once and
+      // its payload, queued behind that +OK, cannot overtake it.
       this.#broker.settle(this.#consumer!, msg.id, kind, delaySeconds, (err) => {
         this.#fill(slot, err === null ? OK : encodeError(err.toRespLine()));
-        if (!this.#closed && this.#streamTopic !== null) {
-          this.#waitNext();
-        }
       });
-      // Hold later commands until the settle is durable and the next message is requested.
-      this.#blocked = true;
-      this.#blockedSlot = -1;
     } catch (err) {
       this.#fill(slot, encodeError(this.#errorLine(err)));
-      this.#waitNext();
     }
+    this.#waitNext();
   }
 
   #del(args: Buffer[]): void {
