@@ -7,6 +7,7 @@ import { LogCorruptError } from '../log/segment-log.js';
 import { ensureDevCert } from './certs.js';
 import { parseCliOrExit } from './cli.js';
 import { ConfigError, checkDataDir } from './config.js';
+import { DataDirLockedError } from './lock.js';
 import { createLogger } from './logger.js';
 import { startServer, VERSION } from './server.js';
 
@@ -50,9 +51,14 @@ try {
 } catch (err) {
   if (err instanceof ConfigError) fail(err.message, 2);
   if (err instanceof LogCorruptError) fail(err.message, 1);
-  const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
-  if (e.code === 'EADDRINUSE') fail(`port ${e.port} on ${e.address} is already in use (--port / --redis-port)`, 1);
-  if (e.code === 'EACCES' && e.syscall === 'listen') fail(`not allowed to listen on port ${e.port} (--port / --redis-port)`, 1);
+  if (err instanceof DataDirLockedError) fail(err.message, 1);
+  const e = err as NodeJS.ErrnoException & { address?: string; port?: number; hostname?: string; portFlag?: string; hostFlag?: string };
+  const portFlag = e.portFlag ?? '--port / --redis-port';
+  const hostFlag = e.hostFlag ?? '--host / --redis-host';
+  if (e.code === 'EADDRINUSE') fail(`port ${e.port} on ${e.address} is already in use (${portFlag})`, 1);
+  if (e.code === 'EACCES' && e.syscall === 'listen') fail(`not allowed to listen on port ${e.port} (${portFlag})`, 1);
+  if (e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') fail(`cannot resolve the address ${JSON.stringify(e.hostname)} (${hostFlag})`, 2);
+  if (e.code === 'EADDRNOTAVAIL') fail(`${JSON.stringify(e.address)} is not an address of this machine (${hostFlag})`, 2);
   if (e.code !== undefined && e.path !== undefined) fail(`${e.code}: ${e.path} (--db)`, 1);
   logger.error({ err }, 'start failed');
   fail(e.message ?? String(err), 1);

@@ -9,6 +9,7 @@ import type { ReplayStats } from '../log/segment-log.js';
 import { startHttp2Listener, type Http2Listener } from '../protocols/http2/server.js';
 import { startRespListener, type RespListener } from '../protocols/resp/server.js';
 import type { Config } from './config.js';
+import { lockDataDir } from './lock.js';
 
 export interface RunningServer {
   broker: Broker;
@@ -18,6 +19,15 @@ export interface RunningServer {
   replay: ReplayStats;
   /** Graceful stop (SPEC §1): stop accepting, finish in-flight writes, fsync, close. */
   close(): Promise<void>;
+}
+
+/**
+ * Names the flags behind a listen error (`portFlag`, `hostFlag` properties), so the one line
+ * printed for EADDRINUSE, EACCES or an unknown host says which listener failed.
+ */
+function withListenerFlags(err: unknown, portFlag: string, hostFlag: string): unknown {
+  if (err instanceof Error) Object.assign(err, { portFlag, hostFlag });
+  return err;
 }
 
 /** The package version, from package.json. */
@@ -52,6 +62,7 @@ export async function startServer(
     logger,
   });
   let http: Http2Listener | null = null;
+  let unlock: (() => void) | null = null;
   let resp: RespListener | null = null;
   try {
     http = await startHttp2Listener({
@@ -61,6 +72,8 @@ export async function startServer(
       tls,
       maxMessageBytes: config.maxMessageBytes,
       logger,
+    }).catch((err: unknown): never => {
+      throw withListenerFlags(err, '--port', '--host');
     });
     if (config.redisPort !== -1) {
       resp = await startRespListener({
@@ -70,8 +83,11 @@ export async function startServer(
         maxMessageBytes: config.maxMessageBytes,
         logger,
         version: VERSION,
+      }).catch((err: unknown): never => {
+        throw withListenerFlags(err, '--redis-port', '--redis-host');
       });
     }
+    unlock = lockDataDir(config.db, logger);
     const replay = broker.open();
     const httpListener = http;
     const respListener = resp;
@@ -88,12 +104,14 @@ export async function startServer(
           await broker.writer.drain();
           await Promise.all([httpClosed, respListener?.close()]);
           await broker.close();
+          unlock?.();
         })();
         return closing;
       },
     };
   } catch (err) {
     await Promise.allSettled([http?.close(0), resp?.close()]);
+    unlock?.();
     throw err;
   }
 }
