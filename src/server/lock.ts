@@ -55,7 +55,7 @@ export function lockDataDir(db: string, logger: Logger): () => void {
     if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isLiveNode(pid)) {
       throw new DataDirLockedError(db, pid);
     }
-    logger.warn({ file, pid: Number.isNaN(pid) ? null : pid }, 'took over a stale lock of the data directory (its process is gone)');
+    logger.warn({ file, ownerPid: Number.isNaN(pid) ? null : pid }, 'took over a stale lock of the data directory (its process is gone)');
     fs.rmSync(file, { force: true });
   }
   let released = false;
