@@ -65,6 +65,23 @@ export const ERRORS = {
     respPrefix: 'ERR',
     message: "only ACK, NACK, BACK, DACK, PING and QUIT are allowed while subscribed, got '%s'",
   },
+  MQ_ERR_NOAUTH: {
+    // Redis's reply to a command sent before AUTH; HTTP requests without `Authorization: Bearer`.
+    statusCode: 401,
+    respPrefix: 'NOAUTH',
+    message: 'Authentication required.',
+  },
+  MQ_ERR_UNAUTHORIZED: {
+    // Redis's reply to a wrong AUTH password, word for word, so client libraries recognise it.
+    statusCode: 401,
+    respPrefix: 'WRONGPASS',
+    message: 'invalid username-password pair or user is disabled.',
+  },
+  MQ_ERR_MAX_CONNECTIONS: {
+    statusCode: 503,
+    respPrefix: 'ERR',
+    message: 'max number of clients reached',
+  },
 } as const;
 
 /** One of the codes in {@link ERRORS}. */

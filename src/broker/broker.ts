@@ -16,11 +16,14 @@
  */
 import type { Logger } from 'pino';
 import { BrokerError } from '../errors.js';
+import { Compactor, type CompactionStats, type CompactionRun } from '../log/compactor.js';
 import { LogAppend, LogWriter, type FsyncPolicy } from '../log/log-writer.js';
-import { RecordType, type DecodedRecord } from '../log/record.js';
+import { Placement, RecordType, type DecodedRecord } from '../log/record.js';
 import { SegmentLog, type ReplayStats } from '../log/segment-log.js';
 import type { Segment } from '../log/segment.js';
 import { Consumer, type DeliveryHandler } from './consumer.js';
+import { evacuate } from './evacuate.js';
+import { noteAcked, noteRef, pinOrigin, setTopicMark, supersede, unpin } from './live-accounting.js';
 import { Message, MessageState } from './message.js';
 import { assertTopicName } from './topic-name.js';
 import { Topic } from './topic.js';
@@ -36,7 +39,22 @@ export interface BrokerOptions {
   repair: boolean;
   /** Total payload bytes kept in memory; past it payloads are read back from the log. */
   payloadCacheBytes?: number;
+  /** Background compaction (SPEC §5, issue #4); on unless `enabled: false`. */
+  compaction?: BrokerCompactionOptions;
   logger: Logger;
+}
+
+/** Knobs of background compaction; see compactor.ts for what they mean. */
+export interface BrokerCompactionOptions {
+  /** Default true. */
+  enabled?: boolean;
+  /** False: run only through {@link Broker.compactNow} (tests). Default true. */
+  auto?: boolean;
+  maxLiveRatio?: number;
+  maxCopyBytesPerRun?: number;
+  checkIntervalMs?: number;
+  graceSegments?: number;
+  copyMinGarbageBytes?: number;
 }
 
 /** Called when a publish is durable (`id` = the message id) or failed (`err` set). */
@@ -85,13 +103,17 @@ export class Broker {
    * if a delete came in between (see #onPublished).
    */
   readonly #topicDeletes = new Map<string, number>();
-  /** During replay: messages whose last record is a DELIVER, in delivery order. */
+  /** During replay: messages whose last record is a DELIVER (or a RESTORE in flight). */
   readonly #replayInFlight = new Map<number, Message>();
+  #compactor: Compactor | null = null;
+  /** Compaction is on: keep the ACKs it may have to write again (live-accounting.ts). */
+  readonly #compacting: boolean;
 
   constructor(opts: BrokerOptions) {
     this.#opts = opts;
     this.#logger = opts.logger;
     this.#payloadCacheBytes = opts.payloadCacheBytes ?? 256 * 1024 * 1024;
+    this.#compacting = opts.compaction?.enabled !== false;
   }
 
   /** True until {@link open} has replayed the log; protocols answer MQ_ERR_LOADING meanwhile. */
@@ -118,8 +140,13 @@ export class Broker {
       { dir: this.#opts.dir, repair: this.#opts.repair, logger: this.#logger },
       (rec, segment) => this.#replay(rec, segment),
     );
-    // Messages in flight when the log ends go to the front, in their original delivery order.
-    const inFlight = [...this.#replayInFlight.values()];
+    // Ready messages placed by RESTORE records join their queues by rank (record.ts).
+    for (const topic of this.#topics.values()) {
+      if (topic.restoredReady !== null) mergeRestoredReady(topic);
+    }
+    // Messages in flight when the log ends go to the front, in their original delivery order
+    // (the offsets of their DELIVER records; a RESTORE keeps that offset).
+    const inFlight = [...this.#replayInFlight.values()].sort((a, b) => a.placeOffset - b.placeOffset);
     this.#replayInFlight.clear();
     for (let i = inFlight.length - 1; i >= 0; i--) {
       const msg = inFlight[i]!;
@@ -140,6 +167,27 @@ export class Broker {
     });
     this.#ticker = setInterval(() => this.tick(Date.now()), this.#opts.periodMs);
     this.#ticker.unref();
+    const compaction = this.#opts.compaction ?? {};
+    if (compaction.enabled !== false) {
+      const writer = this.#writer;
+      this.#compactor = new Compactor({
+        log,
+        writer,
+        segmentBytes: this.#opts.segmentBytes,
+        copyMinGarbageBytes: compaction.copyMinGarbageBytes,
+        fsync: this.#opts.fsync,
+        logger: this.#logger,
+        maxLiveRatio: compaction.maxLiveRatio,
+        maxCopyBytesPerRun: compaction.maxCopyBytesPerRun,
+        checkIntervalMs: compaction.checkIntervalMs,
+        graceSegments: compaction.graceSegments,
+        host: {
+          evacuate: (victims, isStopped) =>
+            evacuate({ messages: this.#messages, topics: this.#topics, writer, payloadOf: (m) => this.payloadOf(m) }, victims, isStopped),
+        },
+      });
+      if (compaction.auto !== false) this.#compactor.start();
+    }
     this.#logger.info(
       { ...stats, durationMs: Math.round(stats.durationMs), messages: this.#messages.size, topics: this.#topics.size },
       'log replayed',
@@ -158,29 +206,36 @@ export class Broker {
 
   #replay(rec: DecodedRecord, segment: Segment): void {
     switch (rec.type) {
-      case RecordType.PUBLISH:
-      case RecordType.RESTORE: {
+      case RecordType.PUBLISH: {
         const topic = this.#topic(rec.topic);
         topic.exists = true;
-        if (rec.type === RecordType.PUBLISH) topic.published++;
-        const old = this.#messages.get(rec.messageId);
-        if (old !== undefined) this.#forget(old, this.#topic(old.topic));
+        topic.published++;
+        segment.noteCreatedTopic(rec.topic);
+        setTopicMark(topic, segment);
         const msg = new Message(rec.messageId, rec.topic, null, segment, rec.payloadPosition, rec.payloadLength);
-        segment.liveMessages++;
+        pinOrigin(msg, segment, rec.sizeBytes);
+        msg.placeOffset = rec.offset;
         this.#messages.set(msg.id, msg);
-        msg.dackCount = rec.dackCount;
-        if (rec.dueAtMs > 0) {
-          msg.state = MessageState.DELAYED;
-          msg.dueAtMs = rec.dueAtMs;
-          topic.delayed.add(msg);
-        } else {
-          topic.pushReadyBack(msg);
-        }
+        topic.pushReadyBack(msg);
+        return;
+      }
+      case RecordType.RESTORE:
+        this.#replayRestore(rec, segment);
+        return;
+      case RecordType.TOPIC: {
+        const topic = this.#topic(rec.topic);
+        topic.exists = true;
+        segment.noteCreatedTopic(rec.topic);
+        setTopicMark(topic, segment);
         return;
       }
       case RecordType.DELETE_TOPIC: {
+        (segment.deletedTopics ??= new Set()).add(rec.topic);
         const topic = this.#topics.get(rec.topic);
-        if (topic !== undefined) this.#clearTopic(topic);
+        if (topic !== undefined) {
+          for (const m of this.#clearTopic(topic)) unpin(m);
+          setTopicMark(topic, null);
+        }
         return;
       }
       default:
@@ -189,36 +244,98 @@ export class Broker {
     const msg = this.#messages.get(rec.messageId);
     if (msg === undefined || msg.topic !== rec.topic) return; // settled before, or topic deleted
     const topic = this.#topic(rec.topic);
+    this.#unlinkReplayed(msg, topic);
+    switch (rec.type) {
+      case RecordType.DELIVER:
+        msg.state = MessageState.IN_FLIGHT;
+        msg.deliveries++;
+        msg.placement = Placement.IN_FLIGHT;
+        msg.placeOffset = rec.offset;
+        topic.inFlight.add(msg);
+        this.#replayInFlight.set(msg.id, msg);
+        noteRef(msg, segment);
+        return;
+      case RecordType.ACK:
+        topic.acked++;
+        this.#forget(msg, topic);
+        noteAcked(msg, segment, this.#compacting);
+        return;
+      case RecordType.NACK:
+        msg.placement = Placement.FRONT;
+        msg.placeOffset = rec.offset;
+        topic.pushReadyFront(msg);
+        noteRef(msg, segment);
+        return;
+      case RecordType.BACK:
+        msg.placement = Placement.BACK;
+        msg.placeOffset = rec.offset;
+        topic.pushReadyBack(msg);
+        noteRef(msg, segment);
+        return;
+      case RecordType.DACK:
+        msg.dackCount++;
+        msg.dueAtMs = rec.dueAtMs;
+        msg.state = MessageState.DELAYED;
+        msg.placement = Placement.DELAYED;
+        msg.placeOffset = rec.offset;
+        topic.delayed.add(msg);
+        noteRef(msg, segment);
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** Takes a replayed message out of whichever queue or set holds it. */
+  #unlinkReplayed(msg: Message, topic: Topic): void {
     if (msg.state === MessageState.READY) topic.unlinkReady(msg);
     else if (msg.state === MessageState.DELAYED) topic.delayed.delete(msg);
     else if (msg.state === MessageState.IN_FLIGHT) {
       topic.inFlight.delete(msg);
       this.#replayInFlight.delete(msg.id);
     }
-    switch (rec.type) {
-      case RecordType.DELIVER:
+  }
+
+  /**
+   * A RESTORE carries the whole state of a message (record.ts); it replaces an older copy of the
+   * same id, which a crash between writing the RESTORE and deleting the old segment leaves.
+   */
+  #replayRestore(rec: DecodedRecord, segment: Segment): void {
+    const topic = this.#topic(rec.topic);
+    topic.exists = true;
+    segment.noteCreatedTopic(rec.topic);
+    setTopicMark(topic, segment);
+    const msg = new Message(rec.messageId, rec.topic, null, segment, rec.payloadPosition, rec.payloadLength);
+    const old = this.#messages.get(rec.messageId);
+    if (old !== undefined) {
+      const oldTopic = this.#topic(old.topic);
+      this.#unlinkReplayed(old, oldTopic);
+      this.#forget(old, oldTopic);
+      supersede(old, msg);
+    }
+    pinOrigin(msg, segment, rec.sizeBytes);
+    this.#messages.set(msg.id, msg);
+    msg.dackCount = rec.dackCount;
+    msg.deliveries = rec.deliveries;
+    msg.placement = rec.placement;
+    msg.placeOffset = rec.placeOffset;
+    switch (rec.placement) {
+      case Placement.DELAYED:
+        msg.state = MessageState.DELAYED;
+        msg.dueAtMs = rec.dueAtMs;
+        topic.delayed.add(msg);
+        return;
+      case Placement.IN_FLIGHT:
         msg.state = MessageState.IN_FLIGHT;
-        msg.deliveries++;
         topic.inFlight.add(msg);
         this.#replayInFlight.set(msg.id, msg);
         return;
-      case RecordType.ACK:
-        topic.acked++;
-        this.#forget(msg, topic);
-        return;
-      case RecordType.NACK:
-        topic.pushReadyFront(msg);
-        return;
-      case RecordType.BACK:
-        topic.pushReadyBack(msg);
-        return;
-      case RecordType.DACK:
-        msg.dackCount++;
-        msg.dueAtMs = rec.dueAtMs;
-        msg.state = MessageState.DELAYED;
-        topic.delayed.add(msg);
-        return;
       default:
+        // Ready at its rank, which need not be the back: merged into the queue when replay ends.
+        msg.state = MessageState.READY;
+        msg.slot = -1;
+        topic.readyCount++;
+        (topic.restoredReady ??= []).push(msg);
         return;
     }
   }
@@ -231,7 +348,6 @@ export class Broker {
       this.#cachedPayloadBytes -= msg.sizeBytes;
       msg.payload = null;
     }
-    if (msg.segment !== null) msg.segment.liveMessages--;
     if (msg.owner !== null) {
       (msg.owner as Consumer).inFlight.delete(msg.id);
       topic.inFlight.delete(msg);
@@ -239,27 +355,41 @@ export class Broker {
     }
   }
 
-  /** Empties a topic (delete): ready, delayed and in-flight messages are gone. */
-  #clearTopic(topic: Topic): void {
-    topic.ready.forEach((m) => this.#forget(m, topic));
+  /**
+   * Empties a topic (delete): ready, delayed and in-flight messages are gone. Returns them, for
+   * the live accounting once the delete is durable.
+   */
+  #clearTopic(topic: Topic): Message[] {
+    const gone: Message[] = [];
+    topic.ready.forEach((m) => gone.push(m));
+    if (topic.restoredReady !== null) {
+      for (const m of topic.restoredReady) if (m.state === MessageState.READY && m.slot === -1) gone.push(m);
+      topic.restoredReady = null;
+    }
+    for (const m of gone) this.#forget(m, topic);
     topic.ready.clear();
     topic.readyCount = 0;
-    for (const m of topic.delayed) this.#forget(m, topic);
+    for (const m of topic.delayed) {
+      this.#forget(m, topic);
+      gone.push(m);
+    }
     topic.delayed.clear();
     for (const m of topic.inFlight) {
       // Keep it in its consumer's table as GONE, so a later settle answers MQ_ERR_TOPIC_DELETED.
       m.state = MessageState.GONE;
       this.#messages.delete(m.id);
+      this.#replayInFlight.delete(m.id);
       if (m.payload !== null) {
         this.#cachedPayloadBytes -= m.sizeBytes;
         m.payload = null;
       }
-      if (m.segment !== null) m.segment.liveMessages--;
+      gone.push(m);
     }
     topic.inFlight.clear();
     topic.exists = false;
     topic.published = 0;
     topic.acked = 0;
+    return gone;
   }
 
   #assertOpen(): LogWriter {
@@ -294,13 +424,18 @@ export class Broker {
   readonly #onPublished = (err: Error | null, rec: LogAppend): void => {
     const { cb, deletes } = rec.ctx as PublishContext;
     if (err !== null) return cb(storageError(err), -1);
+    const segment = rec.segment!;
+    const topic = this.#topic(rec.topic);
+    // Live accounting follows the log: this record makes the topic exist until the delete
+    // that follows it (if any) completes.
+    segment.noteCreatedTopic(rec.topic);
+    setTopicMark(topic, segment);
     if (deletes !== this.#deletesOf(rec.topic)) {
       // The topic was deleted after this record was appended: the DELETE_TOPIC record follows it
       // in the log, so replay drops the message; memory must agree (it was published, then deleted).
       cb(null, rec.offset);
       return;
     }
-    const topic = this.#topic(rec.topic);
     topic.exists = true;
     topic.published++;
     const payload = rec.payload!;
@@ -309,8 +444,9 @@ export class Broker {
       kept = payload;
       this.#cachedPayloadBytes += payload.length;
     }
-    const msg = new Message(rec.offset, rec.topic, kept, rec.segment, rec.payloadPosition, payload.length);
-    rec.segment!.liveMessages++;
+    const msg = new Message(rec.offset, rec.topic, kept, segment, rec.payloadPosition, payload.length);
+    pinOrigin(msg, segment, rec.sizeBytes);
+    msg.placeOffset = rec.offset;
     this.#messages.set(msg.id, msg);
     topic.pushReadyBack(msg);
     cb(null, msg.id);
@@ -391,7 +527,19 @@ export class Broker {
     consumer.inFlight.set(msg.id, msg);
     topic.inFlight.add(msg);
     // Not waited for: if it is lost in a crash the message is simply ready at its old place.
-    if (!this.#closing) this.#writer?.append(new LogAppend(RecordType.DELIVER, msg.topic, msg.id, 0, 0, null, this.#onReturned));
+    if (!this.#closing && this.#writer !== null) this.#appendPlacement(this.#writer, RecordType.DELIVER, msg, Placement.IN_FLIGHT);
+  }
+
+  /**
+   * Appends a DELIVER, or a NACK nobody waits for (disconnect, tick), and notes where it puts
+   * `msg` in the log (Message.placement) for compaction.
+   */
+  #appendPlacement(writer: LogWriter, type: RecordType, msg: Message, placement: Placement): void {
+    msg.placement = placement;
+    msg.placeOffset = writer.nextAppendOffset;
+    const rec = new LogAppend(type, msg.topic, msg.id, 0, 0, null, this.#onPlaced);
+    rec.ctx = msg;
+    writer.append(rec);
   }
 
   #deliver(msg: Message, topic: Topic, consumer: Consumer): void {
@@ -460,6 +608,10 @@ export class Broker {
         topic.delayed.add(msg);
         break;
     }
+    if (type !== RecordType.ACK) {
+      msg.placement = type === RecordType.NACK ? Placement.FRONT : type === RecordType.BACK ? Placement.BACK : Placement.DELAYED;
+      msg.placeOffset = writer.nextAppendOffset;
+    }
     const rec = new LogAppend(type, msg.topic, msg.id, dueAtMs, 0, null, this.#onSettled);
     rec.ctx = { cb, msg };
     writer.append(rec);
@@ -468,12 +620,15 @@ export class Broker {
 
   readonly #onSettled = (err: Error | null, rec: LogAppend): void => {
     const { cb, msg } = rec.ctx as { cb: DoneCallback; msg: Message };
-    if (err !== null && rec.type === RecordType.ACK && msg.state === MessageState.GONE) {
+    if (err === null) {
+      if (rec.type === RecordType.ACK) noteAcked(msg, rec.segment!, this.#compacting);
+      else noteRef(msg, rec.segment!);
+    } else if (rec.type === RecordType.ACK && msg.state === MessageState.GONE) {
       // The ack is not durable: after a restart the message would be back, so put it back now.
+      // (The live accounting never let it go: it follows durable records only.)
       const topic = this.#topics.get(msg.topic);
       if (topic !== undefined && topic.exists && !this.#messages.has(msg.id)) {
         this.#messages.set(msg.id, msg);
-        if (msg.segment !== null) msg.segment.liveMessages++;
         topic.acked--;
         topic.pushReadyFront(msg);
         this.#dispatch(topic);
@@ -507,7 +662,7 @@ export class Broker {
       topic.pushReadyFront(msg);
       // Logged like any NACK, in the same order, so replay puts them where they are now: in
       // front of messages NACKed while they were in flight (SPEC §5: every state change).
-      writer?.append(new LogAppend(RecordType.NACK, msg.topic, msg.id, 0, 0, null, this.#onReturned));
+      if (writer !== null) this.#appendPlacement(writer, RecordType.NACK, msg, Placement.FRONT);
       touched.add(topic);
     }
     for (const topic of touched) this.#dispatch(topic);
@@ -522,9 +677,15 @@ export class Broker {
     assertTopicName(topicName);
     const topic = this.#topics.get(topicName);
     const existed = topic !== undefined && topic.exists;
-    if (topic !== undefined) this.#clearTopic(topic);
+    const gone = topic !== undefined ? this.#clearTopic(topic) : [];
     this.#topicDeletes.set(topicName, this.#deletesOf(topicName) + 1);
-    const rec = new LogAppend(RecordType.DELETE_TOPIC, topicName, 0, 0, 0, null, (err) => {
+    const rec = new LogAppend(RecordType.DELETE_TOPIC, topicName, 0, 0, 0, null, (err, done) => {
+      if (err === null) {
+        (done.segment!.deletedTopics ??= new Set()).add(topicName);
+        for (const m of gone) unpin(m);
+        const t = this.#topics.get(topicName);
+        if (t !== undefined) setTopicMark(t, null);
+      }
       cb(err === null ? null : storageError(err), existed);
     });
     writer.append(rec);
@@ -552,6 +713,19 @@ export class Broker {
     };
   }
 
+  /**
+   * The queues of `topicName` as they are in memory, for tests and diagnostics: ready messages
+   * front to back, delayed and in-flight messages in no particular order. The messages are the
+   * broker's own objects: read them, never change them. Undefined for an unknown topic.
+   */
+  inspect(topicName: string): { ready: Message[]; delayed: Message[]; inFlight: Message[] } | undefined {
+    const t = this.#topics.get(topicName);
+    if (t === undefined) return undefined;
+    const ready: Message[] = [];
+    t.ready.forEach((m) => ready.push(m));
+    return { ready, delayed: [...t.delayed], inFlight: [...t.inFlight] };
+  }
+
   /** Number of live messages (ready, in flight, delayed) across all topics. */
   get messageCount(): number {
     return this.#messages.size;
@@ -576,24 +750,66 @@ export class Broker {
         topic.pushReadyFront(msg);
         // Logged as a NACK (to the front, dackCount kept) so that replay keeps the message here,
         // behind anything NACKed later, instead of holding it until the first tick after a restart.
-        writer?.append(new LogAppend(RecordType.NACK, msg.topic, msg.id, 0, 0, null, this.#onReturned));
+        if (writer !== null) this.#appendPlacement(writer, RecordType.NACK, msg, Placement.FRONT);
       }
       this.#dispatch(topic);
     }
   }
 
   /**
-   * Completion of the NACK records of disconnects and ticks: nobody waits for them. The writer logs
-   * a failed write; memory is right already, and replay then keeps the last logged placement.
+   * Completion of DELIVER records and of the NACK records of disconnects and ticks: nobody waits
+   * for them. The writer logs a failed write; memory is right already, and replay then keeps the
+   * last logged placement.
    */
-  readonly #onReturned = (): void => {};
+  readonly #onPlaced = (err: Error | null, rec: LogAppend): void => {
+    if (err === null) noteRef(rec.ctx as Message, rec.segment!);
+  };
+
+  /** Counters of background compaction (all zero when it is off), for metrics. */
+  get compactionStats(): CompactionStats {
+    return this.#compactor?.stats ?? { runs: 0, segmentsRemoved: 0, bytesReclaimed: 0, messagesCopied: 0, bytesCopied: 0, failures: 0 };
+  }
 
   /**
-   * Graceful shutdown: refuse new writes, wait for pending records, fsync and close the log.
+   * Runs one compaction pass now, or after the one in progress (tests, benchmarks). Resolves with
+   * what it did (null when there was nothing to do, or compaction is off).
+   */
+  compactNow(): Promise<CompactionRun | null> {
+    if (this.#compactor === null) return Promise.resolve(null);
+    return this.#compactor.run();
+  }
+
+  /**
+   * Graceful shutdown: refuse new writes, let a compaction pass finish, wait for pending records,
+   * fsync and close the log.
    */
   async close(): Promise<void> {
     this.#closing = true;
     if (this.#ticker !== undefined) clearInterval(this.#ticker);
+    if (this.#compactor !== null) await this.#compactor.stop();
     if (this.#writer !== null) await this.#writer.close();
   }
+}
+
+/** Rank of a ready message in its queue (record.ts "Queue order on replay"). */
+function readyRank(msg: Message): number {
+  return msg.placement === Placement.FRONT ? -1 - msg.placeOffset : msg.placeOffset;
+}
+
+/**
+ * End of replay: merges the ready messages placed by RESTORE records into the topic's queue.
+ * The queue is already in rank order (pushes to the front and back in log order), so sorting the
+ * two runs together is a merge.
+ */
+function mergeRestoredReady(topic: Topic): void {
+  const all: Message[] = [];
+  topic.ready.forEach((m) => all.push(m));
+  for (const m of topic.restoredReady!) {
+    if (m.state === MessageState.READY && m.slot === -1) all.push(m);
+  }
+  topic.restoredReady = null;
+  all.sort((a, b) => readyRank(a) - readyRank(b));
+  topic.ready.clear();
+  for (const m of all) topic.ready.pushBack(m);
+  topic.readyCount = all.length;
 }

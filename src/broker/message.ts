@@ -1,6 +1,7 @@
 /**
  * A message and the ready queue of a topic.
  */
+import { Placement } from '../log/record.js';
 import type { Segment } from '../log/segment.js';
 
 export const MessageState = {
@@ -15,7 +16,8 @@ export type MessageState = (typeof MessageState)[keyof typeof MessageState];
 /**
  * One live message. `id` is the offset of its PUBLISH record, unique in the whole log (so also
  * in its topic). The payload is kept in memory when it fits the broker's payload cache;
- * otherwise it is read back from `segment` at `payloadPosition` on delivery.
+ * otherwise it is read back from `segment` (where its current PUBLISH or RESTORE record is) at
+ * `payloadPosition` on delivery.
  */
 export class Message {
   state: MessageState = MessageState.READY;
@@ -29,6 +31,21 @@ export class Message {
   deliveries = 0;
   /** The consumer it is in flight to, when IN_FLIGHT. */
   owner: object | null = null;
+  /**
+   * Where replay of the log would put it, after the last NACK/BACK/DACK/DELIVER/PUBLISH/RESTORE
+   * record appended for it (not its state in memory, which differs for messages in flight at a
+   * restart and after a failed ACK). Compaction copies it into RESTORE records (record.ts).
+   */
+  placement: Placement = Placement.BACK;
+  /** Offset of that record; for one not written yet, the offset it will get. */
+  placeOffset = 0;
+  // Live accounting (live-accounting.ts), from durable records only.
+  /** Bytes of its current PUBLISH/RESTORE record (in `segment`) while it counts as live; 0 once durably acked or deleted. */
+  pinnedBytes = 0;
+  /** Segments other than `segment` with its NACK/BACK/DACK/DELIVER records, oldest first; null when none. */
+  refSegments: Segment[] | null = null;
+  /** Older segments that still hold a PUBLISH/RESTORE of it superseded by a RESTORE; null when none. */
+  prevOrigins: Segment[] | null = null;
 
   constructor(
     readonly id: number,

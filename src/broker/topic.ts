@@ -1,6 +1,7 @@
 /**
  * Per-topic state: ready queue, delayed set, in-flight set, waiting consumers, counters.
  */
+import type { Segment } from '../log/segment.js';
 import { Message, MessageQueue, MessageState } from './message.js';
 import type { Consumer } from './consumer.js';
 
@@ -18,6 +19,13 @@ export class Topic {
   consumers = 0;
   published = 0;
   acked = 0;
+  /** The segment with the newest durable PUBLISH/RESTORE/TOPIC record of this topic since its last delete (live accounting). */
+  markSegment: Segment | null = null;
+  /**
+   * During replay only: ready messages placed by RESTORE records, not yet in `ready` (their slot
+   * is -1); merged into it by rank when replay ends.
+   */
+  restoredReady: Message[] | null = null;
 
   constructor(name: string) {
     this.name = name;

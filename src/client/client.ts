@@ -46,6 +46,12 @@ export interface ClientOptions {
   keepAliveMs?: number;
   /** Default reconnect policy of subscriptions, see {@link SubscribeOptions.reconnect}. */
   reconnect?: BackoffOptions | false;
+  /**
+   * The server's `--auth-token`, sent as `authorization: Bearer <token>` on every request.
+   * Without it, a server that requires one answers 401 (`MQ_ERR_NOAUTH`; a wrong token gets
+   * `MQ_ERR_UNAUTHORIZED`). Default: none.
+   */
+  authToken?: string;
 }
 
 /** Per-topic figures from `GET /topics` (SPEC §7). Counts of messages. */
@@ -103,6 +109,8 @@ export class MiniqueueClient {
   readonly #connectTimeoutMs: number;
   readonly #keepAliveMs: number;
   readonly #reconnect: BackoffOptions | false;
+  /** Headers sent with every request (the bearer token). */
+  readonly #baseHeaders: OutgoingHttpHeaders;
   readonly #subscriptions = new Set<Subscription>();
   readonly #opener: StreamOpener;
   #session: ClientHttp2Session | null = null;
@@ -137,6 +145,7 @@ export class MiniqueueClient {
     this.#connectTimeoutMs = checkMs('connectTimeoutMs', options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
     this.#keepAliveMs = checkMs('keepAliveMs', options.keepAliveMs ?? DEFAULT_KEEPALIVE_MS);
     this.#reconnect = options.reconnect === false ? false : resolveBackoff(options.reconnect ?? DEFAULT_BACKOFF);
+    this.#baseHeaders = options.authToken !== undefined ? { authorization: `Bearer ${options.authToken}` } : {};
     this.#opener = {
       openStream: (path) => this.#openStream(path),
       subscriptionClosed: (sub) => this.#subscriptions.delete(sub),
@@ -316,7 +325,7 @@ export class MiniqueueClient {
     const session = await this.#connect();
     let stream: ClientHttp2Stream;
     try {
-      stream = session.request({ ':method': method, ':path': path, ...extra }, { endStream });
+      stream = session.request({ ':method': method, ':path': path, ...this.#baseHeaders, ...extra }, { endStream });
     } catch (err) {
       // The session went away between connect and request (GOAWAY, destroyed).
       if (this.#session === session) this.#session = null;

@@ -115,6 +115,8 @@ export class LogWriter {
   #scheduled = false;
   #failing = false;
   #closed = false;
+  /** Set by rollBeforeNextWrite (compaction). */
+  #rollRequested = false;
   /** Segments written to since their last fdatasync (`interval`, `never`): a roll must not leave one unsynced. */
   readonly #dirty = new Set<Segment>();
   #intervalTimer: NodeJS.Timeout | undefined;
@@ -149,6 +151,27 @@ export class LogWriter {
     return this.#pendingBytes;
   }
 
+  // --- compaction hook (issue #4) ---
+  /**
+   * The offset the next appended record will get if it is written: offsets go out in append
+   * order, one per record, and a failed batch uses its offsets up too (only a failed roll fails
+   * records without giving them offsets). The broker remembers it as the place of a
+   * NACK/BACK/DELIVER, which compaction may copy into a RESTORE before that record is written.
+   */
+  get nextAppendOffset(): number {
+    return this.#log.nextOffset + this.#pending.length;
+  }
+
+  /**
+   * The next write starts a new segment (unless the active one is empty). Compaction writes the
+   * records it copies forward between two such rolls, so they fill segments of their own instead
+   * of sharing one with short-lived records (which would soon make it copy them again).
+   */
+  rollBeforeNextWrite(): void {
+    this.#rollRequested = true;
+  }
+  // --- end of compaction hook ---
+
   /**
    * Queues a record. Every record appended in the same tick goes into one write. After
    * {@link close} the callback gets an Error with code `MQ_ERR_SHUTTING_DOWN`.
@@ -174,7 +197,9 @@ export class LogWriter {
       return;
     }
     let segment = this.#log.active;
-    if (segment.sizeBytes > 0 && segment.sizeBytes + this.#pending[0]!.sizeBytes > this.#opts.segmentBytes) {
+    const full = segment.sizeBytes + this.#pending[0]!.sizeBytes > this.#opts.segmentBytes;
+    if (segment.sizeBytes > 0 && (full || this.#rollRequested)) {
+      this.#rollRequested = false;
       try {
         segment = this.#log.roll();
       } catch (err) {

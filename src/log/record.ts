@@ -21,13 +21,28 @@
  *                     messageId u48
  *   DACK (5)          messageId u48, dueAtMs u48 (Unix epoch, ms); the dackCount goes up by one
  *   DELETE_TOPIC (6)  nothing
- *   RESTORE (7)       messageId u48, dackCount u32, dueAtMs u48 (0 = ready, else delayed until),
- *                     payload: the rest. Written by compaction when it copies a live message
- *                     forward; on replay it places the message at the back of its queue.
+ *   RESTORE (7)       messageId u48, dackCount u32, dueAtMs u48 (DELAYED: due time; else 0),
+ *                     placement u8 (Placement below), placeOffset u48, deliveries u32,
+ *                     payload: the rest. Written by compaction (compactor.ts) when it copies a live
+ *                     message forward: it carries the message's whole state, so every earlier
+ *                     record of that id is superseded (on replay the last one wins). `encodeRecord`
+ *                     takes placement..deliveries as the first bytes of `payload`: build it with
+ *                     {@link restorePayload}.
  *   DELIVER (8)       messageId u48: the message was handed to a consumer (in flight). Not waited
  *                     for; replay puts messages still in flight at the log's end at the front of
  *                     their queues, in delivery order (SPEC §2 "Delivery").
+ *   TOPIC (9)         nothing: the topic exists. Written by compaction before it removes the newest
+ *                     record that created a topic which still exists (SPEC §2: a topic emptied by
+ *                     acks still exists).
  * ```
+ *
+ * Queue order on replay. A PUBLISH or BACK at offset o places its message at the back, a NACK at
+ * the front. Pushing to the front or back in log order gives the same queue as sorting the ready
+ * messages by rank, where a front placement at offset o has rank -(o + 1) and a back placement
+ * rank o; a RESTORE of a ready message keeps the rank of the record that last placed it
+ * (`placement` FRONT or BACK and `placeOffset`), so compaction changes no order. Likewise a
+ * RESTORE of a message in flight keeps the offset of its DELIVER, which orders the messages in
+ * flight at the end of the log.
  *
  * A zero `bodyLength`, a `bodyLength` running past the end of the file, a CRC mismatch, an
  * unknown magic or type, or an offset that does not increase is a corrupt record; recovery
@@ -45,8 +60,30 @@ export const RecordType = {
   DELETE_TOPIC: 6,
   RESTORE: 7,
   DELIVER: 8,
+  TOPIC: 9,
 } as const;
 export type RecordType = (typeof RecordType)[keyof typeof RecordType];
+/** The largest valid `type` byte. */
+const MAX_RECORD_TYPE = RecordType.TOPIC;
+
+/**
+ * Where a RESTORE record puts its message (the `placement` byte), named after the record that
+ * placed it last: see "Queue order on replay" above.
+ */
+export const Placement = {
+  /** Ready, ranked as if pushed to the back by the record at `placeOffset` (PUBLISH, BACK). */
+  BACK: 0,
+  /** Ready, ranked as if NACKed to the front by the record at `placeOffset`. */
+  FRONT: 1,
+  /** Held until `dueAtMs` (DACK). */
+  DELAYED: 2,
+  /** In flight since the DELIVER at `placeOffset`. */
+  IN_FLIGHT: 3,
+} as const;
+export type Placement = (typeof Placement)[keyof typeof Placement];
+
+/** Bytes of placement, placeOffset and deliveries at the start of a RESTORE record's payload area. */
+export const RESTORE_TAIL_BYTES = 1 + 6 + 4;
 
 export const RECORD_MAGIC = 1;
 /** Bytes before the topic: bodyLength, crc, magic, type, offset, topicLength. */
@@ -66,7 +103,13 @@ export interface DecodedRecord {
   dueAtMs: number;
   /** RESTORE: the stored dackCount; else 0. */
   dackCount: number;
-  /** PUBLISH and RESTORE from {@link decodeRecord}: view of the payload bytes; else null. */
+  /** RESTORE: where the message goes; else 0. */
+  placement: Placement;
+  /** RESTORE: offset of the record that placed the message last (see Placement); else 0. */
+  placeOffset: number;
+  /** RESTORE: deliveries of the message so far; else 0. */
+  deliveries: number;
+  /** PUBLISH and RESTORE from {@link decodeRecord}: view of the message payload bytes; else null. */
   payload: Buffer | null;
   /** Position of the payload's first byte in the decoded buffer (PUBLISH, RESTORE). */
   payloadPosition: number;
@@ -91,6 +134,7 @@ function fixedPartBytes(type: RecordType): number {
   switch (type) {
     case RecordType.PUBLISH:
     case RecordType.DELETE_TOPIC:
+    case RecordType.TOPIC:
       return 0;
     case RecordType.ACK:
     case RecordType.NACK:
@@ -105,9 +149,23 @@ function fixedPartBytes(type: RecordType): number {
 }
 
 /**
+ * The `payload` argument of {@link encodeRecord} for a RESTORE record: placement, placeOffset and
+ * deliveries followed by a copy of the message `payload` (a new Buffer the caller owns).
+ */
+export function restorePayload(placement: Placement, placeOffset: number, deliveries: number, payload: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(RESTORE_TAIL_BYTES + payload.length);
+  out[0] = placement;
+  out.writeUIntLE(placeOffset, 1, U48);
+  out.writeUInt32LE(deliveries, 1 + U48);
+  payload.copy(out, RESTORE_TAIL_BYTES);
+  return out;
+}
+
+/**
  * Total encoded size in bytes of a record.
  * @param topicLength topic length in bytes (1..255)
- * @param payloadLength payload bytes (PUBLISH and RESTORE; pass 0 otherwise)
+ * @param payloadLength payload bytes (PUBLISH; RESTORE: the length of its {@link restorePayload};
+ *   pass 0 otherwise)
  */
 export function recordSizeBytes(type: RecordType, topicLength: number, payloadLength: number): number {
   return RECORD_HEADER_BYTES + topicLength + fixedPartBytes(type) + payloadLength;
@@ -116,8 +174,8 @@ export function recordSizeBytes(type: RecordType, topicLength: number, payloadLe
 /**
  * Encodes one record into `buf` at `position` and returns the position just after it.
  * `buf` must have room for {@link recordSizeBytes}. The topic is written as latin1 (topic names
- * are ASCII, validated by the broker). Returns the position of the payload's first byte through
- * `out.payloadPosition` when a payload is written.
+ * are ASCII, validated by the broker). For RESTORE, `payload` is the output of
+ * {@link restorePayload} (the message payload then starts RESTORE_TAIL_BYTES into it).
  */
 export function encodeRecord(
   buf: Buffer,
@@ -180,6 +238,9 @@ export function emptyDecodedRecord(): DecodedRecord {
     messageId: 0,
     dueAtMs: 0,
     dackCount: 0,
+    placement: Placement.BACK,
+    placeOffset: 0,
+    deliveries: 0,
     payload: null,
     payloadPosition: 0,
     payloadLength: 0,
@@ -257,7 +318,7 @@ export function decodeRecordInto(
   if (crc !== storedCrc) return 'crc-mismatch';
   if (buf[position + 8] !== RECORD_MAGIC) return 'bad-magic';
   const type = buf[position + 9] as RecordType;
-  if (type < RecordType.PUBLISH || type > RecordType.DELIVER) return 'bad-type';
+  if (type < RecordType.PUBLISH || type > MAX_RECORD_TYPE) return 'bad-type';
   const offset = buf.readUIntLE(position + 10, U48);
   const topicLength = buf[position + 16]!;
   if (topicLength === 0) return 'bad-topic';
@@ -267,6 +328,18 @@ export function decodeRecordInto(
   if (p + fixed > position + size) return 'bad-body';
   const hasPayload = type === RecordType.PUBLISH || type === RecordType.RESTORE;
   if (!hasPayload && p + fixed !== position + size) return 'bad-body';
+  out.placement = Placement.BACK;
+  out.placeOffset = 0;
+  out.deliveries = 0;
+  if (type === RecordType.RESTORE) {
+    const tail = p + fixed;
+    if (tail + RESTORE_TAIL_BYTES > position + size) return 'bad-body';
+    const placement = buf[tail]!;
+    if (placement > Placement.IN_FLIGHT) return 'bad-body';
+    out.placement = placement as Placement;
+    out.placeOffset = buf.readUIntLE(tail + 1, U48);
+    out.deliveries = buf.readUInt32LE(tail + 1 + U48);
+  }
   out.type = type;
   out.offset = offset;
   out.topic = decodeTopic(buf, topicStart, p);
@@ -293,6 +366,7 @@ export function decodeRecordInto(
       break;
   }
   p += fixed;
+  if (type === RecordType.RESTORE) p += RESTORE_TAIL_BYTES;
   out.payload = null;
   out.payloadPosition = p;
   out.payloadLength = hasPayload ? position + size - p : 0;

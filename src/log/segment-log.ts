@@ -9,6 +9,7 @@
  * case the damaged part and every later segment are moved into `<db>/damaged/`.
  * Nothing is deleted silently.
  */
+import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -66,6 +67,8 @@ export class SegmentLog {
   readonly segments: Segment[] = [];
   /** The offset the next appended record gets. */
   nextOffset = 0;
+  /** Called after each roll with the new active segment (compaction looks for work then). */
+  onRoll: ((segment: Segment) => void) | undefined;
   readonly #logger: Logger;
 
   private constructor(dir: string, logger: Logger) {
@@ -196,7 +199,19 @@ export class SegmentLog {
       throw err;
     }
     this.segments.push(segment);
+    this.onRoll?.(segment);
     return segment;
+  }
+
+  /**
+   * Takes `segment`, whose file compaction has unlinked, out of the log: closes it and removes it
+   * from {@link segments}. Never the active segment (asserted).
+   */
+  detach(segment: Segment): void {
+    assert.ok(segment !== this.active, 'the active segment is never removed');
+    const i = this.segments.indexOf(segment);
+    if (i >= 0) this.segments.splice(i, 1);
+    segment.close();
   }
 
   /** Total bytes in all segments. */

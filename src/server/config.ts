@@ -68,6 +68,16 @@ export interface Config {
   readonly maxMessageBytes: number;
   /** Move damaged log parts aside into `<db>/damaged/` instead of refusing to start (SPEC §5). `--repair`, default false. */
   readonly repair: boolean;
+  /** Background compaction of the log (SPEC §5); `--no-compaction` turns it off. `--compaction`, default true. */
+  readonly compaction: boolean;
+  /**
+   * Shared secret clients must present (HTTP `Authorization: Bearer <token>`, RESP `AUTH <token>`),
+   * or null when authentication is off. 1-4096 visible ASCII characters, no spaces.
+   * `--auth-token` or `MINIQUEUE_AUTH_TOKEN`, default off.
+   */
+  readonly authToken: string | null;
+  /** Most client connections open at once over both listeners, integer in [1, 1000000]. `--max-connections`, default 10000. */
+  readonly maxConnections: number;
 }
 
 /** Smallest accepted `--segment-bytes`: smaller segments would roll on almost every record. */
@@ -76,6 +86,10 @@ export const SEGMENT_BYTES_MIN = 4096;
 export const SEGMENT_BYTES_MAX = 4 * 1024 ** 3;
 /** Largest accepted `--max-message-bytes` (512 MiB, Redis' `proto-max-bulk-len`). */
 export const MAX_MESSAGE_BYTES_MAX = 512 * 1024 ** 2;
+/** Largest accepted `--max-connections`: far past what one Node process can serve, and below any fd limit worth raising. */
+export const MAX_CONNECTIONS_MAX = 1_000_000;
+/** Longest accepted `--auth-token`, in characters. */
+export const AUTH_TOKEN_MAX_LENGTH = 4096;
 /** Largest accepted `--period` / `--fsync-interval` in ms: Node timers overflow above 2^31-1 ms and fire after 1 ms instead. */
 export const TIMER_MS_MAX = 2 ** 31 - 1;
 
@@ -131,7 +145,10 @@ type OptionName =
   | 'fsync-interval'
   | 'segment-bytes'
   | 'max-message-bytes'
-  | 'repair';
+  | 'repair'
+  | 'compaction'
+  | 'auth-token'
+  | 'max-connections';
 
 interface OptionSpec {
   readonly type: 'string' | 'boolean';
@@ -177,6 +194,21 @@ const OPTIONS: Readonly<Record<OptionName, OptionSpec>> = {
   },
   'max-message-bytes': { type: 'string', describe: 'largest message accepted (bytes, or with K/M/G suffix)', defaultText: '1MiB' },
   repair: { type: 'boolean', describe: 'move damaged log parts aside into <db>/damaged/ and start with what precedes them', defaultText: 'false' },
+  compaction: {
+    type: 'boolean',
+    describe: 'reclaim log segments whose records are no longer needed in the background; --no-compaction keeps every segment',
+    defaultText: 'true',
+  },
+  'auth-token': {
+    type: 'string',
+    describe: 'require this token: HTTP "Authorization: Bearer <token>" (except GET /healthz), RESP "AUTH <token>" (prefer MINIQUEUE_AUTH_TOKEN: arguments show in ps)',
+    defaultText: 'off',
+  },
+  'max-connections': {
+    type: 'string',
+    describe: 'most client connections open at once over both listeners (an HTTP/2 session counts as one)',
+    defaultText: '10000',
+  },
 };
 
 const OPTION_NAMES = Object.keys(OPTIONS) as OptionName[];
@@ -206,6 +238,12 @@ const RENAMED: ReadonlyMap<string, string> = new Map(Object.entries({
   'max-payload': '--max-message-bytes',
   'fsync-interval-ms': '--fsync-interval',
   appendfsync: '--fsync',
+  requirepass: '--auth-token',
+  password: '--auth-token',
+  token: '--auth-token',
+  auth: '--auth-token',
+  maxclients: '--max-connections',
+  'max-clients': '--max-connections',
 }));
 
 /** Go's `strconv.ParseBool` vocabulary, which the original's `-human=1` relied on. */
@@ -319,6 +357,9 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     segmentBytes: values.bytes('segment-bytes', '64MiB', SEGMENT_BYTES_MIN, SEGMENT_BYTES_MAX),
     maxMessageBytes: values.bytes('max-message-bytes', '1MiB', 1, MAX_MESSAGE_BYTES_MAX),
     repair: values.boolean('repair', false),
+    compaction: values.boolean('compaction', true),
+    authToken: values.secret('auth-token'),
+    maxConnections: values.integer('max-connections', '10000', 1, MAX_CONNECTIONS_MAX),
   };
   // An unused certificate should not stop a cleartext start, so the files are checked only with TLS.
   if (tls && certGiven) {
@@ -558,6 +599,24 @@ class RawValues {
     }
     if (raw.value.trim() === '') throw badValue(`--${name}`, raw.source, raw.value, `is empty: --${name} needs a value`);
     return { text: raw.value, source: raw.source };
+  }
+
+  /**
+   * A secret string option, or null when not given. The value is never put into an error
+   * message, which may end up in logs.
+   */
+  secret(name: OptionName): string | null {
+    const raw = this.#raw(name);
+    if (raw === undefined) return null;
+    if (typeof raw.value === 'boolean') {
+      throw new ConfigError(`--${name}`, `--no-${name} is not an option: leave --${name} out to turn it off`);
+    }
+    const { text, source } = this.#string(name, '');
+    const from = source === `--${name}` ? source : `--${name} (from ${source})`;
+    if (text.length > AUTH_TOKEN_MAX_LENGTH || !/^[\x21-\x7e]+$/.test(text)) {
+      throw new ConfigError(`--${name}`, `invalid value for ${from} (not shown): use 1-${AUTH_TOKEN_MAX_LENGTH} visible ASCII characters without spaces`);
+    }
+    return text;
   }
 
   boolean(name: OptionName, fallback: boolean): boolean {

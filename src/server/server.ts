@@ -6,10 +6,12 @@ import fs from 'node:fs';
 import type { Logger } from 'pino';
 import { Broker } from '../broker/broker.js';
 import type { ReplayStats } from '../log/segment-log.js';
+import { Admission } from '../protocols/admission.js';
 import { startHttp2Listener, type Http2Listener } from '../protocols/http2/server.js';
 import { startRespListener, type RespListener } from '../protocols/resp/server.js';
 import type { Config } from './config.js';
 import { lockDataDir } from './lock.js';
+import { createMetrics, type ServerMetrics } from './metrics.js';
 
 export interface RunningServer {
   broker: Broker;
@@ -17,6 +19,10 @@ export interface RunningServer {
   /** null when `--redis-port -1`. */
   resp: RespListener | null;
   replay: ReplayStats;
+  /** `--max-connections`, `--auth-token` and the connection and refusal counters of both listeners. */
+  admission: Admission;
+  /** The registry behind `GET /metrics`. */
+  metrics: ServerMetrics;
   /** Graceful stop (SPEC §1): stop accepting, finish in-flight writes, fsync, close. */
   close(): Promise<void>;
 }
@@ -59,8 +65,11 @@ export async function startServer(
     maxMessageBytes: config.maxMessageBytes,
     periodMs: config.periodMs,
     repair: config.repair,
+    compaction: { enabled: config.compaction },
     logger,
   });
+  const admission = new Admission({ maxConnections: config.maxConnections, authToken: config.authToken });
+  const metrics = createMetrics({ broker, admission });
   let http: Http2Listener | null = null;
   let unlock: (() => void) | null = null;
   let resp: RespListener | null = null;
@@ -72,6 +81,8 @@ export async function startServer(
       tls,
       maxMessageBytes: config.maxMessageBytes,
       logger,
+      admission,
+      metrics,
     }).catch((err: unknown): never => {
       throw withListenerFlags(err, '--port', '--host');
     });
@@ -83,12 +94,14 @@ export async function startServer(
         maxMessageBytes: config.maxMessageBytes,
         logger,
         version: VERSION,
+        admission,
       }).catch((err: unknown): never => {
         throw withListenerFlags(err, '--redis-port', '--redis-host');
       });
     }
     unlock = lockDataDir(config.db, logger);
     const replay = broker.open();
+    broker.writer.onFsync = (durationMs) => metrics.observeFsync(durationMs);
     const httpListener = http;
     const respListener = resp;
     let closing: Promise<void> | null = null;
@@ -97,6 +110,8 @@ export async function startServer(
       http: httpListener,
       resp: respListener,
       replay,
+      admission,
+      metrics,
       close() {
         closing ??= (async () => {
           const httpClosed = httpListener.close();

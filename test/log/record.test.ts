@@ -2,12 +2,14 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   MAX_U48,
+  Placement,
   RECORD_HEADER_BYTES,
   RECORD_MAGIC,
   RecordType,
   decodeRecord,
   encodeRecord,
   recordSizeBytes,
+  restorePayload,
   type DecodedRecord,
 } from '../../src/log/record.js';
 
@@ -49,7 +51,14 @@ function binaryPayload(n: number, seed: number): Buffer {
   return b;
 }
 
-const cases: { name: string; input: Input; expectMessageId: number; expectPayload: Buffer | null }[] = [
+const cases: {
+  name: string;
+  input: Input;
+  expectMessageId: number;
+  expectPayload: Buffer | null;
+  /** RESTORE: the fields encoded at the start of its payload by restorePayload. */
+  expectRestore?: { placement: Placement; placeOffset: number; deliveries: number };
+}[] = [
   {
     name: 'PUBLISH with an empty payload',
     input: { type: RecordType.PUBLISH, offset: 0, topic: 't', messageId: 0, dueAtMs: 0, dackCount: 0, payload: Buffer.alloc(0) },
@@ -116,15 +125,39 @@ const cases: { name: string; input: Input; expectMessageId: number; expectPayloa
   },
   {
     name: 'RESTORE ready, with payload',
-    input: { type: RecordType.RESTORE, offset: 15, topic: 'q', messageId: 2, dueAtMs: 0, dackCount: 4_000_000_000, payload: Buffer.from([0, 1, 2, 255]) },
+    input: {
+      type: RecordType.RESTORE,
+      offset: 15,
+      topic: 'q',
+      messageId: 2,
+      dueAtMs: 0,
+      dackCount: 4_000_000_000,
+      payload: restorePayload(Placement.FRONT, MAX_U48 - 2, 4_000_000_001, Buffer.from([0, 1, 2, 255])),
+    },
     expectMessageId: 2,
     expectPayload: Buffer.from([0, 1, 2, 255]),
+    expectRestore: { placement: Placement.FRONT, placeOffset: MAX_U48 - 2, deliveries: 4_000_000_001 },
   },
   {
     name: 'RESTORE delayed, empty payload',
-    input: { type: RecordType.RESTORE, offset: 16, topic: 'q', messageId: 9, dueAtMs: 1_800_000_000_000, dackCount: 3, payload: Buffer.alloc(0) },
+    input: {
+      type: RecordType.RESTORE,
+      offset: 16,
+      topic: 'q',
+      messageId: 9,
+      dueAtMs: 1_800_000_000_000,
+      dackCount: 3,
+      payload: restorePayload(Placement.DELAYED, 12, 0, Buffer.alloc(0)),
+    },
     expectMessageId: 9,
     expectPayload: Buffer.alloc(0),
+    expectRestore: { placement: Placement.DELAYED, placeOffset: 12, deliveries: 0 },
+  },
+  {
+    name: 'TOPIC',
+    input: { type: RecordType.TOPIC, offset: 17, topic: 'kept:topic', messageId: 0, dueAtMs: 0, dackCount: 0, payload: null },
+    expectMessageId: 17,
+    expectPayload: null,
   },
 ];
 
@@ -148,15 +181,20 @@ for (const c of cases) {
         assert.equal(rec.dueAtMs, 0);
       }
       assert.equal(rec.dackCount, c.input.type === RecordType.RESTORE ? c.input.dackCount : 0);
+      const restore = c.expectRestore ?? { placement: Placement.BACK, placeOffset: 0, deliveries: 0 };
+      assert.deepEqual({ placement: rec.placement, placeOffset: rec.placeOffset, deliveries: rec.deliveries }, restore);
       if (c.expectPayload === null) {
         assert.equal(rec.payload, null);
       } else {
+        // The message payload: for RESTORE, what follows the fields restorePayload put first.
+        const messageLength = c.expectPayload.length;
         assert.ok(rec.payload !== null);
         assert.ok(rec.payload.equals(c.expectPayload), 'payload bytes are identical');
-        assert.equal(rec.payloadPosition, end - payloadLength);
-        assert.ok(buf.subarray(rec.payloadPosition, rec.payloadPosition + payloadLength).equals(c.expectPayload));
+        assert.equal(rec.payloadLength, messageLength);
+        assert.equal(rec.payloadPosition, end - messageLength);
+        assert.ok(buf.subarray(rec.payloadPosition, rec.payloadPosition + messageLength).equals(c.expectPayload));
         // A view, not a copy: it shares memory with the decoded buffer.
-        if (payloadLength > 0) assert.equal(rec.payload.buffer, buf.buffer);
+        if (messageLength > 0) assert.equal(rec.payload.buffer, buf.buffer);
       }
     }
   });
@@ -195,7 +233,16 @@ const flipCases: Input[] = [
   { type: RecordType.ACK, offset: 43, topic: 'flip', messageId: 42, dueAtMs: 0, dackCount: 0, payload: null },
   { type: RecordType.DACK, offset: 44, topic: 'flip', messageId: 42, dueAtMs: 1_700_000_000_000, dackCount: 0, payload: null },
   { type: RecordType.DELETE_TOPIC, offset: 45, topic: 'x', messageId: 0, dueAtMs: 0, dackCount: 0, payload: null },
-  { type: RecordType.RESTORE, offset: 46, topic: 'flip', messageId: 42, dueAtMs: 5, dackCount: 2, payload: Buffer.from('ab') },
+  {
+    type: RecordType.RESTORE,
+    offset: 46,
+    topic: 'flip',
+    messageId: 42,
+    dueAtMs: 5,
+    dackCount: 2,
+    payload: restorePayload(Placement.IN_FLIGHT, 44, 1, Buffer.from('ab')),
+  },
+  { type: RecordType.TOPIC, offset: 47, topic: 'flip', messageId: 0, dueAtMs: 0, dackCount: 0, payload: null },
 ];
 
 for (const input of flipCases) {
@@ -271,7 +318,7 @@ test('bad magic, bad type, zero topic length and wrong fixed part are rejected e
   const base = encode(flipCases[2]!).buf; // ACK
   const magic = reseal(Buffer.from(base).fill(2, 8, 9));
   assert.equal(decodeRecord(magic, 0, magic.length, MAX_RECORD_BYTES), 'bad-magic');
-  for (const t of [0, 9, 255]) {
+  for (const t of [0, 10, 255]) {
     const typed = Buffer.from(base);
     typed[9] = t;
     assert.equal(decodeRecord(reseal(typed), 0, typed.length, MAX_RECORD_BYTES), 'bad-type', `type ${t}`);
@@ -287,4 +334,21 @@ test('bad magic, bad type, zero topic length and wrong fixed part are rejected e
   const dack = encode(flipCases[3]!).buf;
   dack[9] = RecordType.ACK;
   assert.equal(decodeRecord(reseal(dack), 0, dack.length, MAX_RECORD_BYTES), 'bad-body');
+});
+
+test('a RESTORE record too short for placement, placeOffset and deliveries, or with an unknown placement, is bad-body', async () => {
+  const CRC32 = (await import('crc-32')).default;
+  const reseal = (b: Buffer): Buffer => {
+    b.writeUInt32LE(CRC32.buf(b.subarray(8)) >>> 0, 4);
+    return b;
+  };
+  // Issue #4: the RESTORE layout grew these fields; a body that ends before them is damage.
+  for (const bodyBytes of [0, 5, 10]) {
+    const { buf } = encode({ type: RecordType.RESTORE, offset: 1, topic: 'q', messageId: 0, dueAtMs: 0, dackCount: 0, payload: Buffer.alloc(bodyBytes) });
+    assert.equal(decodeRecord(reseal(buf), 0, buf.length, MAX_RECORD_BYTES), 'bad-body', `${bodyBytes} bytes after dueAtMs`);
+  }
+  const { buf } = encode({ type: RecordType.RESTORE, offset: 1, topic: 'q', messageId: 0, dueAtMs: 0, dackCount: 0, payload: restorePayload(Placement.IN_FLIGHT, 0, 0, Buffer.from('x')) });
+  decodeOk(buf, 0, buf.length);
+  buf[RECORD_HEADER_BYTES + 1 + 16] = Placement.IN_FLIGHT + 1;
+  assert.equal(decodeRecord(reseal(buf), 0, buf.length, MAX_RECORD_BYTES), 'bad-body');
 });

@@ -68,6 +68,9 @@ describe('parseConfig defaults', () => {
         segmentBytes: 64 * 1024 * 1024,
         maxMessageBytes: 1024 * 1024,
         repair: false,
+        compaction: true,
+        authToken: null,
+        maxConnections: 10000,
       },
     );
     assert.ok(Object.isFrozen(config));

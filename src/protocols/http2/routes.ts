@@ -1,20 +1,50 @@
 /**
  * The Fastify routes of the HTTP/2 listener (the hot publish/subscribe paths are in server.ts):
- * `DELETE /:topic` (SPEC §3), `GET /topics` and `GET /healthz` (SPEC §7), the 404 handler and
- * the one error handler that answers `{"error":message,"code":...,"statusCode":...}`.
+ * `DELETE /:topic` (SPEC §3), `GET /topics`, `GET /healthz` and `GET /metrics` (SPEC §7), the
+ * bearer-token check of `--auth-token`, the 404 handler and the one error handler that answers
+ * `{"error":message,"code":...,"statusCode":...}`.
  */
 import type { Broker } from '../../broker/broker.js';
 import { BrokerError } from '../../errors.js';
+import type { Admission } from '../admission.js';
 import type { Http2Fastify } from './server.js';
+
+/** Renders the Prometheus exposition for `GET /metrics` (src/server/metrics.ts implements it). */
+export interface MetricsSource {
+  /** The `content-type` of the exposition, e.g. `text/plain; version=0.0.4; charset=utf-8`. */
+  readonly contentType: string;
+  /** The whole exposition text, computed at call time. */
+  render(): Promise<string>;
+}
+
+/** What the routes need besides the broker. */
+export interface RouteOptions {
+  admission: Admission;
+  /** Serves `GET /metrics` when given. */
+  metrics: MetricsSource | undefined;
+}
+
+/**
+ * The `www-authenticate` challenge of a 401 (RFC 6750 §3): `error="invalid_token"` only when a
+ * token was sent and was wrong.
+ */
+export function bearerChallenge(err: BrokerError): string {
+  return err.code === 'MQ_ERR_UNAUTHORIZED' ? 'Bearer realm="miniqueue", error="invalid_token"' : 'Bearer realm="miniqueue"';
+}
+
+/** The one route left open when `--auth-token` is set, so load balancers can probe without it. */
+const UNAUTHENTICATED_PATH = '/healthz';
 
 /** The subset of a Fastify reply used here (the reply type is generic over the raw server). */
 interface ReplyLike {
   code(statusCode: number): ReplyLike;
   type(contentType: string): ReplyLike;
+  header(name: string, value: string): ReplyLike;
   send(payload: unknown): unknown;
 }
 
 function send(reply: ReplyLike, err: BrokerError): unknown {
+  if (err.statusCode === 401) reply.header('www-authenticate', bearerChallenge(err));
   return reply
     .code(err.statusCode)
     .type('application/json; charset=utf-8')
@@ -22,7 +52,8 @@ function send(reply: ReplyLike, err: BrokerError): unknown {
 }
 
 /** Registers the routes on `fastify`. */
-export function registerRoutes(fastify: Http2Fastify, broker: Broker): void {
+export function registerRoutes(fastify: Http2Fastify, broker: Broker, opts: RouteOptions): void {
+  const { admission } = opts;
   // Bodies are opaque bytes; no route here reads one, but a body must never fail parsing.
   fastify.removeAllContentTypeParsers();
   fastify.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
@@ -31,6 +62,7 @@ export function registerRoutes(fastify: Http2Fastify, broker: Broker): void {
     if (error instanceof BrokerError) return send(reply, error);
     const e = error as { statusCode?: number; code?: string; message: string };
     if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      admission.refuse('http2', 'message_too_large');
       return send(reply, new BrokerError('MQ_ERR_TOO_LARGE', ['more than the limit', 'of']));
     }
     const status = e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500 ? e.statusCode : 500;
@@ -41,6 +73,17 @@ export function registerRoutes(fastify: Http2Fastify, broker: Broker): void {
     send(reply, new BrokerError('MQ_ERR_NOT_FOUND', [`${request.method} ${request.url}`]));
   });
 
+  // Registered before the loading check: an unauthenticated client learns nothing, not even that.
+  fastify.addHook('onRequest', async (request) => {
+    if (!admission.authRequired) return;
+    const q = request.url.indexOf('?');
+    if ((q < 0 ? request.url : request.url.slice(0, q)) === UNAUTHENTICATED_PATH) return;
+    const verdict = admission.checkBearer(request.headers.authorization);
+    if (verdict === 'ok') return;
+    admission.refuse('http2', 'unauthorized');
+    throw new BrokerError(verdict === 'missing' ? 'MQ_ERR_NOAUTH' : 'MQ_ERR_UNAUTHORIZED');
+  });
+
   fastify.addHook('onRequest', async () => {
     if (broker.loading) throw new BrokerError('MQ_ERR_LOADING');
   });
@@ -48,6 +91,14 @@ export function registerRoutes(fastify: Http2Fastify, broker: Broker): void {
   fastify.get('/healthz', async () => ({ status: 'ok' }));
 
   fastify.get('/topics', async () => broker.topicNames().map((name) => broker.topicStats(name)));
+
+  const metrics = opts.metrics;
+  if (metrics !== undefined) {
+    fastify.get('/metrics', async (_request, reply) => {
+      const text = await metrics.render();
+      return reply.code(200).type(metrics.contentType).send(text);
+    });
+  }
 
   fastify.delete<{ Params: { topic: string } }>('/:topic', (request, reply) => {
     const { topic } = request.params;

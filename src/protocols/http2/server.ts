@@ -15,8 +15,9 @@ import type { Logger } from 'pino';
 import type { Broker } from '../../broker/broker.js';
 import { isValidTopicName } from '../../broker/topic-name.js';
 import { BrokerError } from '../../errors.js';
+import type { Admission } from '../admission.js';
 import { SubscribeStream } from './subscribe-stream.js';
-import { registerRoutes } from './routes.js';
+import { bearerChallenge, registerRoutes, type MetricsSource } from './routes.js';
 
 export interface Http2ListenerOptions {
   broker: Broker;
@@ -26,7 +27,16 @@ export interface Http2ListenerOptions {
   tls: { key: Buffer; cert: Buffer } | null;
   maxMessageBytes: number;
   logger: Logger;
+  /** Connection budget, token check and refusal counters shared with the RESP listener. */
+  admission: Admission;
+  /** Serves `GET /metrics` when given; without it that route answers 404. */
+  metrics?: MetricsSource;
 }
+
+/** Debug data of the GOAWAY that refuses a session over `--max-connections` (Redis's words). */
+const MAX_CONNECTIONS_GOAWAY = Buffer.from(new BrokerError('MQ_ERR_MAX_CONNECTIONS').message);
+/** How long a refused session may take to read its GOAWAY before it is destroyed, in ms. */
+const REFUSED_SESSION_GRACE_MS = 1000;
 
 /** Fastify over node:http2 (TLS or h2c; the secure server's type is a superset). */
 export type Http2Fastify = FastifyInstance<http2.Http2Server, http2.Http2ServerRequest, http2.Http2ServerResponse>;
@@ -47,7 +57,9 @@ export function errorBody(err: BrokerError): string {
 function respondError(stream: ServerHttp2Stream, err: BrokerError): void {
   if (stream.destroyed || stream.closed) return;
   if (!stream.headersSent) {
-    stream.respond({ ':status': err.statusCode, 'content-type': 'application/json; charset=utf-8' });
+    const headers: http2.OutgoingHttpHeaders = { ':status': err.statusCode, 'content-type': 'application/json; charset=utf-8' };
+    if (err.statusCode === 401) headers['www-authenticate'] = bearerChallenge(err);
+    stream.respond(headers);
   }
   stream.end(errorBody(err));
 }
@@ -70,11 +82,30 @@ function topicFromPath(path: string, prefixLength: number): string | undefined {
 }
 
 /**
+ * Refuses a session over `--max-connections`: a GOAWAY with ENHANCE_YOUR_CALM (0xb) and the
+ * debug data "max number of clients reached", before any stream is accepted (last stream id 0),
+ * then the connection is closed. A client sees the GOAWAY and its requests fail with that code;
+ * nothing was processed, so retrying later is safe.
+ */
+function refuseSession(session: Http2Session): void {
+  try {
+    session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM, 0, MAX_CONNECTIONS_GOAWAY);
+    session.close();
+  } catch {
+    // Already closing or destroyed: nothing left to refuse.
+  }
+  // A client that never reads would keep a gracefully closing session open: cut it off.
+  setTimeout(() => {
+    if (!session.destroyed) session.destroy();
+  }, REFUSED_SESSION_GRACE_MS).unref();
+}
+
+/**
  * Starts the HTTP/2 listener and resolves once it is listening. Rejects with the listen error
  * (EADDRINUSE, EACCES).
  */
 export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Http2Listener> {
-  const { broker, logger, maxMessageBytes } = opts;
+  const { broker, logger, maxMessageBytes, admission } = opts;
   const sessions = new Set<Http2Session>();
   let inFlightPublishes = 0;
   let closing = false;
@@ -88,6 +119,7 @@ export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Ht
   function handlePublish(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, topic: string): void {
     const declared = Number(headers['content-length']);
     if (declared > maxMessageBytes) {
+      admission.refuse('http2', 'message_too_large');
       respondError(stream, new BrokerError('MQ_ERR_TOO_LARGE', [declared, maxMessageBytes]));
       stream.close(http2.constants.NGHTTP2_NO_ERROR);
       return;
@@ -101,6 +133,7 @@ export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Ht
       total += chunk.length;
       if (total > maxMessageBytes) {
         refused = true;
+        admission.refuse('http2', 'message_too_large');
         respondError(stream, new BrokerError('MQ_ERR_TOO_LARGE', [`more than ${maxMessageBytes}`, maxMessageBytes]));
         stream.close(http2.constants.NGHTTP2_NO_ERROR);
         return;
@@ -135,6 +168,14 @@ export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Ht
     const isPublish = path.startsWith('/publish/');
     if (!isPublish && !path.startsWith('/subscribe/')) return false;
     stream.on('error', (err) => logger.debug({ err }, 'http2 stream error'));
+    if (admission.authRequired) {
+      const verdict = admission.checkBearer(headers.authorization);
+      if (verdict !== 'ok') {
+        admission.refuse('http2', 'unauthorized');
+        respondError(stream, new BrokerError(verdict === 'missing' ? 'MQ_ERR_NOAUTH' : 'MQ_ERR_UNAUTHORIZED'));
+        return true;
+      }
+    }
     const topic = topicFromPath(path, isPublish ? 9 : 11);
     if (closing) {
       respondError(stream, new BrokerError('MQ_ERR_SHUTTING_DOWN'));
@@ -169,15 +210,21 @@ export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Ht
         if (onStream(stream, headers)) return;
         for (const listener of compat) listener.call(server, stream, headers, flags, rawHeaders);
       });
-      server.on('session', (session) => {
-        sessions.add(session);
-        session.on('close', () => sessions.delete(session));
+      server.on('session', (session: Http2Session) => {
         session.on('error', (err) => logger.debug({ err }, 'http2 session error'));
+        // Refused sessions are tracked too, so close() does not wait for their grace period.
+        sessions.add(session);
+        const admitted = admission.admit('http2');
+        session.on('close', () => {
+          sessions.delete(session);
+          if (admitted) admission.release('http2');
+        });
+        if (!admitted) refuseSession(session);
       });
       return server as never;
     },
   });
-  registerRoutes(fastify, broker);
+  registerRoutes(fastify, broker, { admission, metrics: opts.metrics });
   await fastify.listen({ host: opts.host, port: opts.port });
   const address = fastify.server.address() as AddressInfo;
   logger.info(

@@ -9,7 +9,13 @@
  * stream mode a delivered payload is pushed behind the replies due so far, and commands are
  * answered while the consumer waits for a message. When the socket's buffer is full, or
  * too many replies are pending, reading pauses until they drain, so a client that floods or never
- * reads cannot make the server buffer without bound.
+ * reads cannot make the server buffer without bound. Commands already read still run, though (a
+ * pipeline of RESERVEs of large messages, a subscriber that sends ACKs blindly), so the unsent
+ * output — replies queued here plus the socket's own buffer — is also bounded by
+ * `maxOutputBytes`: past it the client is disconnected and its reserved messages are NACKed.
+ *
+ * With `--auth-token`, every command but AUTH, HELLO and QUIT is answered `-NOAUTH` until the
+ * connection has authenticated (as Redis does).
  */
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
@@ -17,6 +23,7 @@ import type { Broker, SettleKind } from '../../broker/broker.js';
 import type { Consumer } from '../../broker/consumer.js';
 import type { Message } from '../../broker/message.js';
 import { BrokerError } from '../../errors.js';
+import type { Admission } from '../admission.js';
 import {
   EMPTY_ARRAY,
   NIL_ARRAY,
@@ -43,7 +50,23 @@ export interface RespConnectionOptions {
   /** Connection id, for CLIENT ID and HELLO. */
   id: number;
   version: string;
+  /** Token check and refusal counters shared by both listeners. */
+  admission: Admission;
+  /**
+   * Most unsent output bytes (queued replies plus `socket.writableLength`) before the client is
+   * disconnected as one that does not read; see {@link RESP_MAX_OUTPUT_BYTES}.
+   */
+  maxOutputBytes: number;
 }
+
+/**
+ * Default bound of a connection's unsent output, in bytes: Redis's hard limit for its pub/sub
+ * clients (`client-output-buffer-limit pubsub 32mb`). A client that reads normally never comes
+ * near it; one that stopped reading reaches it after at most this much, then is disconnected.
+ * The listener raises it to twice `--max-message-bytes` when that is larger, so one delivery of
+ * the largest message always fits.
+ */
+export const RESP_MAX_OUTPUT_BYTES = 32 * 1024 * 1024;
 
 /** Replies waiting for earlier ones before we stop parsing more commands. */
 const MAX_PENDING_REPLIES = 4096;
@@ -112,7 +135,16 @@ export class RespConnection {
   #blockTimer: NodeJS.Timeout | undefined;
   #closing = false;
   #closed = false;
+  /** Disconnected for going over `maxOutputBytes`: replies are dropped from then on. */
+  #dropped = false;
   #paused = false;
+  /** False until AUTH succeeds, when `--auth-token` is set. */
+  #authenticated: boolean;
+  /**
+   * Bytes of the filled replies in `#replies` (string replies are counted by their length, which
+   * is their byte length for the latin1/ASCII text they hold).
+   */
+  #queuedBytes = 0;
   #name: string | null = null;
   /** Protocol version chosen with HELLO (2 until then). */
   #proto = 2;
@@ -134,6 +166,7 @@ export class RespConnection {
     this.#opts = opts;
     this.#broker = opts.broker;
     this.#logger = opts.logger;
+    this.#authenticated = !opts.admission.authRequired;
     this.#parser = new RespParser({
       // Never below 4 KiB, so a small --max-message-bytes does not refuse topic names (255
       // bytes) or the client names and versions libraries send while connecting.
@@ -163,6 +196,8 @@ export class RespConnection {
       const args = this.#parser.next();
       if (args === undefined) break;
       if (args instanceof RespProtocolError) {
+        if (args.kind === 'bulk-too-large') this.#opts.admission.refuse('resp', 'message_too_large');
+        else if (args.kind === 'multibulk-too-long') this.#opts.admission.refuse('resp', 'too_many_arguments');
         this.#protocolError(args.reason);
         break;
       }
@@ -202,7 +237,13 @@ export class RespConnection {
   }
 
   #fill(slot: number, reply: Reply): void {
+    if (this.#dropped) return;
     this.#replies[slot - this.#slotBase] = reply;
+    this.#queuedBytes += reply.length;
+    if (this.#queuedBytes + this.#socket.writableLength > this.#opts.maxOutputBytes) {
+      this.#dropOverOutputLimit();
+      return;
+    }
     if (slot === this.#slotBase && !this.#flushScheduled) {
       this.#flushScheduled = true;
       process.nextTick(() => this.#flush());
@@ -226,14 +267,16 @@ export class RespConnection {
 
   #flush(): void {
     this.#flushScheduled = false;
-    if (this.#closed) return;
+    if (this.#closed || this.#dropped) return;
     let n = 0;
     while (n < this.#replies.length && this.#replies[n] !== undefined) n++;
     if (n === 0) return;
     const socket = this.#socket;
     let ok: boolean;
     if (n === 1) {
-      ok = socket.write(this.#replies[0]!);
+      const first = this.#replies[0]!;
+      this.#queuedBytes -= first.length;
+      ok = socket.write(first);
     } else {
       // One buffer for the whole run of replies: a socket write per reply, even corked, costs a
       // writev entry each and showed as the top item of the PUBLISH -P16 profile.
@@ -248,6 +291,7 @@ export class RespConnection {
         const r = this.#replies[i]!;
         p += typeof r === 'string' ? out.write(r, p) : r.copy(out, p);
       }
+      for (let i = 0; i < n; i++) this.#queuedBytes -= this.#replies[i]!.length;
       ok = socket.write(out);
     }
     this.#replies = n === this.#replies.length ? [] : this.#replies.slice(n);
@@ -260,6 +304,31 @@ export class RespConnection {
     else this.#maybeResume();
   }
 
+  /**
+   * The client is not reading (or reads far slower than it asks): disconnect it rather than
+   * buffer more. The 'close' that follows NACKs its reserved and in-flight messages.
+   */
+  #dropOverOutputLimit(): void {
+    const unsentBytes = this.#queuedBytes + this.#socket.writableLength;
+    this.#dropped = true;
+    this.#closing = true;
+    this.#replies = [];
+    this.#queuedBytes = 0;
+    this.#opts.admission.refuse('resp', 'output_limit');
+    this.#logger.warn(
+      {
+        connectionId: this.#opts.id,
+        clientName: this.#name,
+        remoteAddress: this.#socket.remoteAddress,
+        unsentBytes,
+        limitBytes: this.#opts.maxOutputBytes,
+        inFlight: this.#consumer?.inFlight.size ?? 0,
+      },
+      'resp client is not reading its replies: unsent output over the limit, disconnecting',
+    );
+    this.#socket.destroy();
+  }
+
   #protocolError(reason: string): void {
     this.#reply(encodeError(new BrokerError('MQ_ERR_PROTOCOL', [reason]).toRespLine()));
     this.#closing = true;
@@ -269,6 +338,7 @@ export class RespConnection {
   // ---- commands ------------------------------------------------------------------------
 
   #execute(name: string, args: Buffer[]): void {
+    if (!this.#authenticated) return this.#executeUnauthenticated(name, args);
     if (this.#streamTopic !== null) return this.#executeSubscribed(name, args);
     switch (name) {
       case 'PUBLISH':
@@ -328,6 +398,7 @@ export class RespConnection {
       });
       this.#pendingWrites++;
     } catch (err) {
+      if (err instanceof BrokerError && err.code === 'MQ_ERR_TOO_LARGE') this.#opts.admission.refuse('resp', 'message_too_large');
       this.#fill(slot, encodeError(this.#errorLine(err)));
     }
   }
@@ -561,7 +632,7 @@ export class RespConnection {
       case 'COMMAND':
         return this.#reply(args.length === 2 && args[1]!.toString('latin1').toUpperCase() === 'COUNT' ? encodeInteger(0) : EMPTY_ARRAY);
       case 'AUTH':
-        return this.#reply(encodeError('ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?'));
+        return this.#auth(args);
       case 'READONLY':
       case 'READWRITE':
       case 'RESET':
@@ -575,6 +646,54 @@ export class RespConnection {
         return this.#reply(encodeError(new BrokerError('MQ_ERR_UNKNOWN_COMMAND', [cmd, shown]).toRespLine()));
       }
     }
+  }
+
+  /**
+   * Before AUTH (with `--auth-token`): AUTH, HELLO and QUIT work, everything else is answered
+   * `-NOAUTH Authentication required.`, as Redis does (PING too).
+   */
+  #executeUnauthenticated(name: string, args: Buffer[]): void {
+    switch (name) {
+      case 'AUTH':
+        return this.#auth(args);
+      case 'HELLO':
+        return this.#hello(args);
+      case 'QUIT':
+        return this.#quit();
+      default:
+        this.#opts.admission.refuse('resp', 'unauthorized');
+        return this.#replyError(new BrokerError('MQ_ERR_NOAUTH'));
+    }
+  }
+
+  /**
+   * Whether `AUTH [username] password` credentials are right: the user must be `default` (the
+   * only user, as in a Redis with `requirepass`) and the password the token. Counts a refusal
+   * when they are not.
+   */
+  #credentialsMatch(user: Buffer | null, password: Buffer): boolean {
+    // Compare the token even for a wrong user name, so the answer takes the same time.
+    const tokenOk = this.#opts.admission.tokenMatches(password);
+    const ok = tokenOk && (user === null || user.toString('latin1') === 'default');
+    if (!ok) {
+      this.#opts.admission.refuse('resp', 'unauthorized');
+      this.#logger.debug({ connectionId: this.#opts.id, remoteAddress: this.#socket.remoteAddress }, 'resp AUTH failed');
+    }
+    return ok;
+  }
+
+  /** AUTH password | AUTH username password. */
+  #auth(args: Buffer[]): void {
+    if (!this.#arity(args, 2, 3)) return;
+    if (!this.#opts.admission.authRequired) {
+      // Redis without requirepass: the default user takes any password given with a user name.
+      if (args.length === 3) return this.#reply(OK);
+      return this.#reply(encodeError('ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?'));
+    }
+    const ok = this.#credentialsMatch(args.length === 3 ? args[1]! : null, args[args.length - 1]!);
+    if (!ok) return this.#replyError(new BrokerError('MQ_ERR_UNAUTHORIZED'));
+    this.#authenticated = true;
+    this.#reply(OK);
   }
 
   #info(): string {
@@ -630,6 +749,8 @@ export class RespConnection {
    */
   #hello(args: Buffer[]): void {
     let proto = this.#proto;
+    let name: string | null = null;
+    let credentials: { user: Buffer; password: Buffer } | null = null;
     if (args.length >= 2) {
       const ver = parseId(args[1]!);
       if (ver !== 2 && ver !== 3) {
@@ -638,10 +759,27 @@ export class RespConnection {
       proto = ver;
       for (let i = 2; i < args.length; i++) {
         const opt = args[i]!.toString('latin1').toUpperCase();
-        if (opt === 'SETNAME' && i + 1 < args.length) this.#name = args[++i]!.toString('utf8');
-        else if (opt === 'AUTH') i += 2;
+        if (opt === 'SETNAME' && i + 1 < args.length) name = args[++i]!.toString('utf8');
+        else if (opt === 'AUTH') {
+          if (i + 2 >= args.length) return this.#reply(encodeError("ERR Syntax error in HELLO option 'auth'"));
+          credentials = { user: args[i + 1]!, password: args[i + 2]! };
+          i += 2;
+        }
       }
     }
+    // Like Redis: credentials are checked (when a token is set) before anything changes.
+    if (this.#opts.admission.authRequired) {
+      if (credentials !== null) {
+        if (!this.#credentialsMatch(credentials.user, credentials.password)) {
+          return this.#replyError(new BrokerError('MQ_ERR_UNAUTHORIZED'));
+        }
+        this.#authenticated = true;
+      } else if (!this.#authenticated) {
+        this.#opts.admission.refuse('resp', 'unauthorized');
+        return this.#replyError(new BrokerError('MQ_ERR_NOAUTH'));
+      }
+    }
+    if (name !== null) this.#name = name;
     this.#proto = proto;
     const fields: RespValue[] = [
       'server', 'redis',

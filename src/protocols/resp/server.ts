@@ -1,11 +1,16 @@
 /**
  * The RESP listener (SPEC §4): a node:net server, one {@link RespConnection} per socket.
+ * Connections over `--max-connections` (counted with the HTTP/2 listener's sessions) get
+ * `-ERR max number of clients reached` and are closed, as Redis does at `maxclients`.
  */
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Broker } from '../../broker/broker.js';
-import { RespConnection } from './connection.js';
+import { BrokerError } from '../../errors.js';
+import { isLoopbackAddress, type Admission } from '../admission.js';
+import { RESP_MAX_OUTPUT_BYTES, RespConnection } from './connection.js';
+import { encodeError } from './encoder.js';
 
 export interface RespListenerOptions {
   broker: Broker;
@@ -14,7 +19,14 @@ export interface RespListenerOptions {
   maxMessageBytes: number;
   logger: Logger;
   version: string;
+  /** Connection budget, token check and refusal counters shared with the HTTP/2 listener. */
+  admission: Admission;
 }
+
+/** `-ERR max number of clients reached`, Redis's words at `maxclients`. */
+const MAX_CLIENTS_REPLY = encodeError(new BrokerError('MQ_ERR_MAX_CONNECTIONS').toRespLine());
+/** How long a refused client may take to read the error before its socket is destroyed, in ms. */
+const REFUSED_SOCKET_GRACE_MS = 1000;
 
 export interface RespListener {
   server: net.Server;
@@ -26,9 +38,24 @@ export interface RespListener {
 
 /** Starts the RESP listener; rejects with the listen error (EADDRINUSE, EACCES). */
 export async function startRespListener(opts: RespListenerOptions): Promise<RespListener> {
+  const { admission } = opts;
   const connections = new Set<RespConnection>();
+  const refused = new Set<net.Socket>();
+  // One delivery of the largest message must always fit, whatever --max-message-bytes is.
+  const maxOutputBytes = Math.max(RESP_MAX_OUTPUT_BYTES, 2 * opts.maxMessageBytes);
   let nextId = 1;
   const server = net.createServer((socket) => {
+    if (!admission.admit('resp')) {
+      // Write the error, discard whatever the client sends, close; a client that never reads
+      // is cut off after the grace period.
+      refused.add(socket);
+      socket.on('error', () => {});
+      socket.on('close', () => refused.delete(socket));
+      socket.end(MAX_CLIENTS_REPLY);
+      socket.resume();
+      setTimeout(() => socket.destroy(), REFUSED_SOCKET_GRACE_MS).unref();
+      return;
+    }
     const conn = new RespConnection(socket, {
       broker: opts.broker,
       logger: opts.logger,
@@ -37,9 +64,14 @@ export async function startRespListener(opts: RespListenerOptions): Promise<Resp
       maxReserved: 65536,
       id: nextId++,
       version: opts.version,
+      admission,
+      maxOutputBytes,
     });
     connections.add(conn);
-    socket.on('close', () => connections.delete(conn));
+    socket.on('close', () => {
+      connections.delete(conn);
+      admission.release('resp');
+    });
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -51,6 +83,12 @@ export async function startRespListener(opts: RespListenerOptions): Promise<Resp
   server.on('error', (err) => opts.logger.error({ err }, 'resp listener error'));
   const address = server.address() as AddressInfo;
   opts.logger.info({ protocol: 'resp', address: address.address, port: address.port }, 'listening');
+  if (!admission.authRequired && !isLoopbackAddress(address.address)) {
+    opts.logger.warn(
+      { protocol: 'resp', address: address.address, port: address.port },
+      'the RESP listener accepts connections from other machines and no --auth-token is set: anyone who can reach this port can publish, consume and delete topics',
+    );
+  }
   return {
     server,
     port: address.port,
@@ -59,6 +97,7 @@ export async function startRespListener(opts: RespListenerOptions): Promise<Resp
       new Promise<void>((resolve) => {
         server.close(() => resolve());
         for (const conn of connections) conn.destroy();
+        for (const socket of refused) socket.destroy();
       }),
   };
 }

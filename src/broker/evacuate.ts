@@ -1,0 +1,220 @@
+/**
+ * The broker's side of compaction (log/compactor.ts): copies live messages and topics forward
+ * out of the segments being compacted.
+ *
+ * Each live message with a record in a victim segment gets a RESTORE record with its whole state
+ * as replay of the log would rebuild it (Message.placement and placeOffset, dueAtMs, dackCount,
+ * deliveries, payload), so every earlier record of it is superseded. The snapshot and the append
+ * happen in the same turn of the event loop: any settle of the message after it is appended
+ * after it, and replays on top of it. The order of RESTORE records does not matter (placement is
+ * explicit). An existing topic whose newest creating record is in a victim gets a TOPIC record,
+ * and an ACK that replay still needs (an older segment holds the message) is written again.
+ *
+ * Work is sliced: at most SLICE_MESSAGES records or SLICE_BYTES bytes are appended at a time,
+ * and the next slice starts only after they completed and one setImmediate, so the writer queue
+ * never holds more than one slice of compaction and publishes interleave with it.
+ */
+import assert from 'node:assert/strict';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import type { EvacuationResult } from '../log/compactor.js';
+import { LogAppend, type LogWriter } from '../log/log-writer.js';
+import { Placement, RESTORE_TAIL_BYTES, RecordType, restorePayload } from '../log/record.js';
+import type { AckRef, Segment } from '../log/segment.js';
+import { noteAckRecord, reoriginate, setTopicMark } from './live-accounting.js';
+import { MessageState, type Message } from './message.js';
+import type { Topic } from './topic.js';
+
+/** Messages looked at before yielding to the event loop. */
+const SCAN_SLICE = 8192;
+/** RESTORE records appended at a time. */
+const SLICE_MESSAGES = 256;
+/** Bytes of RESTORE records appended at a time (one larger message still goes alone). */
+const SLICE_BYTES = 1024 * 1024;
+
+/** What evacuate needs from the broker. */
+export interface EvacuationDeps {
+  /** Every live message by id. */
+  messages: Map<number, Message>;
+  topics: Map<string, Topic>;
+  writer: LogWriter;
+  /** The payload: cached, or read back from the message's segment (throws the fs error). */
+  payloadOf(msg: Message): Buffer;
+}
+
+/** Records of one slice in the writer: resolves when all completed, rejects with the first error then. */
+class Slice {
+  count = 0;
+  bytes = 0;
+  #pending = 0;
+  #error: Error | null = null;
+  #sealed = false;
+  #resolve: (() => void) | null = null;
+  #reject: ((err: Error) => void) | null = null;
+
+  constructor(readonly deps: EvacuationDeps, readonly result: EvacuationResult) {}
+
+  /** Appends `rec`; its completion gets `{ slice: this, ...about }` as its ctx. */
+  append(rec: LogAppend, about: { msg?: Message; ref?: AckRef }): void {
+    rec.ctx = { slice: this, ...about };
+    this.count++;
+    this.bytes += rec.sizeBytes;
+    this.#pending++;
+    this.deps.writer.append(rec);
+  }
+
+  completed(err: Error | null, rec: LogAppend): void {
+    if (err !== null) this.#error ??= err;
+    else {
+      this.result.bytes += rec.sizeBytes;
+      this.result.segments.add(rec.segment!);
+    }
+    this.#pending--;
+    this.#settle();
+  }
+
+  /** No more appends; resolves when every appended record completed. */
+  done(): Promise<void> {
+    this.#sealed = true;
+    return new Promise((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+      this.#settle();
+    });
+  }
+
+  fail(err: Error): void {
+    this.#error ??= err;
+  }
+
+  #settle(): void {
+    if (!this.#sealed || this.#pending > 0 || this.#resolve === null) return;
+    if (this.#error !== null) this.#reject!(this.#error);
+    else this.#resolve();
+    this.#resolve = null;
+  }
+}
+
+function holdsVictim(msg: Message, victims: ReadonlySet<Segment>): boolean {
+  if (msg.state === MessageState.GONE || msg.pinnedBytes === 0) return false;
+  if (victims.has(msg.segment!)) return true;
+  const refs = msg.refSegments;
+  if (refs !== null) for (const s of refs) if (victims.has(s)) return true;
+  return false;
+}
+
+/** A RESTORE record of `msg`'s current state (see the file comment). */
+function restoreRecord(msg: Message, payload: Buffer): LogAppend {
+  const dueAtMs = msg.placement === Placement.DELAYED ? msg.dueAtMs : 0;
+  const body = restorePayload(msg.placement, msg.placeOffset, msg.deliveries, payload);
+  return new LogAppend(RecordType.RESTORE, msg.topic, msg.id, dueAtMs, msg.dackCount, body, restoreDone);
+}
+
+function restoreDone(err: Error | null, rec: LogAppend): void {
+  const { slice, msg } = rec.ctx as { slice: Slice; msg: Message };
+  if (err === null) {
+    const segment = rec.segment!;
+    // Death records of a message are appended after any RESTORE of it (the snapshot needs it
+    // live in memory), so it still counts as live here; the RESTORE is now where its state is.
+    assert.ok(msg.pinnedBytes > 0, 'a RESTORE completed for a message that is durably gone');
+    reoriginate(msg, segment, rec.sizeBytes);
+    msg.payloadPosition = rec.payloadPosition + RESTORE_TAIL_BYTES;
+    segment.noteCreatedTopic(msg.topic);
+    const topic = slice.deps.topics.get(msg.topic);
+    if (topic !== undefined) setTopicMark(topic, segment);
+    slice.result.messages++;
+  }
+  slice.completed(err, rec);
+}
+
+function topicDone(err: Error | null, rec: LogAppend): void {
+  const { slice } = rec.ctx as { slice: Slice };
+  if (err === null) {
+    const segment = rec.segment!;
+    segment.noteCreatedTopic(rec.topic);
+    const topic = slice.deps.topics.get(rec.topic);
+    if (topic !== undefined) setTopicMark(topic, segment);
+  }
+  slice.completed(err, rec);
+}
+
+/**
+ * An ACK written again: the message is durably dead, and no record of it can follow (ids are
+ * never reused), so a second ACK later in the log means the same. The new one takes over the
+ * old one's dependencies.
+ */
+function ackDone(err: Error | null, rec: LogAppend): void {
+  const { slice, ref } = rec.ctx as { slice: Slice; ref: AckRef };
+  if (err === null) {
+    ref.moved = true;
+    noteAckRecord(rec.segment!, ref.messageId, ref.topic, ref.deps);
+  }
+  slice.completed(err, rec);
+}
+
+/** Raised between slices once compaction is stopped (shutdown). */
+export class EvacuationStopped extends Error {
+  readonly code = 'MQ_ERR_SHUTTING_DOWN';
+
+  constructor() {
+    super('compaction stopped');
+  }
+}
+
+/**
+ * Copies forward everything that keeps `victims` needed (CompactionHost.evacuate). Rejects with
+ * the first write or read error, after the records already appended completed, or with
+ * {@link EvacuationStopped}.
+ */
+export async function evacuate(
+  deps: EvacuationDeps,
+  victims: ReadonlySet<Segment>,
+  isStopped: () => boolean,
+): Promise<EvacuationResult> {
+  const result: EvacuationResult = { messages: 0, bytes: 0, segments: new Set() };
+  // Messages added after this point were published into the active segment: no need to look.
+  let left = deps.messages.size;
+  const it = deps.messages.values();
+  while (left > 0) {
+    const slice = new Slice(deps, result);
+    let scanned = 0;
+    try {
+      while (left > 0 && scanned < SCAN_SLICE && slice.count < SLICE_MESSAGES && slice.bytes < SLICE_BYTES) {
+        const step = it.next();
+        if (step.done === true) {
+          left = 0;
+          break;
+        }
+        left--;
+        scanned++;
+        const msg = step.value;
+        if (!holdsVictim(msg, victims)) continue;
+        slice.append(restoreRecord(msg, deps.payloadOf(msg)), { msg });
+      }
+    } catch (err) {
+      slice.fail(err as Error); // a payload could not be read back: stop after this slice
+      left = 0;
+    }
+    await slice.done();
+    if (isStopped()) throw new EvacuationStopped();
+    await yieldToLoop();
+  }
+  const marks = new Slice(deps, result);
+  for (const topic of deps.topics.values()) {
+    if (topic.exists && topic.markSegment !== null && victims.has(topic.markSegment)) {
+      marks.append(new LogAppend(RecordType.TOPIC, topic.name, 0, 0, 0, null, topicDone), {});
+    }
+  }
+  await marks.done();
+  for (const victim of victims) {
+    const acks = victim.neededAcks();
+    for (let i = 0; i < acks.length; i += SLICE_MESSAGES) {
+      const slice = new Slice(deps, result);
+      for (const ref of acks.slice(i, i + SLICE_MESSAGES)) {
+        slice.append(new LogAppend(RecordType.ACK, ref.topic, ref.messageId, 0, 0, null, ackDone), { ref });
+      }
+      await slice.done();
+      if (isStopped()) throw new EvacuationStopped();
+    }
+  }
+  return result;
+}

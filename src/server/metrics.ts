@@ -1,0 +1,220 @@
+/**
+ * `GET /metrics` (SPEC §7): the broker's figures in the Prometheus text format, through
+ * prom-client, on a registry of this server's own (so two servers in one process, as in the
+ * tests, never share series).
+ *
+ * Nearly everything is read at scrape time from counters the broker, the log writer, the
+ * compactor and the listeners' {@link Admission} keep anyway, so serving metrics costs nothing on
+ * the hot paths. Counters whose source is such a figure are prom-client Counters whose
+ * `collect()` resets them and adds the source's value: the exposed type is `counter` (Prometheus
+ * computes `rate()` over them and treats a decrease, after a restart or a deleted topic, as a
+ * counter reset), while prom-client's Counter has no `set()`. The one thing measured here is the
+ * fsync latency histogram, fed by the log writer's `onFsync` hook.
+ *
+ * Topic label cardinality is bounded: the first {@link TOPIC_LABELS_MAX} topics seen by a scrape
+ * keep their own `topic` label value for as long as they exist (sticky, so a series does not
+ * jump between label values as topics come and go); the figures of any further topic are added
+ * up under `topic="_other"`.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Broker, TopicStats } from '../broker/broker.js';
+import { LISTENER_PROTOCOLS, REFUSAL_REASONS_BY_PROTOCOL, type Admission } from '../protocols/admission.js';
+import type { MetricsSource } from '../protocols/http2/routes.js';
+
+/** Most topics with a `topic` label value of their own; the rest share {@link OTHER_TOPICS_LABEL}. */
+export const TOPIC_LABELS_MAX = 100;
+/**
+ * The `topic` label value of the topics past {@link TOPIC_LABELS_MAX}. A topic really named
+ * `_other` is always counted there too, so the label value never means two things.
+ */
+export const OTHER_TOPICS_LABEL = '_other';
+
+/** Upper bounds of the fsync latency buckets, in seconds: 50 µs (page cache, tmpfs) to 5 s (a stalled disk). */
+const FSYNC_BUCKETS_SECONDS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+/** The per-topic figures of one scrape, folded to at most TOPIC_LABELS_MAX + 1 label values. */
+type TopicFigures = Omit<TopicStats, 'topic'>;
+
+/** Options of {@link createMetrics}. */
+export interface MetricsOptions {
+  broker: Broker;
+  admission: Admission;
+  /** Also export prom-client's default process and Node.js metrics (`process_*`, `nodejs_*`). Default true. */
+  defaultMetrics?: boolean;
+}
+
+/** The metrics of one server. */
+export interface ServerMetrics extends MetricsSource {
+  readonly registry: Registry;
+  /** Records one fdatasync; install as `broker.writer.onFsync` once the broker is open. */
+  observeFsync(durationMs: number): void;
+}
+
+/**
+ * Creates the registry with every miniqueue metric. Call once per server; {@link
+ * ServerMetrics.render} computes the exposition at call time. Reading `broker` before it is open
+ * is safe: log and writer figures are then left out.
+ */
+export function createMetrics(opts: MetricsOptions): ServerMetrics {
+  const { broker, admission } = opts;
+  const registry = new Registry();
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+
+  const labelled = new Set<string>();
+  let topics = new Map<string, TopicFigures>();
+
+  /** Reads every topic once per scrape, before the collect() functions below run. */
+  function snapshotTopics(): void {
+    const names = broker.topicNames();
+    const existing = new Set(names);
+    for (const name of labelled) if (!existing.has(name)) labelled.delete(name);
+    const next = new Map<string, TopicFigures>();
+    for (const name of names) {
+      const stats = broker.topicStats(name);
+      if (stats === undefined) continue;
+      if (!labelled.has(name) && labelled.size < TOPIC_LABELS_MAX && name !== OTHER_TOPICS_LABEL) labelled.add(name);
+      const label = labelled.has(name) ? name : OTHER_TOPICS_LABEL;
+      const sum = next.get(label);
+      if (sum === undefined) {
+        next.set(label, {
+          ready: stats.ready,
+          inFlight: stats.inFlight,
+          delayed: stats.delayed,
+          consumers: stats.consumers,
+          published: stats.published,
+          acked: stats.acked,
+        });
+      } else {
+        sum.ready += stats.ready;
+        sum.inFlight += stats.inFlight;
+        sum.delayed += stats.delayed;
+        sum.consumers += stats.consumers;
+        sum.published += stats.published;
+        sum.acked += stats.acked;
+      }
+    }
+    topics = next;
+  }
+
+  const topicGauge = (name: string, help: string, field: keyof TopicFigures): void => {
+    new Gauge({
+      name,
+      help,
+      labelNames: ['topic'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [topic, figures] of topics) this.set({ topic }, figures[field]);
+      },
+    });
+  };
+  const topicCounter = (name: string, help: string, field: keyof TopicFigures): void => {
+    new Counter({
+      name,
+      help,
+      labelNames: ['topic'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [topic, figures] of topics) this.inc({ topic }, figures[field]);
+      },
+    });
+  };
+  /** A counter without labels mirroring `read()`; nothing is exported while it returns undefined. */
+  const sourceCounter = (name: string, help: string, read: () => number | undefined): void => {
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(read() ?? 0);
+      },
+    });
+  };
+  const sourceGauge = (name: string, help: string, read: () => number): void => {
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read());
+      },
+    });
+  };
+
+  topicGauge('miniqueue_topic_ready_messages', 'Messages waiting to be delivered.', 'ready');
+  topicGauge('miniqueue_topic_in_flight_messages', 'Messages delivered and not yet settled.', 'inFlight');
+  topicGauge('miniqueue_topic_delayed_messages', 'Messages DACKed and waiting for their due time.', 'delayed');
+  topicGauge('miniqueue_topic_consumers', 'Attached subscribers (HTTP/2 streams and RESP SUBSCRIBE connections).', 'consumers');
+  topicCounter('miniqueue_topic_published_total', 'Messages published to the topic since it was created.', 'published');
+  topicCounter('miniqueue_topic_acked_total', 'Messages acked on the topic since it was created.', 'acked');
+  sourceGauge('miniqueue_topics', 'Topics that exist (every one, also those folded into topic="_other").', () => broker.topicNames().length);
+  sourceGauge('miniqueue_messages', 'Live messages (ready, in flight, delayed) across all topics.', () => broker.messageCount);
+
+  const whenOpen = <T>(read: () => T): T | undefined => (broker.loading ? undefined : read());
+  sourceGauge('miniqueue_log_bytes', 'Bytes in the log segment files.', () => whenOpen(() => broker.log.sizeBytes) ?? 0);
+  sourceGauge('miniqueue_log_segments', 'Log segment files.', () => whenOpen(() => broker.log.segments.length) ?? 0);
+  sourceCounter('miniqueue_log_written_bytes_total', 'Bytes written to the log since start.', () => whenOpen(() => broker.writer.stats.bytes));
+  sourceCounter('miniqueue_log_records_total', 'Records written to the log since start.', () => whenOpen(() => broker.writer.stats.records));
+  sourceCounter('miniqueue_log_batches_total', 'Write calls (batches of records) since start.', () => whenOpen(() => broker.writer.stats.batches));
+  sourceCounter('miniqueue_log_failed_batches_total', 'Batches whose write or fdatasync failed.', () => whenOpen(() => broker.writer.stats.failedBatches));
+  sourceCounter('miniqueue_log_fsyncs_total', 'fdatasync calls since start.', () => whenOpen(() => broker.writer.stats.fsyncs));
+  const fsyncSeconds = new Histogram({
+    name: 'miniqueue_fsync_duration_seconds',
+    help: 'Duration of each fdatasync of the log.',
+    buckets: FSYNC_BUCKETS_SECONDS,
+    registers: [registry],
+  });
+
+  sourceCounter('miniqueue_compaction_runs_total', 'Compaction passes that removed or copied something.', () => broker.compactionStats.runs);
+  sourceCounter('miniqueue_compaction_segments_removed_total', 'Log segments deleted by compaction.', () => broker.compactionStats.segmentsRemoved);
+  sourceCounter('miniqueue_compaction_reclaimed_bytes_total', 'Bytes of the segment files deleted by compaction.', () => broker.compactionStats.bytesReclaimed);
+  sourceCounter('miniqueue_compaction_copied_bytes_total', 'Bytes of live records copied forward by compaction.', () => broker.compactionStats.bytesCopied);
+  sourceCounter('miniqueue_compaction_failures_total', 'Compaction passes cut short by an I/O error.', () => broker.compactionStats.failures);
+
+  new Gauge({
+    name: 'miniqueue_connections',
+    help: 'Client connections open now (an HTTP/2 session counts as one).',
+    labelNames: ['protocol'],
+    registers: [registry],
+    collect() {
+      for (const protocol of LISTENER_PROTOCOLS) this.set({ protocol }, admission.open[protocol]);
+    },
+  });
+  sourceGauge('miniqueue_connections_max', 'The --max-connections limit, over both listeners.', () => admission.maxConnections);
+  new Counter({
+    name: 'miniqueue_connections_accepted_total',
+    help: 'Client connections accepted since start.',
+    labelNames: ['protocol'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const protocol of LISTENER_PROTOCOLS) this.inc({ protocol }, admission.accepted[protocol]);
+    },
+  });
+  new Counter({
+    name: 'miniqueue_refusals_total',
+    help: 'Connections, requests and commands refused by a limit or by authentication, by reason.',
+    labelNames: ['protocol', 'reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const protocol of LISTENER_PROTOCOLS) {
+        for (const reason of REFUSAL_REASONS_BY_PROTOCOL[protocol]) this.inc({ protocol, reason }, admission.refused[protocol][reason]);
+      }
+    },
+  });
+
+  return {
+    registry,
+    contentType: registry.contentType,
+    observeFsync(durationMs: number): void {
+      fsyncSeconds.observe(durationMs / 1000);
+    },
+    async render(): Promise<string> {
+      snapshotTopics();
+      return registry.metrics();
+    },
+  };
+}

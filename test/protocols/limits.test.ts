@@ -1,0 +1,172 @@
+/**
+ * Limits of issue 6 (SPEC §7) against real in-process servers: `--max-connections` across both
+ * listeners (RESP gets `-ERR max number of clients reached`, an HTTP/2 session a GOAWAY with
+ * ENHANCE_YOUR_CALM), and the bound on a RESP connection's unsent output (a client that asks for
+ * large messages and never reads them is disconnected, and what it held is NACKed).
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import http2 from 'node:http2';
+import net from 'node:net';
+import { describe, test } from 'node:test';
+import { RESP_MAX_OUTPUT_BYTES } from '../../src/protocols/resp/connection.js';
+import { encodeCommand, RespConn, type Reply } from '../integration/util.js';
+import { h2connect, h2request, recordingLogger, removeDir, startInProcess, tempDir, waitFor } from '../helpers.js';
+
+describe('--max-connections', () => {
+  test('counts RESP connections and HTTP/2 sessions together; the one over the limit is refused clearly and counted', async (t) => {
+    const dir = tempDir('mq-maxconn-');
+    const server = await startInProcess(dir, ['--max-connections', '3', '--fsync', 'never']);
+    const conns: RespConn[] = [];
+    const sessions: http2.ClientHttp2Session[] = [];
+    t.after(async () => {
+      for (const c of conns) c.close();
+      for (const s of sessions) s.destroy();
+      await server.close();
+      removeDir(dir);
+    });
+    const respPort = server.resp!.port;
+
+    conns.push(await RespConn.connect(respPort), await RespConn.connect(respPort));
+    assert.equal(await conns[0]!.send('PING'), 'PONG');
+    assert.equal(await conns[1]!.send('PING'), 'PONG');
+    const session = h2connect(server.http.port);
+    sessions.push(session);
+    assert.equal((await h2request(session, 'GET', '/healthz')).status, 200);
+    await waitFor(() => server.admission.openTotal === 3);
+
+    // RESP over the limit: Redis's error line, then the server closes the connection.
+    const refused = net.connect(respPort, '127.0.0.1');
+    refused.on('error', () => {});
+    let received = '';
+    refused.on('data', (d: Buffer) => (received += d.toString('latin1')));
+    await once(refused, 'close');
+    assert.equal(received, '-ERR max number of clients reached\r\n');
+
+    // HTTP/2 over the limit: GOAWAY ENHANCE_YOUR_CALM with a readable reason; no request runs.
+    const extra = http2.connect(`http://127.0.0.1:${server.http.port}`);
+    sessions.push(extra);
+    extra.on('error', () => {});
+    // Not events.once: the session also emits 'error' (code 11), which would reject it.
+    const goaway = new Promise<[number, number, Buffer | undefined]>((resolve) => extra.on('goaway', (code: number, last: number, data?: Buffer) => resolve([code, last, data])));
+    const req = extra.request({ ':method': 'POST', ':path': '/publish/limits.refused' });
+    const reqError = new Promise<Error>((resolve) => req.on('error', resolve));
+    req.end('never published');
+    const [code, lastStreamId, debug] = await goaway;
+    assert.equal(code, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    assert.equal(lastStreamId, 0, 'no stream was accepted');
+    assert.equal(debug?.toString(), 'max number of clients reached');
+    assert.match((await reqError).message, /error code 11|GOAWAY/i);
+    await new Promise((resolve) => (extra.closed ? resolve(undefined) : extra.on('close', resolve)));
+    assert.equal(server.broker.topicStats('limits.refused'), undefined);
+
+    assert.equal(server.admission.refused.resp.max_connections, 1);
+    assert.equal(server.admission.refused.http2.max_connections, 1);
+    assert.equal(server.admission.openTotal, 3, 'refused connections never counted as open');
+    const metrics = await h2request(session, 'GET', '/metrics');
+    assert.match(metrics.body.toString(), /^miniqueue_refusals_total\{protocol="resp",reason="max_connections"\} 1$/m);
+    assert.match(metrics.body.toString(), /^miniqueue_refusals_total\{protocol="http2",reason="max_connections"\} 1$/m);
+    assert.match(metrics.body.toString(), /^miniqueue_connections\{protocol="resp"\} 2$/m);
+
+    // A closed connection frees its place, for either protocol.
+    conns[0]!.close();
+    await waitFor(() => server.admission.openTotal === 2);
+    const next = await RespConn.connect(respPort);
+    conns.push(next);
+    assert.equal(await next.send('PING'), 'PONG');
+    next.close();
+    await waitFor(() => server.admission.openTotal === 2);
+    const again = h2connect(server.http.port);
+    sessions.push(again);
+    assert.equal((await h2request(again, 'POST', '/publish/limits.ok', 'x')).status, 201);
+  });
+});
+
+const MIB = 1024 * 1024;
+
+/** Publishes `count` messages of `size` bytes over one pipelined RESP connection. */
+async function fill(port: number, topic: string, count: number, size: number): Promise<void> {
+  const c = await RespConn.connect(port);
+  const payload = Buffer.alloc(size, 0x61);
+  const replies = await c.pipeline(Array.from({ length: count }, () => ['PUBLISH', topic, payload]));
+  assert.ok(replies.every((r) => r === 'OK'), 'every publish answered OK');
+  c.close();
+}
+
+/** A raw socket that sends `data` and then never reads a byte. */
+async function neverReader(port: number, data: Buffer): Promise<{ socket: net.Socket; closed: Promise<unknown> }> {
+  const socket = net.connect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  await once(socket, 'connect');
+  socket.pause();
+  const closed = once(socket, 'close');
+  socket.write(data);
+  return { socket, closed };
+}
+
+describe('RESP output bound', () => {
+  test('a client that RESERVEs large messages and never reads is disconnected at the bound; its messages are NACKed', async (t) => {
+    const dir = tempDir('mq-outbuf-');
+    const { logger, lines } = recordingLogger();
+    const server = await startInProcess(dir, ['--fsync', 'never'], null, logger);
+    t.after(async () => {
+      await server.close();
+      removeDir(dir);
+    });
+    const port = server.resp!.port;
+    const topic = 'limits.reserve';
+    const count = 48; // 48 MiB of replies asked for, over the 32 MiB bound
+    await fill(port, topic, count, MIB - 64);
+
+    const reserve = encodeCommand(['RESERVE', topic]);
+    const { closed } = await neverReader(port, Buffer.concat(Array.from({ length: count }, () => reserve)));
+    await closed;
+
+    const warn = lines.find((l) => l['level'] === 40 && /not reading/.test(String(l['msg'])));
+    assert.ok(warn !== undefined, 'a warning names the disconnect');
+    assert.equal(warn['limitBytes'], RESP_MAX_OUTPUT_BYTES);
+    assert.ok((warn['unsentBytes'] as number) <= RESP_MAX_OUTPUT_BYTES + MIB, `unsent output stayed within the bound plus one reply: ${warn['unsentBytes']}`);
+    assert.ok((warn['inFlight'] as number) > 0);
+    assert.equal(server.admission.refused.resp.output_limit, 1);
+
+    await waitFor(() => server.broker.topicStats(topic)!.inFlight === 0);
+    assert.equal(server.broker.topicStats(topic)!.ready, count, 'every reserved message is ready again');
+
+    // A client that reads gets the same messages, 16 MiB pipelined at a time, without being cut off.
+    const reader = await RespConn.connect(port);
+    t.after(() => reader.close());
+    let got = 0;
+    while (got < count) {
+      const batch = Math.min(16, count - got);
+      const replies = await reader.pipeline(Array.from({ length: batch }, () => ['RESERVE', topic]));
+      for (const r of replies) {
+        assert.ok(Array.isArray(r) && Buffer.isBuffer(r[1]) && r[1].length === MIB - 64);
+        assert.equal(await reader.send('ACK', topic, String((r as Reply[])[0])), 'OK');
+      }
+      got += batch;
+    }
+    assert.equal(server.admission.refused.resp.output_limit, 1, 'the reading client was not cut off');
+  });
+
+  test('a SUBSCRIBE consumer that ACKs blindly and never reads is disconnected; what it held goes back', async (t) => {
+    const dir = tempDir('mq-outbuf-sub-');
+    const server = await startInProcess(dir, ['--fsync', 'never']);
+    t.after(async () => {
+      await server.close();
+      removeDir(dir);
+    });
+    const port = server.resp!.port;
+    const topic = 'limits.subscribe';
+    const count = 48;
+    await fill(port, topic, count, MIB - 64);
+
+    const commands = [encodeCommand(['SUBSCRIBE', topic]), ...Array.from({ length: count }, () => encodeCommand(['ACK']))];
+    const { closed } = await neverReader(port, Buffer.concat(commands));
+    await closed;
+    assert.equal(server.admission.refused.resp.output_limit, 1);
+    await waitFor(() => server.broker.topicStats(topic)!.inFlight === 0 && server.broker.topicStats(topic)!.consumers === 0);
+    const stats = server.broker.topicStats(topic)!;
+    assert.ok(stats.acked < count, 'it was stopped before it got through every message');
+    assert.equal(stats.ready + stats.acked, count, 'nothing is lost: each message is acked or ready again');
+  });
+});
