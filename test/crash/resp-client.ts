@@ -4,6 +4,7 @@
  * would blur.
  */
 import net from 'node:net';
+import { RespErrorReply, parseReply as parseUtilReply, type Reply as UtilReply } from '../integration/util.js';
 
 export type Reply = string | number | Buffer | null | Reply[] | Error;
 
@@ -67,45 +68,15 @@ export class MiniRespClient {
   }
 }
 
-function readLine(buf: Buffer, pos: number): { line: string; end: number } | undefined {
-  const i = buf.indexOf('\r\n', pos);
-  if (i < 0) return undefined;
-  return { line: buf.toString('latin1', pos, i), end: i + 2 };
+/** util.ts's parser, with `-ERR` replies as Error objects (what this client's callers test for). */
+function toErrors(value: UtilReply): Reply {
+  if (value instanceof RespErrorReply) return new Error(value.line);
+  if (Array.isArray(value)) return value.map(toErrors);
+  return value;
 }
 
 /** Parses one RESP2 reply at `pos`; undefined when incomplete. */
 export function parseReply(buf: Buffer, pos: number): { value: Reply; end: number } | undefined {
-  if (pos >= buf.length) return undefined;
-  const type = String.fromCharCode(buf[pos]!);
-  const l = readLine(buf, pos + 1);
-  if (l === undefined) return undefined;
-  switch (type) {
-    case '+':
-      return { value: l.line, end: l.end };
-    case '-':
-      return { value: new Error(l.line), end: l.end };
-    case ':':
-      return { value: Number(l.line), end: l.end };
-    case '$': {
-      const n = Number(l.line);
-      if (n < 0) return { value: null, end: l.end };
-      if (buf.length < l.end + n + 2) return undefined;
-      return { value: Buffer.from(buf.subarray(l.end, l.end + n)), end: l.end + n + 2 };
-    }
-    case '*': {
-      const n = Number(l.line);
-      if (n < 0) return { value: null, end: l.end };
-      const items: Reply[] = [];
-      let p = l.end;
-      for (let i = 0; i < n; i++) {
-        const r = parseReply(buf, p);
-        if (r === undefined) return undefined;
-        items.push(r.value);
-        p = r.end;
-      }
-      return { value: items, end: p };
-    }
-    default:
-      throw new Error(`bad reply type ${type}`);
-  }
+  const r = parseUtilReply(buf, pos);
+  return r === undefined ? undefined : { value: toErrors(r.value), end: r.end };
 }
