@@ -18,9 +18,10 @@ import type { Logger } from 'pino';
 import { BrokerError } from '../errors.js';
 import { Compactor, type CompactionStats, type CompactionRun } from '../log/compactor.js';
 import { LogAppend, LogWriter, type FsyncPolicy } from '../log/log-writer.js';
-import { Placement, RecordType, type DecodedRecord } from '../log/record.js';
+import { Placement, RESTORE_TAIL_BYTES, RecordType, restorePayload, type DecodedRecord } from '../log/record.js';
 import { SegmentLog, type ReplayStats } from '../log/segment-log.js';
 import type { Segment } from '../log/segment.js';
+import { AckDeadlines } from './ack-deadlines.js';
 import { Consumer, type DeliveryHandler } from './consumer.js';
 import { evacuate } from './evacuate.js';
 import { noteAcked, noteRef, pinOrigin, setTopicMark, supersede, unpin } from './live-accounting.js';
@@ -41,6 +42,16 @@ export interface BrokerOptions {
   payloadCacheBytes?: number;
   /** Background compaction (SPEC §5, issue #4); on unless `enabled: false`. */
   compaction?: BrokerCompactionOptions;
+  /**
+   * `--ack-timeout` in ms (SPEC §7): a delivery not settled (or TOUCHed) within it goes back to
+   * the front of its topic. 0 or absent: off, as in the Go original.
+   */
+  ackTimeoutMs?: number;
+  /**
+   * `--max-deliveries` (SPEC §7): a message whose Nth delivery ends without an ACK (NACK, BACK,
+   * DACK, ack timeout, disconnect) moves to `<topic>.dead`. 0 or absent: unlimited.
+   */
+  maxDeliveries?: number;
   logger: Logger;
 }
 
@@ -70,6 +81,21 @@ interface PublishContext {
 
 export type SettleKind = 'ACK' | 'NACK' | 'BACK' | 'DACK';
 
+/** Suffix of the dead-letter topic of a topic (SPEC §7 "Dead letters"). */
+export const DEAD_LETTER_SUFFIX = '.dead';
+
+/** Per-topic counters for metrics (SPEC §7 Metrics); see Topic for what each counts. */
+export interface TopicCounters {
+  published: number;
+  acked: number;
+  nacked: number;
+  backed: number;
+  dacked: number;
+  redelivered: number;
+  ackTimeouts: number;
+  deadLettered: number;
+}
+
 /** Per-topic figures of SPEC §7 Stats. */
 export interface TopicStats {
   topic: string;
@@ -79,6 +105,16 @@ export interface TopicStats {
   consumers: number;
   published: number;
   acked: number;
+}
+
+/** What a dead-letter RESTORE and the ACK that follows it carry to their completions. */
+interface DeadLetterContext {
+  /** The original message (GONE). */
+  msg: Message;
+  /** The reply of the settle that caused it, if any. */
+  cb: DoneCallback | null;
+  /** Deletes of the dead-letter topic when the RESTORE was appended (see #onPublished). */
+  deletes: number;
 }
 
 function storageError(err: Error & { code?: string }): BrokerError {
@@ -106,6 +142,11 @@ export class Broker {
   /** During replay: messages whose last record is a DELIVER (or a RESTORE in flight). */
   readonly #replayInFlight = new Map<number, Message>();
   #compactor: Compactor | null = null;
+  readonly #ackTimeoutMs: number;
+  readonly #maxDeliveries: number;
+  /** Deadlines of deliveries under `--ack-timeout`, checked by #ackTicker. */
+  readonly #ackDeadlines = new AckDeadlines();
+  #ackTicker: NodeJS.Timeout | undefined;
   /** Compaction is on: keep the ACKs it may have to write again (live-accounting.ts). */
   readonly #compacting: boolean;
 
@@ -114,6 +155,8 @@ export class Broker {
     this.#logger = opts.logger;
     this.#payloadCacheBytes = opts.payloadCacheBytes ?? 256 * 1024 * 1024;
     this.#compacting = opts.compaction?.enabled !== false;
+    this.#ackTimeoutMs = opts.ackTimeoutMs ?? 0;
+    this.#maxDeliveries = opts.maxDeliveries ?? 0;
   }
 
   /** True until {@link open} has replayed the log; protocols answer MQ_ERR_LOADING meanwhile. */
@@ -167,6 +210,12 @@ export class Broker {
     });
     this.#ticker = setInterval(() => this.tick(Date.now()), this.#opts.periodMs);
     this.#ticker.unref();
+    if (this.#ackTimeoutMs > 0) {
+      // One coarse ticker for every deadline: a tenth of the timeout, between 10 ms and 1 s.
+      const everyMs = Math.min(1000, Math.max(10, Math.floor(this.#ackTimeoutMs / 10)));
+      this.#ackTicker = setInterval(() => this.expireAckTimeouts(performance.now()), everyMs);
+      this.#ackTicker.unref();
+    }
     const compaction = this.#opts.compaction ?? {};
     if (compaction.enabled !== false) {
       const writer = this.#writer;
@@ -302,6 +351,12 @@ export class Broker {
    */
   #replayRestore(rec: DecodedRecord, segment: Segment): void {
     const topic = this.#topic(rec.topic);
+    if (rec.messageId === rec.offset) {
+      // A dead letter (#deadLetter): a new message, whose original's ACK follows.
+      topic.published++;
+      const source = this.#topics.get(rec.topic.slice(0, -DEAD_LETTER_SUFFIX.length));
+      if (source !== undefined && source.exists) source.deadLettered++;
+    }
     topic.exists = true;
     segment.noteCreatedTopic(rec.topic);
     setTopicMark(topic, segment);
@@ -387,8 +442,7 @@ export class Broker {
     }
     topic.inFlight.clear();
     topic.exists = false;
-    topic.published = 0;
-    topic.acked = 0;
+    topic.resetCounters();
     return gone;
   }
 
@@ -488,7 +542,7 @@ export class Broker {
     assertTopicName(topicName);
     this.cancelRequest(consumer);
     const topic = this.#topic(topicName);
-    const msg = topic.popReady();
+    const msg = this.#popReady(topic);
     if (msg !== undefined) {
       this.#deliver(msg, topic, consumer);
       return;
@@ -506,7 +560,7 @@ export class Broker {
     assertTopicName(topicName);
     const topic = this.#topics.get(topicName);
     if (topic === undefined) return undefined;
-    const msg = topic.popReady();
+    const msg = this.#popReady(topic);
     if (msg === undefined) return undefined;
     this.#markInFlight(msg, topic, consumer);
     return msg;
@@ -520,12 +574,25 @@ export class Broker {
     }
   }
 
+  /**
+   * The next ready message of `topic` to deliver. One already delivered `--max-deliveries` times
+   * (in flight at a restart, or its dead-lettering failed) is dead-lettered instead.
+   */
+  #popReady(topic: Topic): Message | undefined {
+    for (;;) {
+      const msg = topic.popReady();
+      if (msg === undefined || !this.#exhausted(msg, topic) || this.#writer === null || this.#closing) return msg;
+      if (!this.#deadLetter(this.#writer, msg, topic, null)) return msg;
+    }
+  }
+
   #markInFlight(msg: Message, topic: Topic, consumer: Consumer): void {
     msg.state = MessageState.IN_FLIGHT;
     msg.owner = consumer;
-    msg.deliveries++;
+    if (++msg.deliveries > 1) topic.redelivered++;
     consumer.inFlight.set(msg.id, msg);
     topic.inFlight.add(msg);
+    if (this.#ackTimeoutMs > 0) this.#ackDeadlines.track(msg, performance.now() + this.#ackTimeoutMs);
     // Not waited for: if it is lost in a crash the message is simply ready at its old place.
     if (!this.#closing && this.#writer !== null) this.#appendPlacement(this.#writer, RecordType.DELIVER, msg, Placement.IN_FLIGHT);
   }
@@ -550,7 +617,7 @@ export class Broker {
   /** Hands ready messages to waiting consumers, first come first served. */
   #dispatch(topic: Topic): void {
     while (topic.waiters.length > 0 && topic.readyCount > 0) {
-      const msg = topic.popReady();
+      const msg = this.#popReady(topic);
       if (msg === undefined) break;
       const consumer = topic.waiters.shift()!;
       consumer.waitingOn = null;
@@ -583,6 +650,10 @@ export class Broker {
     const topic = this.#topic(msg.topic);
     topic.inFlight.delete(msg);
     msg.owner = null;
+    if (kind === 'NACK') topic.nacked++;
+    else if (kind === 'BACK') topic.backed++;
+    else if (kind === 'DACK') topic.dacked++;
+    if (kind !== 'ACK' && this.#exhausted(msg, topic) && this.#deadLetter(writer, msg, topic, cb)) return;
     let type: RecordType;
     let dueAtMs = 0;
     switch (kind) {
@@ -625,17 +696,166 @@ export class Broker {
       else noteRef(msg, rec.segment!);
     } else if (rec.type === RecordType.ACK && msg.state === MessageState.GONE) {
       // The ack is not durable: after a restart the message would be back, so put it back now.
-      // (The live accounting never let it go: it follows durable records only.)
-      const topic = this.#topics.get(msg.topic);
-      if (topic !== undefined && topic.exists && !this.#messages.has(msg.id)) {
-        this.#messages.set(msg.id, msg);
-        topic.acked--;
-        topic.pushReadyFront(msg);
-        this.#dispatch(topic);
-      }
+      const topic = this.#reinstate(msg);
+      if (topic !== undefined) topic.acked--;
     }
     cb(err === null ? null : storageError(err));
   };
+
+  /**
+   * Puts `msg`, taken away in memory by an ACK or a dead-lettering whose record then failed, back
+   * at the front of its topic, where replay would find it (the live accounting never let it go:
+   * it follows durable records only). Returns its topic, or undefined when the topic has been
+   * deleted meanwhile.
+   */
+  #reinstate(msg: Message): Topic | undefined {
+    const topic = this.#topics.get(msg.topic);
+    if (topic === undefined || !topic.exists || this.#messages.has(msg.id)) return undefined;
+    this.#messages.set(msg.id, msg);
+    topic.pushReadyFront(msg);
+    this.#dispatch(topic);
+    return topic;
+  }
+
+  /** Whether `msg`, whose delivery just ended without an ACK, has used up `--max-deliveries`. */
+  #exhausted(msg: Message, topic: Topic): boolean {
+    return this.#maxDeliveries > 0 && msg.deliveries >= this.#maxDeliveries && !topic.name.endsWith(DEAD_LETTER_SUFFIX);
+  }
+
+  /**
+   * Moves `msg` (taken out of every queue by the caller, or just popped from the ready queue) to
+   * `<topic>.dead` with its dackCount and deliveries (SPEC §7 "Dead letters"). Returns false, and
+   * changes nothing, when that is impossible: the payload cannot be read back, or the topic name
+   * is too long for the suffix. `cb` (a settle's reply) runs once the move is durable.
+   *
+   * Two records: a RESTORE in the dead-letter topic, a new message whose id is the record's own
+   * offset (so the id is new and unique, and replay tells it from compaction's RESTOREs), placed
+   * at the back; then, only once that is durable, an ACK of the original. A crash in between
+   * leaves both, a duplicate (at-least-once), never neither. The new message is visible once its
+   * record is durable, as a publish is. If the RESTORE fails the original goes back to the front.
+   */
+  #deadLetter(writer: LogWriter, msg: Message, topic: Topic, cb: DoneCallback | null): boolean {
+    const deadName = topic.name + DEAD_LETTER_SUFFIX;
+    if (deadName.length > 255) {
+      this.#logger.warn({ topic: topic.name, id: msg.id }, 'topic name too long for a dead-letter topic: message kept');
+      return false;
+    }
+    let payload: Buffer;
+    try {
+      payload = this.payloadOf(msg);
+    } catch (err) {
+      this.#logger.error({ err, topic: topic.name, id: msg.id }, 'could not read a payload back to dead-letter it: message kept');
+      return false;
+    }
+    this.#forget(msg, topic);
+    topic.deadLettered++;
+    const id = writer.nextAppendOffset;
+    const body = restorePayload(Placement.BACK, id, msg.deliveries, payload);
+    const rec = new LogAppend(RecordType.RESTORE, deadName, id, 0, msg.dackCount, body, this.#onDeadLetterWritten);
+    rec.ctx = { msg, cb, deletes: this.#deletesOf(deadName) } satisfies DeadLetterContext;
+    writer.append(rec);
+    this.#logger.warn(
+      { topic: topic.name, id: msg.id, deliveries: msg.deliveries, dackCount: msg.dackCount, deadLetterTopic: deadName, deadLetterId: id },
+      'message moved to its dead-letter topic after --max-deliveries deliveries',
+    );
+    return true;
+  }
+
+  readonly #onDeadLetterWritten = (err: Error | null, rec: LogAppend): void => {
+    const { msg, cb, deletes } = rec.ctx as DeadLetterContext;
+    if (err !== null) {
+      const topic = this.#reinstate(msg);
+      if (topic !== undefined) topic.deadLettered--;
+      cb?.(storageError(err));
+      return;
+    }
+    const segment = rec.segment!;
+    segment.noteCreatedTopic(rec.topic);
+    const deadTopic = this.#topic(rec.topic);
+    if (deletes === this.#deletesOf(rec.topic)) {
+      const payload = rec.payload!.subarray(RESTORE_TAIL_BYTES);
+      let kept: Buffer | null = null;
+      if (this.#cachedPayloadBytes + payload.length <= this.#payloadCacheBytes) {
+        kept = payload;
+        this.#cachedPayloadBytes += payload.length;
+      }
+      const copy = new Message(rec.offset, rec.topic, kept, segment, rec.payloadPosition + RESTORE_TAIL_BYTES, payload.length);
+      pinOrigin(copy, segment, rec.sizeBytes);
+      setTopicMark(deadTopic, segment);
+      copy.dackCount = msg.dackCount;
+      copy.deliveries = msg.deliveries;
+      copy.placeOffset = rec.offset;
+      deadTopic.exists = true;
+      deadTopic.published++;
+      this.#messages.set(copy.id, copy);
+      deadTopic.pushReadyBack(copy);
+    }
+    // else: the dead-letter topic was deleted after the append; its DELETE_TOPIC follows in the log.
+    const writer = this.#writer!;
+    const ack = new LogAppend(RecordType.ACK, msg.topic, msg.id, 0, 0, null, this.#onDeadLetterAcked);
+    ack.ctx = { msg, cb, deletes };
+    writer.append(ack);
+    this.#dispatch(deadTopic);
+  };
+
+  readonly #onDeadLetterAcked = (err: Error | null, rec: LogAppend): void => {
+    const { msg, cb } = rec.ctx as DeadLetterContext;
+    // On failure the original stays in the log next to its copy: a duplicate after a restart, and
+    // its segment is kept until then. The move itself is durable, so the settle succeeded.
+    if (err === null) noteAcked(msg, rec.segment!, this.#compacting);
+    cb?.(null);
+  };
+
+  /**
+   * Restarts the `--ack-timeout` timer of message `id`, in flight to `consumer` (RESP `TOUCH
+   * topic id`, the HTTP/2 stream's `"TOUCH"`; beanstalkd touch). Nothing is logged: after a
+   * restart the message is ready again anyway. A no-op check when the timeout is off.
+   * Throws MQ_ERR_NOT_IN_FLIGHT (unknown id, not this consumer's, expired), MQ_ERR_TOPIC_DELETED.
+   */
+  touch(consumer: Consumer, id: number, topicName?: string): void {
+    const msg = consumer.inFlight.get(id);
+    if (msg === undefined || (topicName !== undefined && msg.topic !== topicName)) {
+      throw new BrokerError('MQ_ERR_NOT_IN_FLIGHT', [topicName === undefined ? id : `${id} of topic '${topicName}'`]);
+    }
+    if (msg.state === MessageState.GONE) throw new BrokerError('MQ_ERR_TOPIC_DELETED', [msg.topic]);
+    if (this.#ackTimeoutMs > 0) this.#ackDeadlines.track(msg, performance.now() + this.#ackTimeoutMs);
+  }
+
+  /**
+   * Returns every delivery whose `--ack-timeout` deadline is at or before `nowMs` (monotonic ms,
+   * `performance.now()`) to the front of its topic, as a NACK does (SPEC §7), or to the
+   * dead-letter topic when it used up `--max-deliveries`, and tells its consumer
+   * (Consumer.onExpired). Runs on the ack ticker; returns how many expired.
+   */
+  expireAckTimeouts(nowMs: number): number {
+    const expired = this.#ackDeadlines.expire(nowMs);
+    if (expired.length === 0) return 0;
+    const writer = this.#closing ? null : this.#writer;
+    const owners: (Consumer | null)[] = [];
+    const touched = new Set<Topic>();
+    // Back to front, so that messages of one topic keep their delivery order at the front.
+    for (let i = expired.length - 1; i >= 0; i--) {
+      const msg = expired[i]!;
+      const topic = this.#topic(msg.topic);
+      const consumer = msg.owner as Consumer | null;
+      owners[i] = consumer;
+      consumer?.inFlight.delete(msg.id);
+      topic.inFlight.delete(msg);
+      msg.owner = null;
+      topic.ackTimeouts++;
+      touched.add(topic);
+      if (writer !== null && this.#exhausted(msg, topic) && this.#deadLetter(writer, msg, topic, null)) continue;
+      topic.pushReadyFront(msg);
+      if (writer !== null) this.#appendPlacement(writer, RecordType.NACK, msg, Placement.FRONT);
+    }
+    this.#logger.info(
+      { count: expired.length, topics: [...touched].map((t) => t.name), ackTimeoutMs: this.#ackTimeoutMs },
+      'deliveries not settled within --ack-timeout returned to their queues',
+    );
+    for (let i = 0; i < expired.length; i++) owners[i]?.onExpired?.(expired[i]!);
+    for (const topic of touched) this.#dispatch(topic);
+    return expired.length;
+  }
 
   /**
    * The consumer went away (stream closed, connection dropped): stop its wait and NACK every
@@ -659,11 +879,12 @@ export class Broker {
       const topic = this.#topic(msg.topic);
       topic.inFlight.delete(msg);
       msg.owner = null;
+      touched.add(topic);
+      if (writer !== null && this.#exhausted(msg, topic) && this.#deadLetter(writer, msg, topic, null)) continue;
       topic.pushReadyFront(msg);
       // Logged like any NACK, in the same order, so replay puts them where they are now: in
       // front of messages NACKed while they were in flight (SPEC §5: every state change).
       if (writer !== null) this.#appendPlacement(writer, RecordType.NACK, msg, Placement.FRONT);
-      touched.add(topic);
     }
     for (const topic of touched) this.#dispatch(topic);
   }
@@ -710,6 +931,22 @@ export class Broker {
       consumers: t.consumers,
       published: t.published,
       acked: t.acked,
+    };
+  }
+
+  /** Counters of one topic since it was created or this process started, or undefined if it does not exist. */
+  topicCounters(name: string): TopicCounters | undefined {
+    const t = this.#topics.get(name);
+    if (t === undefined || !t.exists) return undefined;
+    return {
+      published: t.published,
+      acked: t.acked,
+      nacked: t.nacked,
+      backed: t.backed,
+      dacked: t.dacked,
+      redelivered: t.redelivered,
+      ackTimeouts: t.ackTimeouts,
+      deadLettered: t.deadLettered,
     };
   }
 
@@ -786,6 +1023,7 @@ export class Broker {
   async close(): Promise<void> {
     this.#closing = true;
     if (this.#ticker !== undefined) clearInterval(this.#ticker);
+    if (this.#ackTicker !== undefined) clearInterval(this.#ackTicker);
     if (this.#compactor !== null) await this.#compactor.stop();
     if (this.#writer !== null) await this.#writer.close();
   }

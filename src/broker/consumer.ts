@@ -19,6 +19,12 @@ export class Consumer {
   subscribedTo: Topic | null = null;
   closed = false;
   readonly onDelivery: DeliveryHandler;
+  /**
+   * Called when `--ack-timeout` took `msg` back from this consumer (it is no longer in
+   * `inFlight`, and a settle of it now throws MQ_ERR_NOT_IN_FLIGHT). Called after the broker's
+   * state is updated, from the ack ticker.
+   */
+  onExpired: ((msg: Message) => void) | null = null;
 
   constructor(onDelivery: DeliveryHandler) {
     this.onDelivery = onDelivery;

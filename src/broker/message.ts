@@ -32,6 +32,11 @@ export class Message {
   /** The consumer it is in flight to, when IN_FLIGHT. */
   owner: object | null = null;
   /**
+   * IN_FLIGHT with `--ack-timeout`: the token of its current entry in the broker's AckDeadlines
+   * (0: none). A TOUCH or a new delivery gives it a new one, which makes the old entry stale.
+   */
+  ackToken = 0;
+  /**
    * Where replay of the log would put it, after the last NACK/BACK/DACK/DELIVER/PUBLISH/RESTORE
    * record appended for it (not its state in memory, which differs for messages in flight at a
    * restart and after a failed ACK). Compaction copies it into RESTORE records (record.ts).

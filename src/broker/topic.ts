@@ -19,6 +19,19 @@ export class Topic {
   consumers = 0;
   published = 0;
   acked = 0;
+  // Counters of this process's life (not rebuilt by replay), for metrics (SPEC §7).
+  /** Explicit NACK settles. */
+  nacked = 0;
+  /** Explicit BACK settles. */
+  backed = 0;
+  /** Explicit DACK settles. */
+  dacked = 0;
+  /** Deliveries of a message that had been delivered before (after NACK, BACK, DACK, a disconnect, an ack timeout or a restart). */
+  redelivered = 0;
+  /** Deliveries not settled within `--ack-timeout` and returned to the front. */
+  ackTimeouts = 0;
+  /** Messages moved to `<topic>.dead` by `--max-deliveries` (also counted by replay). */
+  deadLettered = 0;
   /** The segment with the newest durable PUBLISH/RESTORE/TOPIC record of this topic since its last delete (live accounting). */
   markSegment: Segment | null = null;
   /**
@@ -60,6 +73,12 @@ export class Topic {
       msg.state = MessageState.GONE; // Exclude it from the compaction below; caller sets the real state.
       this.ready.compact();
     }
+  }
+
+  /** Zeroes every counter (the topic was deleted; a new one of the same name starts from zero). */
+  resetCounters(): void {
+    this.published = this.acked = this.nacked = this.backed = this.dacked = 0;
+    this.redelivered = this.ackTimeouts = this.deadLettered = 0;
   }
 
   /** Removes waiting `consumer`, if it is waiting here. */

@@ -78,6 +78,16 @@ export interface Config {
   readonly authToken: string | null;
   /** Most client connections open at once over both listeners, integer in [1, 1000000]. `--max-connections`, default 10000. */
   readonly maxConnections: number;
+  /**
+   * Time a delivery may stay unsettled before it returns to the front of its topic (SPEC §7), in
+   * ms; 0 = off. `--ack-timeout` (Go duration, `0`/`off` = off), default off.
+   */
+  readonly ackTimeoutMs: number;
+  /**
+   * Deliveries after which a message not acked moves to `<topic>.dead` (SPEC §7), integer in
+   * [0, 1000000]; 0 = unlimited. `--max-deliveries`, default 0.
+   */
+  readonly maxDeliveries: number;
 }
 
 /** Smallest accepted `--segment-bytes`: smaller segments would roll on almost every record. */
@@ -86,6 +96,8 @@ export const SEGMENT_BYTES_MIN = 4096;
 export const SEGMENT_BYTES_MAX = 4 * 1024 ** 3;
 /** Largest accepted `--max-message-bytes` (512 MiB, Redis' `proto-max-bulk-len`). */
 export const MAX_MESSAGE_BYTES_MAX = 512 * 1024 ** 2;
+/** Largest accepted `--max-deliveries`. */
+export const MAX_DELIVERIES_MAX = 1_000_000;
 /** Largest accepted `--max-connections`: far past what one Node process can serve, and below any fd limit worth raising. */
 export const MAX_CONNECTIONS_MAX = 1_000_000;
 /** Longest accepted `--auth-token`, in characters. */
@@ -148,7 +160,9 @@ type OptionName =
   | 'repair'
   | 'compaction'
   | 'auth-token'
-  | 'max-connections';
+  | 'max-connections'
+  | 'ack-timeout'
+  | 'max-deliveries';
 
 interface OptionSpec {
   readonly type: 'string' | 'boolean';
@@ -208,6 +222,16 @@ const OPTIONS: Readonly<Record<OptionName, OptionSpec>> = {
     type: 'string',
     describe: 'most client connections open at once over both listeners (an HTTP/2 session counts as one)',
     defaultText: '10000',
+  },
+  'ack-timeout': {
+    type: 'string',
+    describe: 'return a delivery to the front of its topic when it is not settled (or TOUCHed) within this Go duration; 0 or off = never',
+    defaultText: 'off',
+  },
+  'max-deliveries': {
+    type: 'string',
+    describe: 'move a message to <topic>.dead when its Nth delivery ends without an ACK; 0 = unlimited',
+    defaultText: '0',
   },
 };
 
@@ -360,6 +384,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     compaction: values.boolean('compaction', true),
     authToken: values.secret('auth-token'),
     maxConnections: values.integer('max-connections', '10000', 1, MAX_CONNECTIONS_MAX),
+    ackTimeoutMs: values.durationOrOff('ack-timeout'),
+    maxDeliveries: values.integer('max-deliveries', '0', 0, MAX_DELIVERIES_MAX),
   };
   // An unused certificate should not stop a cleartext start, so the files are checked only with TLS.
   if (tls && certGiven) {
@@ -677,6 +703,14 @@ class RawValues {
     }
     if (ms < 1 || ms > TIMER_MS_MAX) throw badValue(`--${name}`, source, text, 'is out of range: use 1ms to 596h');
     return ms;
+  }
+
+  /** A duration option that may be off: absent, `0`, `off` or `none` give 0, else as {@link duration}. */
+  durationOrOff(name: OptionName): number {
+    if (!this.has(name)) return 0;
+    const { text } = this.#string(name, 'off');
+    if (/^(0+(ns|us|µs|ms|s|m|h)?|off|none)$/i.test(text.trim())) return 0;
+    return this.duration(name, 'off');
   }
 
   bytes(name: OptionName, fallback: string, min: number, max: number): number {

@@ -17,7 +17,7 @@
  * up under `topic="_other"`.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Broker, TopicStats } from '../broker/broker.js';
+import type { Broker, TopicCounters, TopicStats } from '../broker/broker.js';
 import { LISTENER_PROTOCOLS, REFUSAL_REASONS_BY_PROTOCOL, type Admission } from '../protocols/admission.js';
 import type { MetricsSource } from '../protocols/http2/routes.js';
 
@@ -33,7 +33,7 @@ export const OTHER_TOPICS_LABEL = '_other';
 const FSYNC_BUCKETS_SECONDS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
 /** The per-topic figures of one scrape, folded to at most TOPIC_LABELS_MAX + 1 label values. */
-type TopicFigures = Omit<TopicStats, 'topic'>;
+type TopicFigures = Omit<TopicStats, 'topic'> & TopicCounters;
 
 /** Options of {@link createMetrics}. */
 export interface MetricsOptions {
@@ -71,26 +71,17 @@ export function createMetrics(opts: MetricsOptions): ServerMetrics {
     const next = new Map<string, TopicFigures>();
     for (const name of names) {
       const stats = broker.topicStats(name);
-      if (stats === undefined) continue;
+      const counters = broker.topicCounters(name);
+      if (stats === undefined || counters === undefined) continue;
       if (!labelled.has(name) && labelled.size < TOPIC_LABELS_MAX && name !== OTHER_TOPICS_LABEL) labelled.add(name);
       const label = labelled.has(name) ? name : OTHER_TOPICS_LABEL;
       const sum = next.get(label);
+      const { topic: _name, ...gauges } = stats;
+      const figures: TopicFigures = { ...gauges, ...counters };
       if (sum === undefined) {
-        next.set(label, {
-          ready: stats.ready,
-          inFlight: stats.inFlight,
-          delayed: stats.delayed,
-          consumers: stats.consumers,
-          published: stats.published,
-          acked: stats.acked,
-        });
+        next.set(label, figures);
       } else {
-        sum.ready += stats.ready;
-        sum.inFlight += stats.inFlight;
-        sum.delayed += stats.delayed;
-        sum.consumers += stats.consumers;
-        sum.published += stats.published;
-        sum.acked += stats.acked;
+        for (const key of Object.keys(figures) as (keyof TopicFigures)[]) sum[key] += figures[key];
       }
     }
     topics = next;
@@ -149,6 +140,16 @@ export function createMetrics(opts: MetricsOptions): ServerMetrics {
   topicGauge('miniqueue_topic_consumers', 'Attached subscribers (HTTP/2 streams and RESP SUBSCRIBE connections).', 'consumers');
   topicCounter('miniqueue_topic_published_total', 'Messages published to the topic since it was created.', 'published');
   topicCounter('miniqueue_topic_acked_total', 'Messages acked on the topic since it was created.', 'acked');
+  topicCounter('miniqueue_topic_nacked_total', 'NACK settles since the topic was created or the server started.', 'nacked');
+  topicCounter('miniqueue_topic_backed_total', 'BACK settles since the topic was created or the server started.', 'backed');
+  topicCounter('miniqueue_topic_dacked_total', 'DACK settles since the topic was created or the server started.', 'dacked');
+  topicCounter(
+    'miniqueue_topic_redelivered_total',
+    'Deliveries of messages delivered before (after NACK, BACK, DACK, a disconnect, an ack timeout or a restart).',
+    'redelivered',
+  );
+  topicCounter('miniqueue_topic_ack_timeouts_total', 'Deliveries not settled within --ack-timeout and returned to the queue.', 'ackTimeouts');
+  topicCounter('miniqueue_topic_dead_lettered_total', 'Messages moved to <topic>.dead after --max-deliveries deliveries.', 'deadLettered');
   sourceGauge('miniqueue_topics', 'Topics that exist (every one, also those folded into topic="_other").', () => broker.topicNames().length);
   sourceGauge('miniqueue_messages', 'Live messages (ready, in flight, delayed) across all topics.', () => broker.messageCount);
 

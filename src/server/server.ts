@@ -66,6 +66,8 @@ export async function startServer(
     periodMs: config.periodMs,
     repair: config.repair,
     compaction: { enabled: config.compaction },
+    ackTimeoutMs: config.ackTimeoutMs,
+    maxDeliveries: config.maxDeliveries,
     logger,
   });
   const admission = new Admission({ maxConnections: config.maxConnections, authToken: config.authToken });

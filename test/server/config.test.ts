@@ -71,6 +71,8 @@ describe('parseConfig defaults', () => {
         compaction: true,
         authToken: null,
         maxConnections: 10000,
+        ackTimeoutMs: 0,
+        maxDeliveries: 0,
       },
     );
     assert.ok(Object.isFrozen(config));
@@ -115,6 +117,27 @@ describe('parseConfig single-dash forms of the Go original', () => {
     assert.equal(config.level, 'error');
     assert.equal(config.periodMs, 5000);
     assert.equal(config.db, path.resolve('q'));
+  });
+});
+
+describe('parseConfig --ack-timeout and --max-deliveries (SPEC §7)', () => {
+  it('--ack-timeout takes a Go duration; 0, 0s and off turn it off', () => {
+    assert.equal(parse('--ack-timeout', '30s').ackTimeoutMs, 30_000);
+    assert.equal(parse('--ack-timeout=250ms').ackTimeoutMs, 250);
+    assert.equal(parse('--ack-timeout', '1m30s').ackTimeoutMs, 90_000);
+    for (const off of ['0', '0s', 'off', 'OFF', 'none']) assert.equal(parse('--ack-timeout', off).ackTimeoutMs, 0, off);
+    assert.equal(parseConfig([], { MINIQUEUE_ACK_TIMEOUT: '5s' }).ackTimeoutMs, 5000);
+  });
+  it('a bad --ack-timeout names the flag', () => {
+    for (const bad of ['soon', '-1s', '10', '']) {
+      const err = assertConfigError(() => parse('--ack-timeout', bad), '--ack-timeout');
+      assert.match(err.message, /--ack-timeout/);
+    }
+  });
+  it('--max-deliveries is a whole number >= 0 (0 = unlimited)', () => {
+    assert.equal(parse('--max-deliveries', '5').maxDeliveries, 5);
+    assert.equal(parse('--max-deliveries', '0').maxDeliveries, 0);
+    for (const bad of ['-1', 'x', '2.5', '1e3', '1000001']) assertConfigError(() => parse('--max-deliveries', bad), '--max-deliveries');
   });
 });
 

@@ -228,6 +228,12 @@ describe('GET /metrics', () => {
       miniqueue_topic_consumers: 'gauge',
       miniqueue_topic_published_total: 'counter',
       miniqueue_topic_acked_total: 'counter',
+      miniqueue_topic_nacked_total: 'counter',
+      miniqueue_topic_backed_total: 'counter',
+      miniqueue_topic_dacked_total: 'counter',
+      miniqueue_topic_redelivered_total: 'counter',
+      miniqueue_topic_ack_timeouts_total: 'counter',
+      miniqueue_topic_dead_lettered_total: 'counter',
       miniqueue_topics: 'gauge',
       miniqueue_messages: 'gauge',
       miniqueue_log_bytes: 'gauge',
@@ -292,6 +298,8 @@ describe('GET /metrics', () => {
     assert.equal(value(now, 'miniqueue_topic_acked_total', { topic }), 2);
     assert.equal(value(now, 'miniqueue_topic_in_flight_messages', { topic }), 0);
     assert.equal(value(now, 'miniqueue_topic_delayed_messages', { topic }), 1);
+    assert.equal(value(now, 'miniqueue_topic_dacked_total', { topic }), 1);
+    assert.equal(value(now, 'miniqueue_topic_nacked_total', { topic }), 0);
     assert.equal(value(now, 'miniqueue_topic_published_total', { topic }), 5, 'counters only go up');
 
     const subscriber = await connect();

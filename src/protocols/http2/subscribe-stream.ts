@@ -3,11 +3,16 @@
  * original's protocol).
  *
  * In: JSON strings separated by whitespace (one per line in practice, as Go's json.Decoder read
- * them): `"INIT"`, `"ACK"`, `"NACK"`, `"BACK"`, `"DACK 5"`. Out: one JSON object per line,
+ * them): `"INIT"`, `"ACK"`, `"NACK"`, `"BACK"`, `"DACK 5"`, and `"TOUCH"` (restarts the
+ * `--ack-timeout` timer of the message in flight, SPEC §7). Out: one JSON object per line,
  * `{"msg":"<base64>","id":N,"dackCount":N}` (dackCount omitted when 0, as the original) or
  * `{"error":"..."}`. After INIT, and after each settle (applied at once, its record written in
  * the background), the next message is delivered as soon as there is one. A bad command gets an error line and the stream stays
  * open with its in-flight message. When the stream goes away its in-flight message is NACKed.
+ *
+ * When `--ack-timeout` takes the message back, an error line says so, and no next message is
+ * delivered until the client sends its (now refused) settle: the protocol's settles name no
+ * message, so a late "ACK" must never land on a message the client has not seen.
  *
  * When the client ends its side of the stream (curl `--data '"INIT"'`), nothing more can be
  * settled: the response ends after the pending delivery, if any, and closing NACKs it.
@@ -30,6 +35,8 @@ export class SubscribeStream {
   #consumer: Consumer | null = null;
   /** The message in flight on this stream (the protocol has one at a time). */
   #current: Message | null = null;
+  /** Id of the message the ack timeout took back, until the client's next settle. */
+  #expiredId: number | null = null;
   /** A delivery was requested and has not arrived. */
   #waiting = false;
   /** Settle records not written yet (their errors may still need reporting). */
@@ -144,8 +151,8 @@ export class SubscribeStream {
       this.#init();
       return;
     }
-    if (word !== 'ACK' && word !== 'NACK' && word !== 'BACK' && word !== 'DACK') {
-      this.#error(`unknown command ${clip(JSON.stringify(text))}: use INIT, ACK, NACK, BACK or DACK <seconds>`);
+    if (word !== 'ACK' && word !== 'NACK' && word !== 'BACK' && word !== 'DACK' && word !== 'TOUCH') {
+      this.#error(`unknown command ${clip(JSON.stringify(text))}: use INIT, ACK, NACK, BACK, DACK <seconds> or TOUCH`);
       return;
     }
     let delaySeconds = 0;
@@ -159,12 +166,39 @@ export class SubscribeStream {
     }
     if (this.#consumer === null) return this.#error(`send "INIT" before ${word}`);
     const msg = this.#current;
-    if (msg === null) return this.#error(`${word}: no message is in flight on this stream`);
+    if (msg === null) {
+      if (this.#expiredId === null) return this.#error(`${word}: no message is in flight on this stream`);
+      this.#error(`${word}: message ${this.#expiredId} is no longer in flight: it was not settled within --ack-timeout`);
+      if (word !== 'TOUCH') {
+        // The client has given up the expired message: go on with the next one.
+        this.#expiredId = null;
+        this.#requestNext();
+      }
+      return;
+    }
+    if (word === 'TOUCH') {
+      try {
+        this.#broker.touch(this.#consumer, msg.id);
+      } catch (err) {
+        this.#error(errorMessage(err));
+      }
+      return;
+    }
     this.#settle(msg, word, delaySeconds);
+  }
+
+  /** The ack timeout took the message in flight back (Consumer.onExpired). */
+  #onExpired(msg: Message): void {
+    if (this.#current !== msg) return;
+    this.#current = null;
+    this.#expiredId = msg.id;
+    this.#error(`message ${msg.id} was not settled within --ack-timeout and went back to the queue; the next settle is refused, then delivery goes on`);
+    this.#maybeFinish();
   }
 
   #init(): void {
     const consumer = this.#broker.createConsumer((m) => this.#onDelivery(m));
+    consumer.onExpired = (m) => this.#onExpired(m);
     this.#consumer = consumer;
     try {
       this.#broker.attach(consumer, this.#topic);

@@ -151,6 +151,8 @@ export class RespConnection {
   /** SUBSCRIBE stream mode: the topic, and the message in flight (one at a time). */
   #streamTopic: string | null = null;
   #streamCurrent: Message | null = null;
+  /** SUBSCRIBE stream mode: id of the message `--ack-timeout` took back, until the next settle. */
+  #streamExpiredId: number | null = null;
   #slotBase = 0;
   /** PUBLISH and DEL records of this connection not yet durable (their effect is not applied yet). */
   #pendingWrites = 0;
@@ -350,6 +352,8 @@ export class RespConnection {
       case 'BACK':
       case 'DACK':
         return this.#settleById(name, args);
+      case 'TOUCH':
+        return this.#touchById(args);
       case 'SUBSCRIBE':
         return this.#subscribe(args);
       case 'TOPICS':
@@ -404,7 +408,10 @@ export class RespConnection {
   }
 
   #getConsumer(): Consumer {
-    if (this.#consumer === null) this.#consumer = this.#broker.createConsumer((m) => this.#onDelivery(m));
+    if (this.#consumer === null) {
+      this.#consumer = this.#broker.createConsumer((m) => this.#onDelivery(m));
+      this.#consumer.onExpired = (m) => this.#onExpired(m);
+    }
     return this.#consumer;
   }
 
@@ -471,6 +478,33 @@ export class RespConnection {
     this.#unblock(this.#encodeReserved(msg));
   }
 
+  /**
+   * `--ack-timeout` took `msg` back. RESERVE mode needs nothing (its settles name the id and now
+   * get MQ_ERR_NOT_IN_FLIGHT); in SUBSCRIBE mode the next settle is refused and only then is the
+   * next message pushed, so that a late ACK cannot land on a message the client has not seen.
+   */
+  #onExpired(msg: Message): void {
+    if (this.#streamCurrent !== msg) return;
+    this.#streamCurrent = null;
+    this.#streamExpiredId = msg.id;
+  }
+
+  /** `TOUCH topic id`: restarts the `--ack-timeout` timer of a reserved message (SPEC §7). */
+  #touchById(args: Buffer[]): void {
+    if (!this.#arity(args, 3, 3)) return;
+    const id = parseId(args[2]!);
+    if (id === undefined) {
+      return this.#replyError(new BrokerError('MQ_ERR_BAD_ARGUMENT', ['the message id must be the decimal id RESERVE returned']));
+    }
+    if (this.#consumer === null) return this.#replyError(new BrokerError('MQ_ERR_NOT_IN_FLIGHT', [id]));
+    try {
+      this.#broker.touch(this.#consumer, id, args[1]!.toString('latin1'));
+      this.#reply(OK);
+    } catch (err) {
+      this.#replyError(err);
+    }
+  }
+
   #settleById(kind: string, args: Buffer[]): void {
     const isDack = kind === 'DACK';
     if (!this.#arity(args, isDack ? 4 : 3, isDack ? 4 : 3)) return;
@@ -529,6 +563,7 @@ export class RespConnection {
   #executeSubscribed(name: string, args: Buffer[]): void {
     if (name === 'PING') return this.#reply(PONG);
     if (name === 'QUIT') return this.#quit();
+    if (name === 'TOUCH') return this.#touchSubscribed(args);
     const kind = SETTLE_KINDS[name];
     if (kind === undefined) {
       return this.#replyError(new BrokerError('MQ_ERR_BUSY_SUBSCRIBED', [name.slice(0, 32)]));
@@ -545,7 +580,15 @@ export class RespConnection {
     }
     const msg = this.#streamCurrent;
     if (msg === null) {
-      return this.#replyError(new BrokerError('MQ_ERR_BAD_COMMAND', [`${name}: no message is in flight on this connection`]));
+      const expired = this.#streamExpiredId;
+      if (expired === null) {
+        return this.#replyError(new BrokerError('MQ_ERR_BAD_COMMAND', [`${name}: no message is in flight on this connection`]));
+      }
+      // The client gives up the expired message: refuse the settle, then go on with the next one.
+      this.#streamExpiredId = null;
+      this.#replyError(new BrokerError('MQ_ERR_NOT_IN_FLIGHT', [`${expired} (not settled within --ack-timeout)`]));
+      this.#waitNext();
+      return;
     }
     this.#streamCurrent = null;
     const slot = this.#slot();
@@ -559,6 +602,23 @@ export class RespConnection {
       this.#fill(slot, encodeError(this.#errorLine(err)));
     }
     this.#waitNext();
+  }
+
+  /** SUBSCRIBE mode `TOUCH`: restarts the `--ack-timeout` timer of the message in flight. */
+  #touchSubscribed(args: Buffer[]): void {
+    if (args.length !== 1) return this.#replyError(new BrokerError('MQ_ERR_WRONG_ARITY', ['touch']));
+    const msg = this.#streamCurrent;
+    if (msg === null) {
+      const expired = this.#streamExpiredId;
+      if (expired !== null) return this.#replyError(new BrokerError('MQ_ERR_NOT_IN_FLIGHT', [`${expired} (not settled within --ack-timeout)`]));
+      return this.#replyError(new BrokerError('MQ_ERR_BAD_COMMAND', ['TOUCH: no message is in flight on this connection']));
+    }
+    try {
+      this.#broker.touch(this.#consumer!, msg.id);
+      this.#reply(OK);
+    } catch (err) {
+      this.#replyError(err);
+    }
   }
 
   #del(args: Buffer[]): void {
