@@ -6,7 +6,10 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 
-/** The two client-facing listeners. An HTTP/2 session counts as one connection. */
+/**
+ * The two client-facing listeners. An HTTP/2 connection counts from TCP accept (so while its TLS
+ * handshake runs, too) until its socket closes.
+ */
 export type ListenerProtocol = 'http2' | 'resp';
 
 /**

@@ -1,17 +1,23 @@
 /**
  * Limits of issue 6 (SPEC §7) against real in-process servers: `--max-connections` across both
  * listeners (RESP gets `-ERR max number of clients reached`, an HTTP/2 session a GOAWAY with
- * ENHANCE_YOUR_CALM), and the bound on a RESP connection's unsent output (a client that asks for
+ * ENHANCE_YOUR_CALM), HTTP/2 connections counted from TCP accept (a TLS handshake that never
+ * finishes holds a place, until the handshake timeout drops it), and the bound on a RESP connection's unsent output (a client that asks for
  * large messages and never reads them is disconnected, and what it held is NACKed).
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import http2 from 'node:http2';
 import net from 'node:net';
+import path from 'node:path';
 import { describe, test } from 'node:test';
+import { Admission } from '../../src/protocols/admission.js';
+import { startHttp2Listener } from '../../src/protocols/http2/server.js';
 import { RESP_MAX_OUTPUT_BYTES } from '../../src/protocols/resp/connection.js';
+import { ensureDevCert, type CertPair } from '../../src/server/certs.js';
+import { harness } from '../broker/broker-fixtures.js';
 import { encodeCommand, RespConn, type Reply } from '../integration/util.js';
-import { h2connect, h2request, recordingLogger, removeDir, startInProcess, tempDir, waitFor } from '../helpers.js';
+import { h2connect, h2request, recordingLogger, removeDir, silentLogger, startInProcess, tempDir, waitFor } from '../helpers.js';
 
 describe('--max-connections', () => {
   test('counts RESP connections and HTTP/2 sessions together; the one over the limit is refused clearly and counted', async (t) => {
@@ -79,6 +85,167 @@ describe('--max-connections', () => {
     const again = h2connect(server.http.port);
     sessions.push(again);
     assert.equal((await h2request(again, 'POST', '/publish/limits.ok', 'x')).status, 201);
+  });
+});
+
+/** A self-signed localhost certificate generated into `dir`/certs. */
+function devCert(dir: string): Promise<CertPair> {
+  return ensureDevCert(
+    { certPath: path.join(dir, 'certs', 'cert.pem'), keyPath: path.join(dir, 'certs', 'key.pem'), certExplicit: false },
+    { warn: () => {} },
+  );
+}
+
+/** A raw TCP connection to `port` that never sends a byte (no TLS ClientHello): a slowloris. */
+async function silentSocket(port: number): Promise<net.Socket> {
+  const socket = net.connect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  await once(socket, 'connect');
+  return socket;
+}
+
+/** Connects a TLS HTTP/2 session (self-signed certificate accepted). */
+function h2tlsConnect(port: number): http2.ClientHttp2Session {
+  const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+  session.on('error', () => {});
+  return session;
+}
+
+describe('--max-connections counts HTTP/2 connections from TCP accept', () => {
+  test('TLS connections that never send a ClientHello hold places: the next HTTP/2 client gets GOAWAY ENHANCE_YOUR_CALM, RESP its error; once they close, clients get in', async (t) => {
+    const dir = tempDir('mq-maxconn-tls-');
+    const pair = await devCert(dir);
+    const server = await startInProcess(path.join(dir, 'db'), ['--max-connections', '2', '--fsync', 'never'], pair);
+    const raws: net.Socket[] = [];
+    const sessions: http2.ClientHttp2Session[] = [];
+    const conns: RespConn[] = [];
+    t.after(async () => {
+      for (const s of raws) s.destroy();
+      for (const s of sessions) s.destroy();
+      for (const c of conns) c.close();
+      await server.close();
+      removeDir(dir);
+    });
+    const port = server.http.port;
+
+    raws.push(await silentSocket(port), await silentSocket(port));
+    await waitFor(() => server.admission.open.http2 === 2);
+    t.diagnostic(`2 silent TCP connections open: admission.open = ${JSON.stringify(server.admission.open)}`);
+
+    // A real TLS client completes its handshake, then is refused with the clear GOAWAY.
+    const extra = h2tlsConnect(port);
+    sessions.push(extra);
+    // Not events.once: the session also emits 'error' (code 11), which would reject it.
+    const goaway = new Promise<[number, number, Buffer | undefined]>((resolve) => extra.on('goaway', (code: number, last: number, data?: Buffer) => resolve([code, last, data])));
+    const req = extra.request({ ':method': 'POST', ':path': '/publish/limits.tls.refused' });
+    const reqError = new Promise<Error>((resolve) => req.on('error', resolve));
+    req.end('never published');
+    const [code, lastStreamId, debug] = await goaway;
+    assert.equal(code, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    assert.equal(lastStreamId, 0, 'no stream was accepted');
+    assert.equal(debug?.toString(), 'max number of clients reached');
+    const err = await reqError;
+    assert.match(err.message, /error code 11|GOAWAY/i);
+    t.diagnostic(`third HTTP/2 client: GOAWAY code ${code} (ENHANCE_YOUR_CALM), last stream ${lastStreamId}, debug "${debug?.toString()}"; request error: ${err.message}`);
+    await new Promise((resolve) => (extra.closed ? resolve(undefined) : extra.on('close', resolve)));
+    assert.equal(server.broker.topicStats('limits.tls.refused'), undefined);
+
+    // The budget is shared: RESP is refused too while the silent sockets hold both places.
+    const refusedResp = net.connect(server.resp!.port, '127.0.0.1');
+    refusedResp.on('error', () => {});
+    let received = '';
+    refusedResp.on('data', (d: Buffer) => (received += d.toString('latin1')));
+    await once(refusedResp, 'close');
+    assert.equal(received, '-ERR max number of clients reached\r\n');
+
+    assert.equal(server.admission.refused.http2.max_connections, 1);
+    assert.equal(server.admission.refused.resp.max_connections, 1);
+    assert.deepEqual(server.admission.open, { http2: 2, resp: 0 }, 'refused connections never counted as open');
+    assert.equal(server.admission.accepted.http2, 2);
+
+    // Closing the silent sockets gives their places back, exactly once each.
+    for (const s of raws) s.destroy();
+    await waitFor(() => server.admission.openTotal === 0);
+    const client = h2tlsConnect(port);
+    sessions.push(client);
+    const published = await h2request(client, 'POST', '/publish/limits.tls.ok', 'x');
+    assert.equal(published.status, 201);
+    const resp = await RespConn.connect(server.resp!.port);
+    conns.push(resp);
+    assert.equal(await resp.send('PING'), 'PONG');
+    assert.deepEqual(server.admission.open, { http2: 1, resp: 1 });
+    t.diagnostic(`after closing the silent sockets: publish ${published.status}, RESP PING ok, admission.open = ${JSON.stringify(server.admission.open)}`);
+
+    const metrics = (await h2request(client, 'GET', '/metrics')).body.toString();
+    assert.match(metrics, /^miniqueue_connections\{protocol="http2"\} 1$/m);
+    assert.match(metrics, /^miniqueue_connections\{protocol="resp"\} 1$/m);
+    assert.match(metrics, /^miniqueue_connections_accepted_total\{protocol="http2"\} 3$/m);
+    assert.match(metrics, /^miniqueue_refusals_total\{protocol="http2",reason="max_connections"\} 1$/m);
+    assert.match(metrics, /^miniqueue_refusals_total\{protocol="resp",reason="max_connections"\} 1$/m);
+    t.diagnostic(metrics.split('\n').filter((l) => /^miniqueue_(connections|refusals_total\{[^}]*max_connections)/.test(l)).join('; '));
+
+    // Each connection is released once when it closes: nothing goes negative.
+    client.close();
+    resp.close();
+    await waitFor(() => server.admission.openTotal === 0);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(server.admission.open, { http2: 0, resp: 0 });
+  });
+
+  test('a TLS handshake that never completes is dropped after the handshake timeout, and its place given back', async (t) => {
+    const h = harness(t);
+    const pair = await devCert(h.dir);
+    const broker = h.open();
+    const admission = new Admission({ maxConnections: 1, authToken: null });
+    const handshakeTimeoutMs = 300;
+    const listener = await startHttp2Listener({
+      broker,
+      host: '127.0.0.1',
+      port: 0,
+      tls: pair,
+      maxMessageBytes: 1 << 20,
+      logger: silentLogger,
+      admission,
+      tlsHandshakeTimeoutMs: handshakeTimeoutMs,
+    });
+    t.after(() => listener.close());
+
+    const started = Date.now();
+    const raw = await silentSocket(listener.port);
+    await waitFor(() => admission.open.http2 === 1);
+    await once(raw, 'close');
+    const elapsedMs = Date.now() - started;
+    assert.ok(elapsedMs >= handshakeTimeoutMs - 50, `dropped after ${elapsedMs} ms, not before the timeout`);
+    await waitFor(() => admission.open.http2 === 0);
+    t.diagnostic(`silent TLS connection dropped by the server after ${elapsedMs} ms (handshake timeout ${handshakeTimeoutMs} ms)`);
+
+    const session = h2tlsConnect(listener.port);
+    t.after(() => session.destroy());
+    assert.equal((await h2request(session, 'GET', '/healthz')).status, 200);
+    assert.equal(admission.refused.http2.max_connections, 0);
+  });
+
+  test('h2c: a connection that has sent nothing yet holds a place too', async (t) => {
+    const dir = tempDir('mq-maxconn-h2c-');
+    const server = await startInProcess(dir, ['--max-connections', '1', '--fsync', 'never']);
+    const raw = await silentSocket(server.http.port);
+    t.after(async () => {
+      raw.destroy();
+      await server.close();
+      removeDir(dir);
+    });
+    await waitFor(() => server.admission.open.http2 === 1);
+    const extra = h2connect(server.http.port);
+    t.after(() => extra.destroy());
+    const goaway = new Promise<number>((resolve) => extra.on('goaway', (code: number) => resolve(code)));
+    extra.request({ ':method': 'GET', ':path': '/healthz' }).on('error', () => {}).end();
+    assert.equal(await goaway, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    assert.equal(server.admission.refused.http2.max_connections, 1);
+    raw.destroy();
+    await waitFor(() => server.admission.openTotal === 0);
+    const again = h2connect(server.http.port);
+    t.after(() => again.destroy());
+    assert.equal((await h2request(again, 'GET', '/healthz')).status, 200);
   });
 });
 

@@ -9,7 +9,7 @@
  * whole POST body before any handler runs, which a full-duplex subscribe cannot allow.
  */
 import http2, { type Http2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Broker } from '../../broker/broker.js';
@@ -31,12 +31,27 @@ export interface Http2ListenerOptions {
   admission: Admission;
   /** Serves `GET /metrics` when given; without it that route answers 404. */
   metrics?: MetricsSource;
+  /** TLS only: how long from TCP accept to a finished handshake, in ms. Default {@link TLS_HANDSHAKE_TIMEOUT_MS}. */
+  tlsHandshakeTimeoutMs?: number;
 }
 
 /** Debug data of the GOAWAY that refuses a session over `--max-connections` (Redis's words). */
 const MAX_CONNECTIONS_GOAWAY = Buffer.from(new BrokerError('MQ_ERR_MAX_CONNECTIONS').message);
 /** How long a refused session may take to read its GOAWAY before it is destroyed, in ms. */
 const REFUSED_SESSION_GRACE_MS = 1000;
+/**
+ * How long a connection over `--max-connections` may stay open at all, from TCP accept, in ms:
+ * time to finish the TLS handshake and read the GOAWAY. Refused connections are not counted as
+ * open, so without this bound a client that never finishes its handshake could pile them up.
+ */
+const REFUSED_CONNECTION_MAX_MS = 3000;
+/**
+ * How long a TLS client may take from TCP accept to a finished handshake before its socket is
+ * destroyed, in ms. Node's default is 120 s; a connection holds a `--max-connections` slot from
+ * accept, so a client that opens connections and never sends a ClientHello (slowloris) would hold
+ * them that long. 10 s leaves ample time for a handshake over a slow link.
+ */
+export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /** Fastify over node:http2 (TLS or h2c; the secure server's type is a superset). */
 export type Http2Fastify = FastifyInstance<http2.Http2Server, http2.Http2ServerRequest, http2.Http2ServerResponse>;
@@ -45,7 +60,7 @@ export interface Http2Listener {
   fastify: Http2Fastify;
   port: number;
   address: string;
-  /** Stops accepting, lets in-flight publishes finish (up to `graceMs`), then closes every session. */
+  /** Stops accepting, lets in-flight publishes finish (up to `graceMs`), then closes every session and connection. */
   close(graceMs?: number): Promise<void>;
 }
 
@@ -82,9 +97,10 @@ function topicFromPath(path: string, prefixLength: number): string | undefined {
 }
 
 /**
- * Refuses a session over `--max-connections`: a GOAWAY with ENHANCE_YOUR_CALM (0xb) and the
- * debug data "max number of clients reached", before any stream is accepted (last stream id 0),
- * then the connection is closed. A client sees the GOAWAY and its requests fail with that code;
+ * Refuses a session whose TCP connection was over `--max-connections` when it was accepted (the
+ * decision is made at accept, the refusal sent once the handshake is done): a GOAWAY with
+ * ENHANCE_YOUR_CALM (0xb) and the debug data "max number of clients reached", before any stream
+ * is accepted (last stream id 0), then the connection is closed. A client sees the GOAWAY and its requests fail with that code;
  * nothing was processed, so retrying later is safe.
  */
 function refuseSession(session: Http2Session): void {
@@ -100,6 +116,39 @@ function refuseSession(session: Http2Session): void {
   }, REFUSED_SESSION_GRACE_MS).unref();
 }
 
+/** The local and remote address and port of a connected socket (or the TLS socket over it). */
+interface SocketAddresses {
+  readonly localAddress?: string | undefined;
+  readonly localPort?: number | undefined;
+  readonly remoteAddress?: string | undefined;
+  readonly remotePort?: number | undefined;
+}
+
+/**
+ * Names a TCP connection by its 4-tuple, or returns undefined when the socket no longer knows
+ * its peer (reset before we looked).
+ *
+ * Why the 4-tuple: the admission decision is made on the raw socket of the server's
+ * 'connection' event, and the 'session' event hands us `session.socket`, which for TLS is the
+ * TLSSocket wrapping that raw socket and for h2c is a Proxy of it; Node has no public API that
+ * leads from either back to the raw socket (TLSSocket's `_parent` is internal). The 4-tuple is
+ * public (TLSSocket forwards getpeername/getsockname to the socket it wraps), the same on both
+ * objects, and unique among the TCP connections open at one moment, which is all we need: the
+ * entry lives exactly as long as the raw socket. Unlike remoteAddress:remotePort alone, it also
+ * stays unique on a listener bound to several local addresses (0.0.0.0, ::).
+ */
+function connectionKey(socket: SocketAddresses): string | undefined {
+  const { localAddress, localPort, remoteAddress, remotePort } = socket;
+  if (localAddress === undefined || localPort === undefined || remoteAddress === undefined || remotePort === undefined) return undefined;
+  return `${localAddress}|${localPort}|${remoteAddress}|${remotePort}`;
+}
+
+/** One accepted TCP connection of the HTTP/2 listener. */
+interface TcpConnection {
+  /** Whether it took a place in the `--max-connections` budget (released when the socket closes). */
+  readonly admitted: boolean;
+}
+
 /**
  * Starts the HTTP/2 listener and resolves once it is listening. Rejects with the listen error
  * (EADDRINUSE, EACCES).
@@ -107,6 +156,13 @@ function refuseSession(session: Http2Session): void {
 export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Http2Listener> {
   const { broker, logger, maxMessageBytes, admission } = opts;
   const sessions = new Set<Http2Session>();
+  /**
+   * Every accepted TCP connection, by {@link connectionKey} (those whose peer was unknown at
+   * accept are only in `sockets`). A connection counts toward `--max-connections` from accept, so
+   * one still in its TLS handshake (or that never finishes it) holds a place.
+   */
+  const connections = new Map<string, TcpConnection>();
+  const sockets = new Set<Socket>();
   let inFlightPublishes = 0;
   let closing = false;
   let idleResolve: (() => void) | null = null;
@@ -201,7 +257,15 @@ export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Ht
     serverFactory: (handler) => {
       const server = opts.tls === null
         ? http2.createServer({}, handler)
-        : http2.createSecureServer({ key: opts.tls.key, cert: opts.tls.cert, allowHTTP1: false }, handler);
+        : http2.createSecureServer(
+          {
+            key: opts.tls.key,
+            cert: opts.tls.cert,
+            allowHTTP1: false,
+            handshakeTimeout: opts.tlsHandshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS,
+          },
+          handler,
+        );
       // The compatibility layer (which Fastify uses) listens on 'stream'; route the hot paths
       // before it, using only the public EventEmitter API.
       const compat = server.listeners('stream') as ((...args: unknown[]) => void)[];
@@ -210,16 +274,33 @@ export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Ht
         if (onStream(stream, headers)) return;
         for (const listener of compat) listener.call(server, stream, headers, flags, rawHeaders);
       });
+      // Prepended: for h2c, node:http2's own 'connection' listener creates the session (and emits
+      // 'session') synchronously, so the admission decision must be made before it runs.
+      server.prependListener('connection', (socket: Socket) => {
+        // Reading the addresses now also caches the peer name, so it is known after a reset too.
+        const key = connectionKey(socket);
+        const conn: TcpConnection = { admitted: admission.admit('http2') };
+        sockets.add(socket);
+        if (key !== undefined) connections.set(key, conn);
+        const refusedTimer = conn.admitted ? null : setTimeout(() => socket.destroy(), REFUSED_CONNECTION_MAX_MS).unref();
+        // 'close' is emitted once per socket, also after a TLS handshake timeout or a destroy(),
+        // so the place is given back exactly once.
+        socket.once('close', () => {
+          sockets.delete(socket);
+          if (key !== undefined && connections.get(key) === conn) connections.delete(key);
+          if (refusedTimer !== null) clearTimeout(refusedTimer);
+          if (conn.admitted) admission.release('http2');
+        });
+      });
       server.on('session', (session: Http2Session) => {
         session.on('error', (err) => logger.debug({ err }, 'http2 session error'));
         // Refused sessions are tracked too, so close() does not wait for their grace period.
         sessions.add(session);
-        const admitted = admission.admit('http2');
-        session.on('close', () => {
-          sessions.delete(session);
-          if (admitted) admission.release('http2');
-        });
-        if (!admitted) refuseSession(session);
+        session.on('close', () => sessions.delete(session));
+        const key = connectionKey(session.socket);
+        const conn = key === undefined ? undefined : connections.get(key);
+        // Not found only if the socket is already gone (its peer unknown): refusing costs nothing then.
+        if (conn === undefined || !conn.admitted) refuseSession(session);
       });
       return server as never;
     },
@@ -246,6 +327,8 @@ export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Ht
         });
       }
       for (const session of sessions) session.destroy();
+      // Connections that never became a session (still in, or stuck in, the TLS handshake).
+      for (const socket of sockets) socket.destroy();
       await closed;
     },
   };

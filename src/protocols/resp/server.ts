@@ -1,6 +1,6 @@
 /**
  * The RESP listener (SPEC §4): a node:net server, one {@link RespConnection} per socket.
- * Connections over `--max-connections` (counted with the HTTP/2 listener's sessions) get
+ * Connections over `--max-connections` (counted with the HTTP/2 listener's connections) get
  * `-ERR max number of clients reached` and are closed, as Redis does at `maxclients`.
  */
 import net from 'node:net';
