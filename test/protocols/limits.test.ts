@@ -271,6 +271,45 @@ async function neverReader(port: number, data: Buffer): Promise<{ socket: net.So
   return { socket, closed };
 }
 
+describe('RESP input flood', () => {
+  test('a client that pipelines commands endlessly and never reads stalls: the server stops reading, its memory stays bounded', async (t) => {
+    const dir = tempDir('mq-flood-');
+    const server = await startInProcess(dir, ['--fsync', 'never']);
+    const socket = net.connect(server.resp!.port, '127.0.0.1');
+    socket.on('error', () => {});
+    t.after(async () => {
+      socket.destroy();
+      await server.close();
+      removeDir(dir);
+    });
+    await once(socket, 'connect');
+    socket.pause(); // never read a reply
+    // PING with a 100-byte argument: nothing is stored, so any growth would be buffering.
+    const chunk = Buffer.from(encodeCommand(['PING', 'x'.repeat(100)]).toString('latin1').repeat(512), 'latin1');
+    global.gc?.();
+    const heapBefore = process.memoryUsage().heapUsed;
+    let written = 0;
+    let closed = false;
+    socket.once('close', () => (closed = true));
+    // Write as fast as the server takes it; stop once a write has not drained for a second.
+    for (;;) {
+      if (closed) break;
+      written += chunk.length;
+      if (socket.write(chunk)) continue;
+      const drained = await Promise.race([once(socket, 'drain').then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 1000))]);
+      if (!drained) break;
+      assert.ok(written < 512 * 1024 * 1024, 'the server kept reading 512 MiB without the client reading a reply');
+    }
+    const heapGrowth = process.memoryUsage().heapUsed - heapBefore;
+    t.diagnostic(`flood: wrote ${(written / 1048576).toFixed(1)} MiB before the server stopped reading (closed=${closed}); heap growth ${(heapGrowth / 1048576).toFixed(1)} MiB`);
+    assert.ok(heapGrowth < 96 * 1024 * 1024, `heap grew by ${heapGrowth} bytes`);
+    // The server is fine for everyone else.
+    const other = await RespConn.connect(server.resp!.port);
+    assert.equal(await other.send('PING'), 'PONG');
+    other.close();
+  });
+});
+
 describe('RESP output bound', () => {
   test('a client that RESERVEs large messages and never reads is disconnected at the bound; its messages are NACKed', async (t) => {
     const dir = tempDir('mq-outbuf-');
