@@ -147,6 +147,11 @@ export class Broker {
   /** Deadlines of deliveries under `--ack-timeout`, checked by #ackTicker. */
   readonly #ackDeadlines = new AckDeadlines();
   #ackTicker: NodeJS.Timeout | undefined;
+  /**
+   * Until this time (Date.now() ms) no dead-lettering is tried: the last dead-letter record failed
+   * (disk full, EIO), and retrying at every delivery attempt would spin on the failing disk.
+   */
+  #deadLetterPausedUntilMs = 0;
   /** Compaction is on: keep the ACKs it may have to write again (live-accounting.ts). */
   readonly #compacting: boolean;
 
@@ -719,7 +724,12 @@ export class Broker {
 
   /** Whether `msg`, whose delivery just ended without an ACK, has used up `--max-deliveries`. */
   #exhausted(msg: Message, topic: Topic): boolean {
-    return this.#maxDeliveries > 0 && msg.deliveries >= this.#maxDeliveries && !topic.name.endsWith(DEAD_LETTER_SUFFIX);
+    return (
+      this.#maxDeliveries > 0 &&
+      msg.deliveries >= this.#maxDeliveries &&
+      !topic.name.endsWith(DEAD_LETTER_SUFFIX) &&
+      (this.#deadLetterPausedUntilMs === 0 || Date.now() >= this.#deadLetterPausedUntilMs)
+    );
   }
 
   /**
@@ -764,6 +774,8 @@ export class Broker {
   readonly #onDeadLetterWritten = (err: Error | null, rec: LogAppend): void => {
     const { msg, cb, deletes } = rec.ctx as DeadLetterContext;
     if (err !== null) {
+      // Delivered normally for a second, rather than moved again at once onto the failing disk.
+      this.#deadLetterPausedUntilMs = Date.now() + 1000;
       const topic = this.#reinstate(msg);
       if (topic !== undefined) topic.deadLettered--;
       cb?.(storageError(err));

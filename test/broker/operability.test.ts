@@ -189,3 +189,32 @@ test('max deliveries: dead letters survive compaction and restart, the original 
   assert.deepEqual(readyTexts(broker, 'q'), []);
   assert.deepEqual(readyTexts(broker, 'q.dead'), dead);
 });
+
+test('max deliveries: a dead-letter record that cannot be written leaves the message at the front of its topic, and no retry spins on the disk', async (t) => {
+  const h = harness(t);
+  let broker = h.open({ maxDeliveries: 1 });
+  await publish(broker, 'q', 'x');
+  await publish(broker, 'q', 'y');
+  const { consumer } = recorder(broker);
+  const msg = broker.take(consumer, 'q')!;
+  const real = broker.writer.fs.write;
+  let writes = 0;
+  broker.writer.fs.write = ((_fd: number, _b: Buffer, _o: number, _l: number, _p: number, cb: (e: NodeJS.ErrnoException | null, n: number) => void) => {
+    writes++;
+    setImmediate(() => cb(Object.assign(new Error('ENOSPC'), { code: 'ENOSPC' }), 0));
+  }) as typeof real;
+  await assert.rejects(settle(broker, consumer, msg.id, 'NACK'), (err: unknown) => err instanceof BrokerError && err.code === 'MQ_ERR_STORAGE');
+  assert.deepEqual(readyTexts(broker, 'q'), ['x', 'y'], 'back at the front');
+  assert.equal(broker.topicStats('q.dead'), undefined);
+  assert.equal(broker.topicCounters('q')!.deadLettered, 0);
+  // A consumer waiting on the topic gets it delivered (not moved onto the failing disk again and again).
+  const waiting = recorder(broker);
+  broker.request(waiting.consumer, 'q');
+  assert.equal(waiting.got[0]?.id, msg.id);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.ok(writes <= 3, `no retry loop on the failing disk (${writes} write attempts)`);
+  broker.writer.fs.write = real;
+  broker.closeConsumer(waiting.consumer);
+  broker = await h.restart(broker, { maxDeliveries: 1 });
+  assert.deepEqual(readyTexts(broker, 'q'), ['x', 'y'], 'nothing moved, nothing lost');
+});
