@@ -13,6 +13,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { Admission } from '../../src/protocols/admission.js';
 import { startHttp2Listener } from '../../src/protocols/http2/server.js';
+import { MAX_CONCURRENT_STREAMS } from '../../src/protocols/http2/server.js';
 import { RESP_MAX_OUTPUT_BYTES } from '../../src/protocols/resp/connection.js';
 import { ensureDevCert, type CertPair } from '../../src/server/certs.js';
 import { harness } from '../broker/broker-fixtures.js';
@@ -270,6 +271,40 @@ async function neverReader(port: number, data: Buffer): Promise<{ socket: net.So
   socket.write(data);
   return { socket, closed };
 }
+
+describe('HTTP/2 streams per connection', () => {
+  test(`at most ${MAX_CONCURRENT_STREAMS} streams are open at once on one connection; further requests wait for a free one`, async (t) => {
+    const dir = tempDir('mq-streams-');
+    const server = await startInProcess(dir, ['--fsync', 'never']);
+    const session = h2connect(server.http.port);
+    t.after(async () => {
+      session.destroy();
+      await server.close();
+      removeDir(dir);
+    });
+    await once(session, 'remoteSettings');
+    assert.equal(session.remoteSettings.maxConcurrentStreams, MAX_CONCURRENT_STREAMS);
+    // Fill every slot with a publish whose body never ends.
+    const open: http2.ClientHttp2Stream[] = [];
+    for (let i = 0; i < MAX_CONCURRENT_STREAMS; i++) {
+      const req = session.request({ ':method': 'POST', ':path': '/publish/streams' });
+      req.on('error', () => {});
+      req.write('part');
+      open.push(req);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    let answered = false;
+    const extra = h2request(session, 'POST', '/publish/streams', 'extra').then((res) => {
+      answered = true;
+      return res;
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(answered, false, 'the request over the limit waits');
+    open[0]!.end();
+    assert.equal((await extra).status, 201, 'and runs once a stream is free');
+    for (const req of open) req.close();
+  });
+});
 
 describe('RESP input flood', () => {
   test('a client that pipelines commands endlessly and never reads stalls: the server stops reading, its memory stays bounded', async (t) => {

@@ -35,6 +35,14 @@ export interface Http2ListenerOptions {
   tlsHandshakeTimeoutMs?: number;
 }
 
+/**
+ * SETTINGS_MAX_CONCURRENT_STREAMS we advertise (Node's default is unlimited). Each open publish
+ * stream may buffer up to `--max-message-bytes` of body, so this bounds what one connection can
+ * make the server hold; Go's HTTP/2 server (the original's) allows 250, nginx 128. Every
+ * subscription is a stream too, so one client session holds at most this many at once.
+ */
+export const MAX_CONCURRENT_STREAMS = 256;
+
 /** Debug data of the GOAWAY that refuses a session over `--max-connections` (Redis's words). */
 const MAX_CONNECTIONS_GOAWAY = Buffer.from(new BrokerError('MQ_ERR_MAX_CONNECTIONS').message);
 /** How long a refused session may take to read its GOAWAY before it is destroyed, in ms. */
@@ -255,10 +263,12 @@ export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Ht
     logger: false,
     bodyLimit: maxMessageBytes,
     serverFactory: (handler) => {
+      const settings = { maxConcurrentStreams: MAX_CONCURRENT_STREAMS };
       const server = opts.tls === null
-        ? http2.createServer({}, handler)
+        ? http2.createServer({ settings }, handler)
         : http2.createSecureServer(
           {
+            settings,
             key: opts.tls.key,
             cert: opts.tls.cert,
             allowHTTP1: false,
