@@ -37,7 +37,7 @@ async function withPortRetry(start) {
  * @returns `{ h2Port, respPort, db, pid, stop }`; `stop()` sends SIGTERM, removes the db and
  *   returns `{ code, signal, forced, stderr }`.
  */
-export async function startBroker({ fsync = 'always', tls = true, extraArgs = [] } = {}) {
+export async function startBroker({ fsync = 'always', tls = true, extraArgs = brokerArgsFromEnv() } = {}) {
   await ensureCerts();
   // bench/run.mjs points MQ_BENCH_MAIN at its private copy of dist/ (see lib/snapshot.mjs).
   const main = process.env.MQ_BENCH_MAIN || fromRoot('dist', 'src', 'server', 'main.js');
@@ -162,4 +162,9 @@ export async function startBareH2() {
       },
     };
   });
+}
+
+/** Extra broker options from the BROKER_ARGS knob (space-separated, e.g. "--ack-timeout 30s"), for A/B runs. */
+function brokerArgsFromEnv() {
+  return (process.env.BROKER_ARGS ?? '').split(/\s+/).filter(Boolean);
 }
