@@ -377,6 +377,7 @@ export class Broker {
     this.#messages.set(msg.id, msg);
     msg.dackCount = rec.dackCount;
     msg.deliveries = rec.deliveries;
+    if (rec.messageId === rec.offset) msg.carriedDeliveries = rec.deliveries;
     msg.placement = rec.placement;
     msg.placeOffset = rec.placeOffset;
     switch (rec.placement) {
@@ -594,7 +595,7 @@ export class Broker {
   #markInFlight(msg: Message, topic: Topic, consumer: Consumer): void {
     msg.state = MessageState.IN_FLIGHT;
     msg.owner = consumer;
-    if (++msg.deliveries > 1) topic.redelivered++;
+    if (++msg.deliveries > msg.carriedDeliveries + 1) topic.redelivered++;
     consumer.inFlight.set(msg.id, msg);
     topic.inFlight.add(msg);
     if (this.#ackTimeoutMs > 0) this.#ackDeadlines.track(msg, performance.now() + this.#ackTimeoutMs);
@@ -747,7 +748,10 @@ export class Broker {
   #deadLetter(writer: LogWriter, msg: Message, topic: Topic, cb: DoneCallback | null): boolean {
     const deadName = topic.name + DEAD_LETTER_SUFFIX;
     if (deadName.length > 255) {
-      this.#logger.warn({ topic: topic.name, id: msg.id }, 'topic name too long for a dead-letter topic: message kept');
+      if (!topic.deadLetterNameWarned) {
+        topic.deadLetterNameWarned = true;
+        this.#logger.warn({ topic: topic.name, id: msg.id }, 'topic name too long for a dead-letter topic: its messages are never dead-lettered (logged once)');
+      }
       return false;
     }
     let payload: Buffer;
@@ -795,7 +799,7 @@ export class Broker {
       pinOrigin(copy, segment, rec.sizeBytes);
       setTopicMark(deadTopic, segment);
       copy.dackCount = msg.dackCount;
-      copy.deliveries = msg.deliveries;
+      copy.deliveries = copy.carriedDeliveries = msg.deliveries;
       copy.placeOffset = rec.offset;
       deadTopic.exists = true;
       deadTopic.published++;
@@ -814,7 +818,12 @@ export class Broker {
     const { msg, cb } = rec.ctx as DeadLetterContext;
     // On failure the original stays in the log next to its copy: a duplicate after a restart, and
     // its segment is kept until then. The move itself is durable, so the settle succeeded.
-    if (err === null) noteAcked(msg, rec.segment!, this.#compacting);
+    if (err === null) {
+      noteAcked(msg, rec.segment!, this.#compacting);
+      // Left its topic through an ACK record, as replay will count it.
+      const topic = this.#topics.get(msg.topic);
+      if (topic !== undefined && topic.exists) topic.acked++;
+    }
     cb?.(null);
   };
 

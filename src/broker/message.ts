@@ -29,6 +29,8 @@ export class Message {
   dueAtMs = 0;
   /** Deliveries since publish (in this process). */
   deliveries = 0;
+  /** A dead-letter copy: the deliveries it carried over from its original (not redeliveries here); else 0. */
+  carriedDeliveries = 0;
   /** The consumer it is in flight to, when IN_FLIGHT. */
   owner: object | null = null;
   /**

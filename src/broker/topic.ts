@@ -18,6 +18,7 @@ export class Topic {
   /** Consumers attached to this topic (stream subscriptions), for stats. */
   consumers = 0;
   published = 0;
+  /** Messages that left the topic through an ACK record: acked by a consumer, or the original of a dead letter. */
   acked = 0;
   // Counters of this process's life (not rebuilt by replay), for metrics (SPEC §7).
   /** Explicit NACK settles. */
@@ -32,6 +33,8 @@ export class Topic {
   ackTimeouts = 0;
   /** Messages moved to `<topic>.dead` by `--max-deliveries` (also counted by replay). */
   deadLettered = 0;
+  /** The "name too long for a dead-letter topic" warning was logged (once per topic). */
+  deadLetterNameWarned = false;
   /** The segment with the newest durable PUBLISH/RESTORE/TOPIC record of this topic since its last delete (live accounting). */
   markSegment: Segment | null = null;
   /**

@@ -44,6 +44,13 @@ function sha256(value: string | Buffer): Buffer {
   return createHash('sha256').update(value).digest();
 }
 
+/**
+ * With `--auth-token`, how long a connection may stay without authenticating (RESP `AUTH`, an
+ * HTTP/2 request with the right bearer token) before it is closed, in ms: otherwise anyone who
+ * can reach a port could hold every `--max-connections` slot with idle sockets.
+ */
+export const AUTH_DEADLINE_MS = 10_000;
+
 /** Options of {@link Admission}. */
 export interface AdmissionOptions {
   /** Most client connections open at once over both listeners, integer >= 1. */
@@ -69,6 +76,11 @@ export class Admission {
     http2: zeroRefusals(),
     resp: zeroRefusals(),
   };
+
+  /** {@link AUTH_DEADLINE_MS}; read when a connection opens (tests lower it). */
+  authDeadlineMs = AUTH_DEADLINE_MS;
+  /** HTTP/2 sessions that have made a request with the right token. */
+  readonly #authorizedSessions = new WeakSet<object>();
 
   constructor(opts: AdmissionOptions) {
     this.maxConnections = opts.maxConnections;
@@ -102,6 +114,16 @@ export class Admission {
   /** Gives back a connection taken with a successful {@link admit}; call it exactly once. */
   release(protocol: ListenerProtocol): void {
     this.open[protocol]--;
+  }
+
+  /** Notes that HTTP/2 `session` made an authorized request (it may then stay open idle). */
+  markAuthorized(session: object): void {
+    this.#authorizedSessions.add(session);
+  }
+
+  /** Whether HTTP/2 `session` has made an authorized request. */
+  isAuthorized(session: object): boolean {
+    return this.#authorizedSessions.has(session);
   }
 
   /** Counts one refusal. */

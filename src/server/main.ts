@@ -23,7 +23,6 @@ try {
   checkDataDir(config.db);
   const tls = config.tls ? await ensureDevCert(config, logger) : null;
   const server = await startServer(config, logger, tls);
-  logger.info({ version: VERSION, db: config.db, fsync: config.fsync }, 'miniqueue ready');
 
   let stopping = false;
   const stop = (signal: string): void => {
@@ -48,6 +47,9 @@ try {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  // Only now: whoever waits for this line may signal at once, and before process.on() a SIGTERM
+  // would kill the process without a graceful stop.
+  logger.info({ version: VERSION, db: config.db, fsync: config.fsync }, 'miniqueue ready');
 } catch (err) {
   if (err instanceof ConfigError) fail(err.message, 2);
   if (err instanceof LogCorruptError) fail(err.message, 1);

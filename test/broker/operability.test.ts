@@ -111,7 +111,9 @@ test('max deliveries: the Nth unsuccessful delivery moves the message to <topic>
   assert.notEqual(dead.id, got[0]!.id, 'a new message id');
   assert.equal(dead.dackCount, 1);
   assert.equal(dead.deliveries, 3);
+  await settled(broker);
   assert.equal(broker.topicCounters('orders')!.deadLettered, 1);
+  assert.equal(broker.topicStats('orders')!.acked, 1, 'the original left through an ACK record, as replay counts it');
   assert.deepEqual(broker.topicNames(), ['orders', 'orders.dead']);
   // Durable: a restart has it in the dead-letter topic only, with its counts.
   broker = await h.restart(broker, { maxDeliveries: 3 });
@@ -122,6 +124,7 @@ test('max deliveries: the Nth unsuccessful delivery moves the message to <topic>
   assert.equal(replayed.dackCount, 1);
   assert.equal(replayed.deliveries, 3);
   assert.equal(broker.topicCounters('orders')!.deadLettered, 1, 'counted by replay too');
+  assert.equal(broker.topicStats('orders')!.acked, 1);
   // The dead-letter topic is consumed like any other and is never dead-lettered itself.
   const reader = recorder(broker);
   for (let i = 0; i < 5; i++) {
@@ -129,6 +132,7 @@ test('max deliveries: the Nth unsuccessful delivery moves the message to <topic>
     await settle(broker, reader.consumer, reader.got[i]!.id, 'NACK');
   }
   assert.deepEqual(readyTexts(broker, 'orders.dead'), ['poison']);
+  assert.equal(broker.topicCounters('orders.dead')!.redelivered, 4, 'the first delivery in .dead is not a redelivery');
 });
 
 test('max deliveries: disconnects and ack timeouts count as unsuccessful deliveries', async (t) => {

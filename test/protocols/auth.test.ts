@@ -254,6 +254,56 @@ describe('RESP with --auth-token', () => {
   });
 });
 
+describe('auth deadline: idle unauthenticated connections cannot hold --max-connections slots', () => {
+  test('RESP without AUTH in time gets -NOAUTH and is closed; an authenticated one stays', async (t) => {
+    server.admission.authDeadlineMs = 300;
+    t.after(() => (server.admission.authDeadlineMs = 10_000));
+    const idle = await connect();
+    const authed = await connect();
+    assert.equal(await authed.send('AUTH', TOKEN), 'OK');
+    const started = Date.now();
+    const reply = await idle.next(5000);
+    assert.match(errorLine(reply), /^NOAUTH Authentication required within 0\.3 s of connecting/);
+    await idle.closed;
+    assert.ok(Date.now() - started >= 250, 'not before the deadline');
+    await new Promise((r) => setTimeout(r, 400));
+    assert.equal(await authed.send('PING'), 'PONG', 'the authenticated connection is kept');
+  });
+
+  test('an HTTP/2 session without a request with the right token in time gets GOAWAY and is closed; one that made one stays', async (t) => {
+    server.admission.authDeadlineMs = 300;
+    t.after(() => (server.admission.authDeadlineMs = 10_000));
+    const idle = h2connect(server.http.port);
+    const wrong = h2connect(server.http.port);
+    const good = h2connect(server.http.port);
+    t.after(() => {
+      for (const s of [idle, wrong, good]) s.destroy();
+    });
+    const goaway = (s: http2.ClientHttp2Session): Promise<string> =>
+      new Promise((resolve) => s.on('goaway', (_code: number, _last: number, data?: Buffer) => resolve(data?.toString() ?? '')));
+    const idleGoaway = goaway(idle);
+    const wrongGoaway = goaway(wrong);
+    const wrongRes = await new Promise<number>((resolve) => {
+      const req = wrong.request({ ':method': 'GET', ':path': '/topics', ...bearer('nope') });
+      req.on('response', (h) => resolve(Number(h[':status'])));
+      req.on('error', () => resolve(0));
+      req.end();
+    });
+    assert.equal(wrongRes, 401);
+    const goodRes = await new Promise<number>((resolve) => {
+      const req = good.request({ ':method': 'GET', ':path': '/topics', ...bearer(TOKEN) });
+      req.on('response', (h) => resolve(Number(h[':status'])));
+      req.resume();
+      req.end();
+    });
+    assert.equal(goodRes, 200);
+    assert.equal(await idleGoaway, 'no request with the right bearer token in time');
+    assert.equal(await wrongGoaway, 'no request with the right bearer token in time');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(good.closed || good.destroyed, false, 'the authorized session is kept');
+  });
+});
+
 describe('--auth-token option', () => {
   test('MINIQUEUE_AUTH_TOKEN sets it; the command line wins; off by default', () => {
     assert.equal(parseConfig([], {}).authToken, null);

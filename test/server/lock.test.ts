@@ -26,6 +26,6 @@ test('issue 2: a second server on the same --db refuses to start; a stale lock a
   t.after(() => second.kill('SIGKILL'));
   assert.ok(second.lines.some((l) => l.includes('took over a stale lock')));
   const exit = await second.kill('SIGTERM');
-  assert.equal(exit.code, 0);
+  assert.deepEqual(exit, { code: 0, signal: null });
   assert.equal(fs.existsSync(path.join(db, 'LOCK')), false, 'a clean stop releases the lock');
 });

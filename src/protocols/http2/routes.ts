@@ -79,7 +79,10 @@ export function registerRoutes(fastify: Http2Fastify, broker: Broker, opts: Rout
     const q = request.url.indexOf('?');
     if ((q < 0 ? request.url : request.url.slice(0, q)) === UNAUTHENTICATED_PATH) return;
     const verdict = admission.checkBearer(request.headers.authorization);
-    if (verdict === 'ok') return;
+    if (verdict === 'ok') {
+      admission.markAuthorized(request.raw.stream.session!);
+      return;
+    }
     admission.refuse('http2', 'unauthorized');
     throw new BrokerError(verdict === 'missing' ? 'MQ_ERR_NOAUTH' : 'MQ_ERR_UNAUTHORIZED');
   });

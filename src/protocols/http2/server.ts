@@ -124,6 +124,32 @@ function refuseSession(session: Http2Session): void {
   }, REFUSED_SESSION_GRACE_MS).unref();
 }
 
+/** Debug data of the GOAWAY that closes a session without an authorized request in time. */
+const AUTH_DEADLINE_GOAWAY = Buffer.from('no request with the right bearer token in time');
+
+/**
+ * With `--auth-token`: closes `session` (GOAWAY NO_ERROR with a readable reason) unless it has made
+ * a request with the right token within `admission.authDeadlineMs` of its start, so that idle
+ * unauthenticated connections cannot hold `--max-connections` slots. Counted as `unauthorized`.
+ */
+function closeUnlessAuthorized(session: Http2Session, admission: Admission): void {
+  const timer = setTimeout(() => {
+    if (session.destroyed || session.closed || admission.isAuthorized(session)) return;
+    admission.refuse('http2', 'unauthorized');
+    try {
+      session.goaway(http2.constants.NGHTTP2_NO_ERROR, 0, AUTH_DEADLINE_GOAWAY);
+      session.close();
+    } catch {
+      return; // already closing
+    }
+    setTimeout(() => {
+      if (!session.destroyed) session.destroy();
+    }, REFUSED_SESSION_GRACE_MS).unref();
+  }, admission.authDeadlineMs);
+  timer.unref();
+  session.once('close', () => clearTimeout(timer));
+}
+
 /** The local and remote address and port of a connected socket (or the TLS socket over it). */
 interface SocketAddresses {
   readonly localAddress?: string | undefined;
@@ -239,6 +265,7 @@ export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Ht
         respondError(stream, new BrokerError(verdict === 'missing' ? 'MQ_ERR_NOAUTH' : 'MQ_ERR_UNAUTHORIZED'));
         return true;
       }
+      admission.markAuthorized(stream.session!);
     }
     const topic = topicFromPath(path, isPublish ? 9 : 11);
     if (closing) {
@@ -311,6 +338,7 @@ export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Ht
         const conn = key === undefined ? undefined : connections.get(key);
         // Not found only if the socket is already gone (its peer unknown): refusing costs nothing then.
         if (conn === undefined || !conn.admitted) refuseSession(session);
+        else if (admission.authRequired) closeUnlessAuthorized(session, admission);
       });
       return server as never;
     },

@@ -19,9 +19,9 @@
  */
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Logger } from 'pino';
-import type { Broker, SettleKind } from '../../broker/broker.js';
+import { DEAD_LETTER_SUFFIX, type Broker, type SettleKind } from '../../broker/broker.js';
 import type { Consumer } from '../../broker/consumer.js';
-import type { Message } from '../../broker/message.js';
+import { MessageState, type Message } from '../../broker/message.js';
 import { BrokerError } from '../../errors.js';
 
 /** Longest command line we buffer before refusing it (bytes). */
@@ -69,8 +69,9 @@ export class SubscribeStream {
     if (!this.#stream.write(line)) this.#stream.pause();
   }
 
-  #error(message: string): void {
-    this.#write(`${JSON.stringify({ error: message })}\n`);
+  /** Writes an error line; `extra` fields (e.g. `code`, `id`) follow `error`. */
+  #error(message: string, extra?: Record<string, string | number>): void {
+    this.#write(`${JSON.stringify({ error: message, ...extra })}\n`);
   }
 
   #onData(chunk: string): void {
@@ -192,7 +193,12 @@ export class SubscribeStream {
     if (this.#current !== msg) return;
     this.#current = null;
     this.#expiredId = msg.id;
-    this.#error(`message ${msg.id} was not settled within --ack-timeout and went back to the queue; the next settle is refused, then delivery goes on`);
+    // GONE: --max-deliveries moved it to the dead-letter topic instead of back to the queue.
+    const where = msg.state === MessageState.GONE ? `was moved to ${msg.topic}${DEAD_LETTER_SUFFIX}` : 'went back to the queue';
+    this.#error(`message ${msg.id} was not settled within --ack-timeout and ${where}; the next settle is refused, then delivery goes on`, {
+      code: 'MQ_ERR_ACK_TIMEOUT',
+      id: msg.id,
+    });
     this.#maybeFinish();
   }
 

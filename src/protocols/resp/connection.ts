@@ -140,6 +140,8 @@ export class RespConnection {
   #paused = false;
   /** False until AUTH succeeds, when `--auth-token` is set. */
   #authenticated: boolean;
+  /** With `--auth-token`: closes the connection if it has not authenticated in time (AUTH_DEADLINE_MS). */
+  #authTimer: NodeJS.Timeout | undefined;
   /**
    * Bytes of the filled replies in `#replies` (string replies are counted by their length, which
    * is their byte length for the latin1/ASCII text they hold).
@@ -169,6 +171,10 @@ export class RespConnection {
     this.#broker = opts.broker;
     this.#logger = opts.logger;
     this.#authenticated = !opts.admission.authRequired;
+    if (!this.#authenticated) {
+      this.#authTimer = setTimeout(() => this.#authDeadline(), opts.admission.authDeadlineMs);
+      this.#authTimer.unref();
+    }
     this.#parser = new RespParser({
       // Never below 4 KiB, so a small --max-message-bytes does not refuse topic names (255
       // bytes) or the client names and versions libraries send while connecting.
@@ -862,9 +868,23 @@ export class RespConnection {
     return this.#proto === 3 ? NULL_RESP3 : nil2;
   }
 
+  /**
+   * No AUTH within `authDeadlineMs` of connecting: `-NOAUTH`, then the connection is closed, so
+   * idle unauthenticated connections cannot hold `--max-connections` slots.
+   */
+  #authDeadline(): void {
+    this.#authTimer = undefined;
+    if (this.#authenticated || this.#closed || this.#closing) return;
+    this.#opts.admission.refuse('resp', 'unauthorized');
+    this.#reply(encodeError(`NOAUTH Authentication required within ${this.#opts.admission.authDeadlineMs / 1000} s of connecting; closing`));
+    this.#closing = true;
+    this.#socket.pause();
+  }
+
   #onClose(): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#authTimer !== undefined) clearTimeout(this.#authTimer);
     if (this.#blockTimer !== undefined) clearTimeout(this.#blockTimer);
     if (this.#consumer !== null) this.#broker.closeConsumer(this.#consumer);
   }
