@@ -18,6 +18,11 @@ export const ERRORS = {
     respPrefix: 'ERR',
     message: 'no message %s is in flight on this consumer',
   },
+  MQ_ERR_ACK_TIMEOUT: {
+    statusCode: 409,
+    respPrefix: 'ERR',
+    message: 'message %s was not settled within --ack-timeout and %s',
+  },
   MQ_ERR_TOPIC_DELETED: {
     statusCode: 409,
     respPrefix: 'ERR',

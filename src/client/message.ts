@@ -39,6 +39,8 @@ export const MAX_DACK_SECONDS = 999_999_999;
  *
  * Settles reject with a `MiniqueueError`:
  * - `MQ_ERR_ALREADY_SETTLED`: this message was settled before (nothing is sent);
+ * - `MQ_ERR_ACK_TIMEOUT`: the server's `--ack-timeout` took it back ({@link Message.expired});
+ *   nothing is sent, and the subscription goes on with the next message by itself;
  * - `MQ_ERR_STALE_MESSAGE`: its stream is gone (the server has put the message back at the
  *   front and delivers it again, possibly to another consumer); nothing is sent;
  * - `MQ_ERR_CLOSED`: the subscription or client was closed (the server NACKs the message);
@@ -60,6 +62,7 @@ export class Message {
   readonly topic: string;
   readonly #owner: MessageOwner;
   #settled = false;
+  #expired = false;
 
   /** @internal Created by the subscription; user code never constructs one. */
   constructor(owner: MessageOwner, topic: string, data: Buffer, id: number, dackCount: number) {
@@ -73,6 +76,21 @@ export class Message {
   /** True once a settle was called (whether or not it was sent successfully). */
   get settled(): boolean {
     return this.#settled;
+  }
+
+  /**
+   * True when the server's `--ack-timeout` took this message back before it was settled (it went
+   * back to the queue, or to `<topic>.dead`). Settling or touching it then rejects with
+   * `MQ_ERR_ACK_TIMEOUT`, and the subscription goes on with the next message by itself.
+   */
+  get expired(): boolean {
+    return this.#expired;
+  }
+
+  /** @internal The ack timeout took it back: it counts as settled, and as expired. */
+  markExpired(): void {
+    this.#settled = true;
+    this.#expired = true;
   }
 
   /** @internal Marks the message settled; returns false when it already was. */

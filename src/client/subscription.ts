@@ -102,6 +102,11 @@ export class Subscription implements AsyncIterableIterator<Message> {
   #lineParts: string[] = [];
   #lineChars = 0;
   #pendingSyncs: PendingSync[] = [];
+  /**
+   * Id of an expired message whose delivery this subscription resumed with a `"NACK"` of its own
+   * (see #onAckTimeout): the server's refusal of that NACK is expected and not reported.
+   */
+  #resumedAfter: number | null = null;
   #syncSeq = 0;
   #closedPromise: Promise<void> | null = null;
 
@@ -186,6 +191,7 @@ export class Subscription implements AsyncIterableIterator<Message> {
   /** Forgets what belonged to the current stream: undelivered messages, the current one, touches. */
   #dropStreamState(reason: MiniqueueError): void {
     this.#current = null;
+    this.#resumedAfter = null;
     this.#ready.length = 0;
     this.#lineParts = [];
     this.#lineChars = 0;
@@ -315,13 +321,34 @@ export class Subscription implements AsyncIterableIterator<Message> {
       return;
     }
     if (typeof error === 'string') {
+      if (code === 'MQ_ERR_ACK_TIMEOUT' && typeof id === 'number') this.#onAckTimeout(id);
       this.#onErrorLine(new MiniqueueError(typeof code === 'string' ? code : 'MQ_ERR_STREAM', error));
     }
     // Other objects (fields a newer server may add) are ignored.
   }
 
+  /**
+   * The server's `--ack-timeout` took message `id` back. The server then waits for one settle
+   * (refused) before it delivers again, so that a late `"ACK"` cannot land on another message. If
+   * `id` is still unsettled here, the subscription sends that settle itself (`"NACK"`), so the
+   * iterator goes on whether or not user code ever settles the expired message; settling or
+   * touching it then rejects locally with MQ_ERR_ACK_TIMEOUT.
+   */
+  #onAckTimeout(id: number): void {
+    const message = this.#current;
+    if (message === null || message.id !== id || message.settled || this.#stream === null) return;
+    message.markExpired();
+    this.#current = null;
+    this.#resumedAfter = id;
+    this.#send(this.#stream, '"NACK"\n').catch(() => {});
+  }
+
   /** Routes an error line to the touch waiting for it, or to `onError`. */
   #onErrorLine(err: MiniqueueError): void {
+    if (this.#resumedAfter !== null && err.message.startsWith(`NACK: message ${this.#resumedAfter} is no longer in flight`)) {
+      this.#resumedAfter = null;
+      return;
+    }
     const sync = this.#pendingSyncs[0];
     if (sync !== undefined) {
       if (err.message.includes(sync.token)) {
@@ -343,6 +370,9 @@ export class Subscription implements AsyncIterableIterator<Message> {
   #check(message: Message): MiniqueueError | null {
     if (this.#state === 'closed') return clientError('MQ_ERR_CLOSED');
     if (this.#fatal !== null) return this.#fatal;
+    if (message.expired) {
+      return new MiniqueueError('MQ_ERR_ACK_TIMEOUT', `message ${message.id} was not settled within the server's --ack-timeout and was taken back`);
+    }
     if (message.settled) return clientError('MQ_ERR_ALREADY_SETTLED', `message ${message.id}`);
     if (this.#generationOf.get(message) !== this.#generation || this.#stream === null || this.#current !== message) {
       return clientError('MQ_ERR_STALE_MESSAGE', `message ${message.id}`);

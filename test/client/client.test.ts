@@ -393,3 +393,45 @@ describe('the HTTP/2 session', () => {
     await c.close();
   });
 });
+
+describe('client against a server with --ack-timeout', () => {
+  test('an expired message: touch/ack reject MQ_ERR_ACK_TIMEOUT, onError gets the notice, and the iterator goes on by itself', async (t) => {
+    const ackDir = tempDir('mq-client-ack-');
+    const ackServer = await startInProcess(ackDir, ['--ack-timeout', '300ms', '--fsync', 'never']);
+    const c = new MiniqueueClient({ url: `http://127.0.0.1:${ackServer.http.port}` });
+    t.after(async () => {
+      await c.close();
+      await ackServer.close();
+      removeDir(ackDir);
+    });
+    await c.publish('slow', 'job 1');
+    await c.publish('slow', 'job 2');
+    const streamErrors: MiniqueueError[] = [];
+    const sub = c.subscribe('slow', { onError: (e) => streamErrors.push(e) });
+    const first = await nextMessage(sub);
+    assert.equal(first.data.toString(), 'job 1');
+    // Touched in time: kept past the timeout.
+    for (let i = 0; i < 4; i++) {
+      await new Promise((r) => setTimeout(r, 120));
+      await first.touch();
+    }
+    assert.equal(first.expired, false);
+    // Then the job hangs: the timeout takes it back; the user moves on without settling.
+    await waitFor(() => first.expired, 3000);
+    assert.equal((await rejection(first.touch())).code, 'MQ_ERR_ACK_TIMEOUT');
+    assert.equal((await rejection(first.ack())).code, 'MQ_ERR_ACK_TIMEOUT');
+    const again = await nextMessage(sub);
+    assert.equal(again.id, first.id, 'job 1 again: it went back to the front');
+    await again.ack();
+    const second = await nextMessage(sub);
+    assert.equal(second.data.toString(), 'job 2');
+    await second.ack();
+    await waitFor(() => ackServer.broker.topicStats('slow')?.acked === 2);
+    assert.deepEqual(
+      streamErrors.map((e) => e.code),
+      ['MQ_ERR_ACK_TIMEOUT'],
+      'only the notice is reported; the refusal of the resuming NACK is not',
+    );
+    await sub.close();
+  });
+});

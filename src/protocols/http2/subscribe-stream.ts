@@ -195,10 +195,8 @@ export class SubscribeStream {
     this.#expiredId = msg.id;
     // GONE: --max-deliveries moved it to the dead-letter topic instead of back to the queue.
     const where = msg.state === MessageState.GONE ? `was moved to ${msg.topic}${DEAD_LETTER_SUFFIX}` : 'went back to the queue';
-    this.#error(`message ${msg.id} was not settled within --ack-timeout and ${where}; the next settle is refused, then delivery goes on`, {
-      code: 'MQ_ERR_ACK_TIMEOUT',
-      id: msg.id,
-    });
+    const err = new BrokerError('MQ_ERR_ACK_TIMEOUT', [msg.id, `${where}; the next settle is refused, then delivery goes on`]);
+    this.#error(err.message, { code: err.code, id: msg.id });
     this.#maybeFinish();
   }
 
