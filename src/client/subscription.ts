@@ -107,6 +107,8 @@ export class Subscription implements AsyncIterableIterator<Message> {
    * (see #onAckTimeout): the server's refusal of that NACK is expected and not reported.
    */
   #resumedAfter: number | null = null;
+  /** An expired message left the server waiting for a settle; sent (as `"NACK"`) at the next `next()`. */
+  #resumePending = false;
   #syncSeq = 0;
   #closedPromise: Promise<void> | null = null;
 
@@ -144,10 +146,14 @@ export class Subscription implements AsyncIterableIterator<Message> {
   next(): Promise<IteratorResult<Message, undefined>> {
     if (this.#fatal !== null) return Promise.reject(this.#fatal);
     if (this.#state === 'closed') return Promise.resolve({ done: true, value: undefined });
-    const ready = this.#ready.shift();
+    let ready = this.#ready.shift();
+    // A delivery that expired while it waited here is of no use any more: skip it.
+    while (ready !== undefined && ready.expired) ready = this.#ready.shift();
     if (ready !== undefined) return Promise.resolve({ done: false, value: ready });
     if (this.#state === 'idle') this.#open();
-    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+    const result = new Promise<IteratorResult<Message, undefined>>((resolve, reject) => this.#waiters.push({ resolve, reject }));
+    this.#resume();
+    return result;
   }
 
   /** Called by `break` in `for await`: closes the subscription (see {@link Subscription.close}). */
@@ -192,6 +198,7 @@ export class Subscription implements AsyncIterableIterator<Message> {
   #dropStreamState(reason: MiniqueueError): void {
     this.#current = null;
     this.#resumedAfter = null;
+    this.#resumePending = false;
     this.#ready.length = 0;
     this.#lineParts = [];
     this.#lineChars = 0;
@@ -330,9 +337,10 @@ export class Subscription implements AsyncIterableIterator<Message> {
   /**
    * The server's `--ack-timeout` took message `id` back. The server then waits for one settle
    * (refused) before it delivers again, so that a late `"ACK"` cannot land on another message. If
-   * `id` is still unsettled here, the subscription sends that settle itself (`"NACK"`), so the
-   * iterator goes on whether or not user code ever settles the expired message; settling or
-   * touching it then rejects locally with MQ_ERR_ACK_TIMEOUT.
+   * `id` is still unsettled here, the subscription sends that settle itself (`"NACK"`), but only
+   * when user code asks for the next message (#resume from `next()`): a handler still busy with
+   * the expired message must not have further deliveries pile up, and time out, unseen. Settling
+   * or touching the expired message rejects locally with MQ_ERR_ACK_TIMEOUT.
    */
   #onAckTimeout(id: number): void {
     const message = this.#current;
@@ -340,6 +348,14 @@ export class Subscription implements AsyncIterableIterator<Message> {
     message.markExpired();
     this.#current = null;
     this.#resumedAfter = id;
+    this.#resumePending = true;
+    if (this.#waiters.length > 0) this.#resume();
+  }
+
+  /** Sends the settle the server waits for after an expiry (see #onAckTimeout), if one is due. */
+  #resume(): void {
+    if (!this.#resumePending || this.#stream === null || this.#state !== 'open') return;
+    this.#resumePending = false;
     this.#send(this.#stream, '"NACK"\n').catch(() => {});
   }
 

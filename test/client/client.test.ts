@@ -418,6 +418,11 @@ describe('client against a server with --ack-timeout', () => {
     assert.equal(first.expired, false);
     // Then the job hangs: the timeout takes it back; the user moves on without settling.
     await waitFor(() => first.expired, 3000);
+    // The handler is still busy: nothing more is taken from the server meanwhile, so nothing else
+    // times out unseen (the resuming settle waits for the next next()).
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(ackServer.broker.topicCounters('slow')?.ackTimeouts, 1, 'one expiry, not one per timeout period');
+    assert.equal(ackServer.broker.topicStats('slow')?.inFlight, 0);
     assert.equal((await rejection(first.touch())).code, 'MQ_ERR_ACK_TIMEOUT');
     assert.equal((await rejection(first.ack())).code, 'MQ_ERR_ACK_TIMEOUT');
     const again = await nextMessage(sub);
