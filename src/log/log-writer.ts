@@ -1,16 +1,20 @@
 /**
- * The single writer of the segment log: one write in flight, natural batching, group commit.
+ * The single writer of the segment log: batches per event-loop turn, pipelined group commit.
  *
- * Records appended while a write (and its fdatasync) is in flight wait in `#pending` and go out
- * together in the next write, so with `fsync: 'always'` one fdatasync covers every record that
- * arrived while the previous one ran (group commit) and throughput grows with concurrency.
+ * Records appended during one event-loop turn (every request read from every socket in it) are
+ * encoded into one buffer and written to the page cache at the end of the turn, as Redis does in
+ * `beforeSleep`. With `fsync: 'always'` one fdatasync then covers everything written so far; a
+ * record written while an fdatasync is in flight waits only for the next one, which starts as
+ * soon as the current one returns (no record waits for a sync, then a write, then a sync). The
+ * fdatasync runs on the event loop while it is fast (its moving average at most
+ * {@link SYNC_ON_LOOP_MAX_MS}), and on libuv's thread pool when the disk is slow.
  * A record's `done` callback runs only after its bytes are written to the file, and with
- * `always` after they are fdatasynced (SPEC §1 `--fsync`).
+ * `always` after an fdatasync that started after that write returned (SPEC §1 `--fsync`).
  *
- * On a failed write or fdatasync (ENOSPC, EIO, EROFS) every record of the batch gets the error,
- * the file is cut back to its size before the batch, and the offsets of the batch are burnt
- * (never reused), so a half-written batch can never be replayed as success. The next batch
- * tries again: the broker recovers on its own when the disk works again.
+ * On a failed write every record of that batch gets the error; on a failed fdatasync every record
+ * written since the last good one does. The file is cut back to where the failed records began,
+ * and their offsets are burnt (never reused), so a half-written batch can never be replayed as
+ * success. The next batch tries again: the broker recovers on its own when the disk works again.
  */
 import fs from 'node:fs';
 import type { Logger } from 'pino';
@@ -97,6 +101,32 @@ function writeNow(
   cb(null, written);
 }
 
+/**
+ * `fs.fdatasync` done on the event loop, with the callback called before it returns. Redis does
+ * the same in `beforeSleep`: when a sync takes tens of microseconds, a round trip through libuv's
+ * thread pool (two thread wake-ups and an extra loop turn) costs about as much as the sync, and
+ * with the loop blocked every request that arrives meanwhile joins the next turn's batch, so
+ * closed-loop clients stay in one group per sync instead of splitting into alternating groups.
+ */
+function fdatasyncNow(fd: number, cb: (err: NodeJS.ErrnoException | null) => void): void {
+  try {
+    fs.fdatasyncSync(fd);
+  } catch (err) {
+    cb(err as NodeJS.ErrnoException);
+    return;
+  }
+  cb(null);
+}
+
+/**
+ * Largest moving average of fdatasync time (ms) at which the writer still syncs on the event
+ * loop; above it (a slow or busy disk) the sync runs on the thread pool, and the loop keeps
+ * serving reads and writing the next batch meanwhile.
+ */
+export const SYNC_ON_LOOP_MAX_MS = Number(process.env.MQ_SYNC_ON_LOOP_MAX_MS ?? 1);
+/** Weight of the newest fdatasync in the moving average. */
+const FSYNC_EWMA_WEIGHT = 0.2;
+
 export interface WriterStats {
   batches: number;
   records: number;
@@ -109,10 +139,26 @@ export class LogWriter {
   readonly #log: SegmentLog;
   readonly #opts: Required<Omit<LogWriterOptions, 'logger'>>;
   readonly #logger: Logger;
+  /** Records appended and not yet written. */
   #pending: LogAppend[] = [];
   #pendingBytes = 0;
+  /** A write is in flight (always, unless a test injects an asynchronous `fs.write`). */
   #writing = false;
+  /** A flush is scheduled for the end of this event-loop turn. */
   #scheduled = false;
+  // Group commit (`always`): `#syncing` are the records the fdatasync in flight covers; `#unsynced`
+  // are records written since it started, which the next fdatasync covers. Both are in the active
+  // segment (a roll waits until both are empty), `#unsyncedStart`/`#syncingStart` are the
+  // positions where they begin, so a failed fdatasync can cut exactly what it did not make durable.
+  #syncing: LogAppend[] | null = null;
+  #syncingStart = 0;
+  #unsynced: LogAppend[] = [];
+  #unsyncedStart = 0;
+  /** Bumped at every cut of the active file, so a write that was in flight across a cut is failed too. */
+  #cutGeneration = 0;
+  #flushing = false;
+  /** Moving average of fdatasync durations (ms): decides where the next one runs. */
+  #fsyncEwmaMs = 0;
   #failing = false;
   #closed = false;
   /** Set by rollBeforeNextWrite (compaction). */
@@ -125,6 +171,10 @@ export class LogWriter {
   readonly stats: WriterStats = { batches: 0, records: 0, bytes: 0, fsyncs: 0, failedBatches: 0 };
   /** Called after each successful fdatasync with its duration (ms), for metrics. */
   onFsync: ((durationMs: number) => void) | undefined;
+  readonly #flushTick = (): void => {
+    this.#scheduled = false;
+    this.#flush();
+  };
 
   constructor(log: SegmentLog, opts: LogWriterOptions) {
     this.#log = log;
@@ -173,8 +223,10 @@ export class LogWriter {
   // --- end of compaction hook ---
 
   /**
-   * Queues a record. Every record appended in the same tick goes into one write. After
-   * {@link close} the callback gets an Error with code `MQ_ERR_SHUTTING_DOWN`.
+   * Queues a record. Every record appended in the same event-loop turn goes into one write at the
+   * end of the turn (as Redis batches in `beforeSleep`), so the requests read from every socket
+   * in one turn share a write and an fdatasync. After {@link close} the callback gets an Error with
+   * code `MQ_ERR_SHUTTING_DOWN`.
    */
   append(rec: LogAppend): void {
     if (this.#closed) {
@@ -184,31 +236,65 @@ export class LogWriter {
     }
     this.#pending.push(rec);
     this.#pendingBytes += rec.sizeBytes;
-    if (!this.#writing && !this.#scheduled) {
+    if (!this.#scheduled) {
       this.#scheduled = true;
-      process.nextTick(() => this.#flush());
+      setImmediate(this.#flushTick);
     }
   }
 
+  /** Whether nothing is pending, written-but-unsynced, or in flight. */
+  get #idle(): boolean {
+    return !this.#writing && !this.#scheduled && this.#pending.length === 0 && this.#syncing === null && this.#unsynced.length === 0;
+  }
+
+  /**
+   * Writes what is pending to the page cache, one batch per write, without waiting for an
+   * fdatasync in flight: that fdatasync covers earlier records, the next one covers these, so a
+   * record waits for at most the rest of one sync and one sync of its own.
+   */
   #flush(): void {
-    this.#scheduled = false;
-    if (this.#writing || this.#pending.length === 0) {
-      if (!this.#writing) this.#notifyIdle();
-      return;
-    }
-    let segment = this.#log.active;
-    const full = segment.sizeBytes + this.#pending[0]!.sizeBytes > this.#opts.segmentBytes;
-    if (segment.sizeBytes > 0 && (full || this.#rollRequested)) {
-      this.#rollRequested = false;
-      try {
-        segment = this.#log.roll();
-      } catch (err) {
-        this.#pendingBytes = 0;
-        this.#failBatch(this.#pending.splice(0), err as Error, segment, segment.sizeBytes);
-        return;
+    // Completions call back into #flush; with synchronous writes they run inside this loop.
+    if (this.#flushing) return;
+    this.#flushing = true;
+    try {
+      for (;;) {
+        this.#flushLoop();
+        // One fdatasync for everything written in this turn. On the loop it completes before it
+        // returns, and its callbacks may have appended more (or a roll was waiting for it).
+        if (this.#unsynced.length === 0 || this.#syncing !== null || this.#writing) break;
+        this.#startSync(this.#unsynced[0]!.segment!);
+        if (this.#syncing !== null || this.#pending.length === 0) break;
       }
+    } finally {
+      this.#flushing = false;
     }
-    // Take records while they fit in this segment and in one batch (at least one record).
+    if (this.#idle) this.#notifyIdle();
+  }
+
+  #flushLoop(): void {
+    while (!this.#writing && this.#pending.length > 0) {
+      let segment = this.#log.active;
+      const full = segment.sizeBytes + this.#pending[0]!.sizeBytes > this.#opts.segmentBytes;
+      if (segment.sizeBytes > 0 && (full || this.#rollRequested)) {
+        // Records in the old segment must be durable before the roll: wait for the syncs to end
+        // (#onSynced flushes again). Rolls are rare (one per --segment-bytes).
+        if (this.#syncing !== null || this.#unsynced.length > 0) return;
+        this.#rollRequested = false;
+        try {
+          segment = this.#log.roll();
+        } catch (err) {
+          this.#pendingBytes = 0;
+          this.stats.failedBatches++;
+          this.#failRecords(this.#pending.splice(0), err as Error, segment);
+          continue;
+        }
+      }
+      this.#writeBatch(segment);
+    }
+  }
+
+  /** Encodes the records that fit in `segment` and in one batch (at least one) and writes them. */
+  #writeBatch(segment: Segment): void {
     const room = Math.min(this.#opts.segmentBytes - segment.sizeBytes, this.#opts.batchMaxBytes);
     let count = 0;
     let total = 0;
@@ -238,68 +324,108 @@ export class LogWriter {
     // Offsets are consumed even if the write fails, so a leftover of a failed batch can never
     // look like a continuation of the log (replay requires increasing offsets).
     this.#log.nextOffset = offset;
+    // The next write goes after this one even before it completes (a cut rewinds it).
+    segment.sizeBytes = startPosition + total;
     this.#writing = true;
-    this.#writeAll(segment, buf, 0, startPosition, batch);
+    this.#writeAll(segment, buf, 0, startPosition, batch, this.#cutGeneration);
   }
 
-  #writeAll(segment: Segment, buf: Buffer, done: number, startPosition: number, batch: LogAppend[]): void {
+  #writeAll(segment: Segment, buf: Buffer, done: number, startPosition: number, batch: LogAppend[], generation: number): void {
     this.fs.write(segment.fd, buf, done, buf.length - done, startPosition + done, (err, written) => {
-      if (err !== null) return this.#failBatch(batch, err, segment, startPosition);
+      if (err === null && generation !== this.#cutGeneration) {
+        // An fdatasync failed while this write was in flight and cut the file before it.
+        err = Object.assign(new Error('an earlier batch failed to sync'), { code: 'EIO' });
+      }
+      if (err !== null) {
+        this.#writing = false;
+        this.#cut(segment, Math.min(startPosition, segment.sizeBytes), err);
+        this.#failRecords(batch, err, segment);
+        return this.#flush();
+      }
       done += written;
-      if (done < buf.length) return this.#writeAll(segment, buf, done, startPosition, batch);
-      segment.sizeBytes = startPosition + buf.length;
+      if (done < buf.length) return this.#writeAll(segment, buf, done, startPosition, batch, generation);
+      this.#writing = false;
       segment.lastOffset = batch[batch.length - 1]!.offset;
+      this.stats.batches++;
+      this.stats.bytes += buf.length;
       if (this.#opts.fsync !== 'always') {
         this.#dirty.add(segment);
-        return this.#complete(batch, buf.length);
+        this.#complete(batch);
+        this.#flush();
+        return;
       }
-      const syncStarted = performance.now();
-      this.fs.fdatasync(segment.fd, (syncErr) => {
-        if (syncErr !== null) return this.#failBatch(batch, syncErr, segment, startPosition);
-        this.stats.fsyncs++;
-        this.onFsync?.(performance.now() - syncStarted);
-        this.#complete(batch, buf.length);
-      });
+      if (this.#unsynced.length === 0) this.#unsyncedStart = startPosition;
+      for (let i = 0; i < batch.length; i++) this.#unsynced.push(batch[i]!);
+      this.#flush(); // a no-op inside #flush, which syncs once its loop has written everything
     });
   }
 
-  #complete(batch: LogAppend[], bytes: number): void {
-    this.stats.batches++;
+  /** Starts one fdatasync of `segment` covering every record written and not yet synced. */
+  #startSync(segment: Segment): void {
+    const batch = this.#unsynced;
+    this.#syncing = batch;
+    this.#syncingStart = this.#unsyncedStart;
+    this.#unsynced = [];
+    const syncStarted = performance.now();
+    const fdatasync = this.fs.fdatasync === fs.fdatasync && this.#fsyncEwmaMs <= SYNC_ON_LOOP_MAX_MS ? fdatasyncNow : this.fs.fdatasync;
+    fdatasync(segment.fd, (syncErr) => {
+      this.#syncing = null;
+      if (syncErr !== null) {
+        // Nothing written since the last good fdatasync is known to be durable: fail it all.
+        const later = this.#unsynced;
+        this.#unsynced = [];
+        this.#cut(segment, this.#syncingStart, syncErr);
+        this.#failRecords(batch, syncErr, segment);
+        if (later.length > 0) this.#failRecords(later, syncErr, segment);
+      } else {
+        this.stats.fsyncs++;
+        const ms = performance.now() - syncStarted;
+        this.#fsyncEwmaMs += (ms - this.#fsyncEwmaMs) * FSYNC_EWMA_WEIGHT;
+        this.onFsync?.(ms);
+        this.#complete(batch);
+      }
+      this.#flush();
+    });
+  }
+
+  /** Answers `batch` as durable per policy. */
+  #complete(batch: LogAppend[]): void {
     this.stats.records += batch.length;
-    this.stats.bytes += bytes;
     if (this.#failing) {
       this.#failing = false;
       this.#logger.info('storage works again; writes are being made durable');
     }
-    this.#writing = false;
     for (let i = 0; i < batch.length; i++) batch[i]!.done(null, batch[i]!);
-    this.#next();
   }
 
-  #failBatch(batch: LogAppend[], err: Error, segment: Segment, startPosition: number): void {
+  /** Cuts `segment` back to `position` (whatever part of failed batches reached the file), so it is not replayed later. */
+  #cut(segment: Segment, position: number, err: Error): void {
     this.stats.failedBatches++;
     if (!this.#failing) {
       this.#failing = true;
-      this.#logger.error({ err, file: segment.path, position: startPosition }, 'log write failed; answering writes with errors until it works again');
+      this.#logger.error({ err, file: segment.path, position }, 'log write failed; answering writes with errors until it works again');
     }
-    // Cut away whatever part of the batch reached the file, so it is not replayed later.
+    this.#cutGeneration++;
     try {
-      fs.ftruncateSync(segment.fd, startPosition);
-      segment.sizeBytes = startPosition;
+      fs.ftruncateSync(segment.fd, position);
     } catch (truncErr) {
       this.#logger.error({ err: truncErr, file: segment.path }, 'could not cut a failed batch from the log');
     }
-    this.#writing = false;
-    for (let i = 0; i < batch.length; i++) batch[i]!.done(err, batch[i]!);
-    this.#next();
+    segment.sizeBytes = position;
+    if (this.#unsynced.length > 0 && this.#unsyncedStart >= position) {
+      // Written after the cut position: gone from the file, so they fail too.
+      const later = this.#unsynced;
+      this.#unsynced = [];
+      this.#failRecords(later, err, segment);
+    }
   }
 
-  #next(): void {
-    if (this.#pending.length > 0) {
-      this.#flush();
-    } else {
-      this.#notifyIdle();
+  #failRecords(records: LogAppend[], err: Error, segment: Segment): void {
+    if (!this.#failing) {
+      this.#failing = true;
+      this.#logger.error({ err, file: segment.path }, 'log write failed; answering writes with errors until it works again');
     }
+    for (let i = 0; i < records.length; i++) records[i]!.done(err, records[i]!);
   }
 
   #notifyIdle(): void {
@@ -327,7 +453,7 @@ export class LogWriter {
 
   /** Resolves when every record appended so far has been written (or failed). */
   drain(): Promise<void> {
-    if (!this.#writing && this.#pending.length === 0 && !this.#scheduled) return Promise.resolve();
+    if (this.#idle) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 

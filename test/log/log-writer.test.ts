@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { LogAppend, LogWriter, type FsyncPolicy, type WriterFs } from '../../src/log/log-writer.js';
 import { RecordType } from '../../src/log/record.js';
 import type { SegmentLog } from '../../src/log/segment-log.js';
-import { recordingLogger, removeDir, silentLogger, tempDir, waitFor } from '../helpers.js';
+import { prng, recordingLogger, removeDir, silentLogger, tempDir, waitFor } from '../helpers.js';
 import { append, openLog, payloadFor, scanFile, segmentNames } from './log-fixtures.js';
 
 const FIRST = '00000000000000000000.log';
@@ -112,7 +112,8 @@ test('records appended while a write is in flight go together into the next batc
   assert.deepEqual(all.map((r) => r.err), all.map(() => null));
   assert.deepEqual(all.map((r) => r.rec.offset), all.map((_, i) => i));
   assert.equal(writer.stats.batches, 2);
-  assert.equal(writer.stats.fsyncs, 2);
+  // Both batches were written by the time the first could be synced: one fdatasync covers both.
+  assert.equal(writer.stats.fsyncs, 1);
 });
 
 test("fsync 'always' fdatasyncs once per batch; callbacks come after it", async (t) => {
@@ -336,6 +337,102 @@ test('an fdatasync failure fails the whole batch and cuts it from the file', asy
     },
     'EIO',
   );
+});
+
+/**
+ * Wraps the writer's fs seam so that every fdatasync records how far the file was written when
+ * it started, and marks that much durable when it returns; `durableEnd` is what an answer may
+ * rely on. `sync` is the fdatasync to delegate to (asynchronous with a random delay, or calling
+ * back before it returns, as the on-loop path does).
+ */
+function instrumentDurability(writer: LogWriter, mode: 'async' | 'on-loop', rand: () => number): { durableEnd: () => number; writes: () => number } {
+  let writtenEnd = 0;
+  let durable = 0;
+  let writes = 0;
+  const realWrite = writer.fs.write;
+  writer.fs.write = ((fd: number, buf: Buffer, off: number, len: number, pos: number, cb: (e: NodeJS.ErrnoException | null, n: number) => void) => {
+    writes++;
+    realWrite(fd, buf, off, len, pos, (err, n) => {
+      if (err === null) writtenEnd = Math.max(writtenEnd, pos + n);
+      cb(err, n);
+    });
+  }) as WriterFs['write'];
+  writer.fs.fdatasync = ((fd: number, cb: (e: NodeJS.ErrnoException | null) => void) => {
+    const covers = writtenEnd;
+    if (mode === 'on-loop') {
+      fs.fdatasyncSync(fd);
+      durable = Math.max(durable, covers);
+      cb(null);
+      return;
+    }
+    fs.fdatasync(fd, (err) => {
+      setTimeout(() => {
+        if (err === null) durable = Math.max(durable, covers);
+        cb(err);
+      }, Math.floor(rand() * 3));
+    });
+  }) as WriterFs['fdatasync'];
+  return { durableEnd: () => durable, writes: () => writes };
+}
+
+for (const mode of ['async', 'on-loop'] as const) {
+  test(`fsync 'always' (${mode} fdatasync): no record is answered before an fdatasync that started after its write returned`, async (t) => {
+    const { writer } = setup(t, { fsync: 'always', segmentBytes: 1 << 30 });
+    const rand = prng(mode === 'async' ? 11 : 12);
+    const probe = instrumentDurability(writer, mode, rand);
+    const answered: Promise<void>[] = [];
+    let early = 0;
+    for (let round = 0; round < 60; round++) {
+      const n = 1 + Math.floor(rand() * 20);
+      for (let i = 0; i < n; i++) {
+        answered.push(
+          new Promise<void>((resolve, reject) => {
+            writer.append(
+              new LogAppend(RecordType.PUBLISH, 'topic', 0, 0, 0, payloadFor(round * 100 + i, 1 + Math.floor(rand() * 300)), (err, rec) => {
+                if (err !== null) return reject(err);
+                if (rec.payloadPosition + rec.payload!.length > probe.durableEnd()) early++;
+                resolve();
+              }),
+            );
+          }),
+        );
+      }
+      // Spread appends over ticks and turns, so new records arrive while syncs are in flight.
+      if (rand() < 0.5) await new Promise((r) => setImmediate(r));
+      else if (rand() < 0.5) await new Promise((r) => setTimeout(r, 1));
+    }
+    await Promise.all(answered);
+    assert.equal(early, 0, 'records answered before an fdatasync covering them returned');
+    assert.ok(writer.stats.fsyncs > 1 && writer.stats.fsyncs < answered.length, `group commit: ${writer.stats.fsyncs} fdatasyncs for ${answered.length} records`);
+  });
+}
+
+test('an fdatasync failure also fails the records written while it ran, and cuts them all from the file', async (t) => {
+  const { writer, log, dir } = setup(t, { fsync: 'always' });
+  const ok = await append(writer, RecordType.PUBLISH, 'topic', Buffer.from('kept'));
+  assert.equal(ok.err, null);
+  const goodEnd = log.active.sizeBytes;
+  const real = writer.fs.fdatasync;
+  let fail: (() => void) | undefined;
+  writer.fs.fdatasync = ((_fd: number, cb: (e: NodeJS.ErrnoException | null) => void) => {
+    writer.fs.fdatasync = real;
+    fail = () => cb(errno('EIO'));
+  }) as WriterFs['fdatasync'];
+  const first = publishMany(writer, [Buffer.from('synced-by-the-failing-fdatasync')]);
+  await waitFor(() => fail !== undefined);
+  // Written to the page cache while that fdatasync is in flight.
+  const during = publishMany(writer, [Buffer.from('written-during-1'), Buffer.from('written-during-2')]);
+  await waitFor(() => log.active.sizeBytes > goodEnd + 60);
+  fail!();
+  const failed = await Promise.all([...first, ...during]);
+  assert.deepEqual(failed.map((r) => (r.err as NodeJS.ErrnoException | null)?.code), ['EIO', 'EIO', 'EIO']);
+  assert.equal(fs.statSync(log.active.path).size, goodEnd);
+  const after = await append(writer, RecordType.PUBLISH, 'topic', Buffer.from('after'));
+  assert.equal(after.err, null);
+  await writer.close();
+  const reopened = openLog(dir);
+  reopened.log.close();
+  assert.deepEqual(reopened.records.map((r) => r.payload!.toString()), ['kept', 'after']);
 });
 
 test('records appended while a failing batch is in flight are written by the next batch', async (t) => {
