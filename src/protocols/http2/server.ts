@@ -61,6 +61,10 @@ const REFUSED_CONNECTION_MAX_MS = 3000;
  */
 export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 
+/** The answer to a publish, shared by every stream (node:http2 copies what it sends). */
+const HEADERS_201: http2.OutgoingHttpHeaders = Object.freeze({ ':status': 201 });
+const END_STREAM: http2.ServerStreamResponseOptions = Object.freeze({ endStream: true });
+
 /** Fastify over node:http2 (TLS or h2c; the secure server's type is a superset). */
 export type Http2Fastify = FastifyInstance<http2.Http2Server, http2.Http2ServerRequest, http2.Http2ServerResponse>;
 
@@ -201,6 +205,8 @@ export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Ht
   let closing = false;
   let idleResolve: (() => void) | null = null;
 
+  const onStreamError = (err: Error): void => logger.debug({ err }, 'http2 stream error');
+
   function publishDone(): void {
     inFlightPublishes--;
     if (inFlightPublishes === 0 && idleResolve !== null) idleResolve();
@@ -242,7 +248,7 @@ export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Ht
         broker.publish(topic, body, (err) => {
           publishDone();
           if (err !== null) return respondError(stream, err);
-          if (!stream.destroyed && !stream.closed) stream.respond({ ':status': 201 }, { endStream: true });
+          if (!stream.destroyed && !stream.closed) stream.respond(HEADERS_201, END_STREAM);
         });
       } catch (err) {
         publishDone();
@@ -257,7 +263,7 @@ export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Ht
     const path = headers[':path'] ?? '';
     const isPublish = path.startsWith('/publish/');
     if (!isPublish && !path.startsWith('/subscribe/')) return false;
-    stream.on('error', (err) => logger.debug({ err }, 'http2 stream error'));
+    stream.on('error', onStreamError);
     if (admission.authRequired) {
       const verdict = admission.checkBearer(headers.authorization);
       if (verdict !== 'ok') {

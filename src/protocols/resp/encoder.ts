@@ -88,6 +88,43 @@ export function encodeBulkHeader(byteLength: number): string {
   return `$${byteLength}\r\n`;
 }
 
+/**
+ * A reply made of a latin1 head, a payload and a latin1 tail, kept apart until the reply queue
+ * writes it: the payload (a cached message body, owned by the broker and never modified) is
+ * copied once, straight into the connection's output buffer, instead of into a reply Buffer
+ * first and the output buffer after. `length` is in bytes (head and tail are latin1).
+ */
+export class SplicedReply {
+  readonly length: number;
+
+  constructor(
+    readonly head: string,
+    readonly payload: Buffer,
+    readonly tail: string,
+  ) {
+    this.length = head.length + payload.length + tail.length;
+  }
+
+  /** Writes the reply into `out` at byte `position` (room for `length` bytes); returns the position after it. */
+  writeTo(out: Buffer, position: number): number {
+    let p = position + out.write(this.head, position, 'latin1');
+    p += this.payload.copy(out, p);
+    return p + out.write(this.tail, p, 'latin1');
+  }
+
+  /** The reply as one new Buffer, owned by the caller. */
+  toBuffer(): Buffer {
+    const out = Buffer.allocUnsafe(this.length);
+    this.writeTo(out, 0);
+    return out;
+  }
+}
+
+/** A bulk string reply whose payload is copied only when it is written (see {@link SplicedReply}). */
+export function splicedBulk(payload: Buffer): SplicedReply {
+  return new SplicedReply(`$${payload.length}\r\n`, payload, '\r\n');
+}
+
 /** `*<count>\r\n`, the header of an array whose `count` elements the caller writes next. */
 export function encodeArrayHeader(count: number): string {
   assert(Number.isSafeInteger(count) && count >= 0, 'array count');

@@ -10,6 +10,8 @@ import {
   EMPTY_ARRAY,
   NIL_ARRAY,
   NIL_BULK,
+  SplicedReply,
+  splicedBulk,
   OK,
   PONG,
   encodeArray,
@@ -228,4 +230,19 @@ test('round trip: any value through a reply decoder', () => {
     assert.equal(end, encoded.length, `seed=${seed}`);
     assert.deepEqual(decoded, normalize(value), `seed=${seed}`);
   }
+});
+
+test('a spliced bulk reply writes the same bytes as encodeBulk, into a shared output buffer at any position', () => {
+  for (const payload of [Buffer.alloc(0), Buffer.from('hello'), Buffer.from([0, 13, 10, 255]), Buffer.alloc(70_000, 7)]) {
+    const spliced = splicedBulk(payload);
+    assert.equal(spliced.length, encodeBulk(payload).length);
+    assert.deepEqual(spliced.toBuffer(), encodeBulk(payload));
+    const out = Buffer.alloc(spliced.length + 10, 0xee);
+    assert.equal(spliced.writeTo(out, 3), 3 + spliced.length);
+    assert.deepEqual(out.subarray(3, 3 + spliced.length), encodeBulk(payload));
+    assert.equal(out[2], 0xee);
+    assert.equal(out[3 + spliced.length], 0xee);
+  }
+  const reserved = new SplicedReply('*3\r\n$2\r\n42\r\n$5\r\n', Buffer.from('hello'), '\r\n:0\r\n');
+  assert.deepEqual(reserved.toBuffer(), encodeArray(['42', Buffer.from('hello'), 0]));
 });
