@@ -81,6 +81,11 @@ export function errorBody(err: BrokerError): string {
   return JSON.stringify({ error: err.message, code: err.code, statusCode: err.statusCode });
 }
 
+/** `chunk` itself when it owns its whole ArrayBuffer, else a copy of its bytes. */
+function ownedCopy(chunk: Buffer): Buffer {
+  return chunk.byteOffset === 0 && chunk.length === chunk.buffer.byteLength ? chunk : Buffer.from(chunk);
+}
+
 function respondError(stream: ServerHttp2Stream, err: BrokerError): void {
   if (stream.destroyed || stream.closed) return;
   if (!stream.headersSent) {
@@ -242,7 +247,10 @@ export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Ht
       // A body shorter or longer than its content-length never gets here: nghttp2 resets such a
       // stream with PROTOCOL_ERROR (RFC 9113 §8.1.1), so a cut-off upload is never published.
       if (stream.destroyed) return;
-      const body = chunks !== null ? Buffer.concat(chunks, total) : (first ?? Buffer.alloc(0));
+      // A single DATA chunk is a view into node:http2's read buffer of the whole socket read
+      // (up to 64 KiB of other streams' frames): the broker keeps the body, so copy it rather
+      // than pin that buffer for as long as the message lives in the payload cache.
+      const body = chunks !== null ? Buffer.concat(chunks, total) : first === null ? Buffer.alloc(0) : ownedCopy(first);
       inFlightPublishes++;
       try {
         broker.publish(topic, body, (err) => {
