@@ -7,7 +7,7 @@
  * ```
  * position  bytes  field
  * 0         4      bodyLength   u32, number of bytes after this field (crc .. end of record)
- * 4         4      crc          u32, CRC-32 (crc-32 package, stored as crc >>> 0) over every byte
+ * 4         4      crc          u32, CRC-32 (IEEE, as zlib and the crc-32 package; crc32.ts), unsigned, over every byte
  *                               after this field: [8, 4 + bodyLength)
  * 8         1      magic        u8, format version, always 1
  * 9         1      type         u8, RecordType below
@@ -48,7 +48,7 @@
  * unknown magic or type, or an offset that does not increase is a corrupt record; recovery
  * decides what that means (segment-log.ts).
  */
-import CRC32 from 'crc-32';
+import { crc32 } from './crc32.js';
 
 /** Record types, stored in the `type` byte. */
 export const RecordType = {
@@ -224,7 +224,7 @@ export function encodeRecord(
     payload.copy(buf, p);
     p += payloadLength;
   }
-  const crc = CRC32.buf(buf.subarray(position + 8, p)) >>> 0;
+  const crc = crc32(buf.subarray(position + 8, p));
   buf.writeUInt32LE(crc, position + 4);
   return p;
 }
@@ -314,7 +314,7 @@ export function decodeRecordInto(
   if (size > maxRecordBytes) return 'bad-body';
   if (position + size > end) return 'truncated-body';
   const storedCrc = buf.readUInt32LE(position + 4);
-  const crc = CRC32.buf(buf.subarray(position + 8, position + size)) >>> 0;
+  const crc = crc32(buf.subarray(position + 8, position + size));
   if (crc !== storedCrc) return 'crc-mismatch';
   if (buf[position + 8] !== RECORD_MAGIC) return 'bad-magic';
   const type = buf[position + 9] as RecordType;
