@@ -247,7 +247,7 @@ const REPLAY_CHUNK_BYTES = 8 * 1024 * 1024;
  * `lastOffset`, and returns its position and reason (bad undefined when the whole file is valid).
  * `rec` is reused for every record.
  */
-function scanSegment(
+export function scanSegment(
   segment: Segment,
   sizeBytes: number,
   lastOffset: number,
@@ -308,7 +308,7 @@ function scanSegment(
  * the write that was cut off is the last thing in the file, so everything after the bad record's
  * claimed end is absent or zero (a zero-filled tail after a power cut).
  */
-function isTornTail(data: Buffer, position: number, reason: string): boolean {
+export function isTornTail(data: Buffer, position: number, reason: string): boolean {
   if (reason === 'truncated-header' || reason === 'truncated-body') return true;
   let end = data.length;
   if (reason !== 'zero-length' && data.length - position >= 4) {

@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 // the types are added later.
 // @ts-ignore
 import yargsFactory from 'yargs';
+import { TOOL_COMMANDS } from '../tools/cli.js';
 import { parseByteSize, parseDurationMs } from './duration.js';
 
 /** Log levels accepted by {@link Config.level}, quietest first. */
@@ -314,6 +315,7 @@ interface Yargs {
   usage(text: string): Yargs;
   epilogue(text: string): Yargs;
   option(name: string, spec: Record<string, unknown>): Yargs;
+  command(name: string, describe: string): Yargs;
   strict(): Yargs;
   help(): Yargs;
   alias(name: string, alias: string): Yargs;
@@ -507,12 +509,13 @@ interface YargsResult {
 function runYargs(args: readonly string[]): YargsResult {
   let y = (yargsFactory as () => Yargs)()
     .scriptName('miniqueue')
-    .usage('Usage: $0 [options]\n\nA small message broker speaking HTTP/2 and the Redis protocol, with an append-only log.')
+    .usage('Usage: $0 [options]\n   or: $0 <command> --db DIR   (see $0 <command> --help)\n\nA small message broker speaking HTTP/2 and the Redis protocol, with an append-only log.')
     .locale('en')
     .wrap(100)
     .exitProcess(false)
     .strict()
     .parserConfiguration({ 'duplicate-arguments-array': false, 'dot-notation': false });
+  for (const [name, describe] of TOOL_COMMANDS) y = y.command(name, describe);
   for (const name of OPTION_NAMES) {
     const spec = OPTIONS[name];
     y = y.option(name, { type: spec.type, describe: spec.describe, defaultDescription: spec.defaultText });

@@ -7,10 +7,13 @@ import { LogCorruptError } from '../log/segment-log.js';
 import { ensureDevCert } from './certs.js';
 import { parseCliOrExit } from './cli.js';
 import { ConfigError, checkDataDir } from './config.js';
+import { isToolCommand, runToolCommand } from '../tools/cli.js';
 import { DataDirLockedError } from './lock.js';
 import { createLogger } from './logger.js';
 import { startServer, VERSION } from './server.js';
 
+// `miniqueue inspect|check ...` reads a data directory and exits; it never starts the server.
+if (isToolCommand(process.argv[2])) process.exit(runToolCommand(process.argv.slice(2)));
 const config = parseCliOrExit(process.argv.slice(2));
 const logger = createLogger(config);
 
