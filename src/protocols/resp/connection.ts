@@ -38,6 +38,7 @@ import {
   splicedBulk,
   type RespValue,
 } from './encoder.js';
+import { CLIENT_HELP, buildInfo } from './info.js';
 import { RespParser, RespProtocolError } from './parser.js';
 
 export interface RespConnectionOptions {
@@ -689,7 +690,7 @@ export class RespConnection {
         return this.#reply(db === 0 ? OK : encodeError('ERR DB index is out of range'));
       }
       case 'INFO':
-        return this.#reply(encodeBulk(this.#info()));
+        return this.#reply(encodeBulk(buildInfo(this.#opts, args.slice(1))));
       case 'CLIENT':
         return this.#client(args);
       case 'HELLO':
@@ -761,27 +762,6 @@ export class RespConnection {
     this.#reply(OK);
   }
 
-  #info(): string {
-    return [
-      '# Server',
-      `redis_version:7.0.0`,
-      `miniqueue_version:${this.#opts.version}`,
-      'redis_mode:standalone',
-      `process_id:${process.pid}`,
-      `uptime_in_seconds:${Math.floor(process.uptime())}`,
-      '',
-      '# Persistence',
-      `loading:${this.#broker.loading ? 1 : 0}`,
-      '',
-      '# Replication',
-      'role:master',
-      'connected_slaves:0',
-      '',
-      '# Keyspace',
-      '',
-    ].join('\r\n');
-  }
-
   #client(args: Buffer[]): void {
     if (args.length < 2) {
       this.#arity(args, 2, 2);
@@ -799,6 +779,8 @@ export class RespConnection {
         return this.#reply(OK);
       case 'ID':
         return this.#reply(encodeInteger(this.#opts.id));
+      case 'HELP':
+        return this.#reply(encodeArray(CLIENT_HELP));
       default:
         return this.#reply(encodeError(`ERR unknown subcommand '${sub.slice(0, 32).replace(/[^\x20-\x7e]/g, '?')}'. Try CLIENT HELP.`));
     }
