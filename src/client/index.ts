@@ -16,6 +16,8 @@
  * @packageDocumentation
  */
 export { MiniqueueClient, type ClientOptions, type Payload, type TopicStats } from './client.js';
+/** The client under the short name the issue and most users expect: `import { Client } from 'miniqueue/client'`. */
+export { MiniqueueClient as Client } from './client.js';
 export { Subscription, type SubscribeOptions } from './subscription.js';
 export { Message, MAX_DACK_SECONDS, type SettleCommand } from './message.js';
 export { MiniqueueError, CLIENT_ERRORS, type ClientErrorCode, type MiniqueueErrorCode } from './errors.js';

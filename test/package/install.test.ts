@@ -36,10 +36,10 @@ function npm(args: string[], cwd: string): string {
 }
 
 const CONSUMER_TS = `
-import { MiniqueueClient, MiniqueueError, type ClientOptions, type TopicStats } from 'miniqueue/client';
+import { Client, MiniqueueClient, MiniqueueError, type ClientOptions, type TopicStats } from 'miniqueue/client';
 
 const options: ClientOptions = { url: process.env['MQ_URL'] };
-const mq: MiniqueueClient = new MiniqueueClient(options);
+const mq: MiniqueueClient = new Client(options);
 
 // The shipped types are real: a wrong call is a compile error.
 // @ts-expect-error publish needs a topic and a payload
