@@ -66,6 +66,8 @@ for (const fsync of ['always', 'never']) {
   add({ id: `resp-subscribe-1conn-${fsync}`, script: 'e2e/resp-subscribe.mjs', env: { CONNECTIONS: 1, FSYNC: fsync }, ...(fsync === 'never' ? { minOps: 53 * K } : {}) });
   add({ id: `resp-reserve-P16-${fsync}`, script: 'e2e/resp-reserve.mjs', env: { CONNECTIONS: 1, PIPELINE: 16, FSYNC: fsync }, ...t(150 * K) });
 }
+// Restart on 1M live messages (issue 11 item 4): spawn -> first PUBLISH +OK, and RSS per live message.
+add({ id: 'restart-1M', script: 'e2e/restart.mjs', env: { MESSAGES: 1_000_000, PAYLOAD_BYTES: 10 } });
 
 // ---------------------------------------------------------------------------------------------
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;

@@ -9,10 +9,16 @@
  * dropped in one pass whenever they outnumber live ones 3 to 1 (past 1024 entries), so memory
  * stays proportional to the deliveries in flight, not to the delivery rate.
  */
-import { MessageState, type Message } from './message.js';
+import { MessageState } from './message.js';
 
-export class AckDeadlines {
-  #msgs: (Message | undefined)[] = new Array(64);
+/** What a deadline is kept for: a delivery's Message view. */
+export interface Deadlined {
+  ackToken: number;
+  readonly state: number;
+}
+
+export class AckDeadlines<M extends Deadlined = Deadlined> {
+  #msgs: (M | undefined)[] = new Array(64);
   #tokens = new Float64Array(64);
   #deadlines = new Float64Array(64);
   #head = 0;
@@ -27,7 +33,7 @@ export class AckDeadlines {
   }
 
   /** (Re)starts `msg`'s deadline at `deadlineMs` (monotonic ms, never less than any earlier one). */
-  track(msg: Message, deadlineMs: number): void {
+  track(msg: M, deadlineMs: number): void {
     if (this.#length >= this.#compactAt) this.#compact();
     if (this.#length === this.#msgs.length) this.#grow();
     const i = (this.#head + this.#length) % this.#msgs.length;
@@ -42,8 +48,8 @@ export class AckDeadlines {
    * Removes and returns, in deadline order, the messages still in flight under the entry whose
    * deadline is at or before `nowMs`; their ackToken is cleared.
    */
-  expire(nowMs: number): Message[] {
-    const out: Message[] = [];
+  expire(nowMs: number): M[] {
+    const out: M[] = [];
     while (this.#length > 0 && this.#deadlines[this.#head]! <= nowMs) {
       const i = this.#head;
       const msg = this.#msgs[i]!;
@@ -85,7 +91,7 @@ export class AckDeadlines {
 
   #grow(): void {
     const cap = this.#msgs.length;
-    const msgs: (Message | undefined)[] = new Array(cap * 2);
+    const msgs: (M | undefined)[] = new Array(cap * 2);
     const tokens = new Float64Array(cap * 2);
     const deadlines = new Float64Array(cap * 2);
     for (let k = 0; k < this.#length; k++) {

@@ -14,9 +14,12 @@
  * "Delivery"); a DELIVER lost in a crash leaves the message at its last logged place. Disconnect
  * NACKs and the tick's return of due DACKed messages are logged as NACK records.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import { BrokerError } from '../errors.js';
 import { Compactor, type CompactionStats, type CompactionRun } from '../log/compactor.js';
+import { listSegments, segmentFileName } from '../log/files.js';
 import { LogAppend, LogWriter, type FsyncPolicy } from '../log/log-writer.js';
 import { Placement, RESTORE_TAIL_BYTES, RecordType, restorePayload, type DecodedRecord } from '../log/record.js';
 import { SegmentLog, type ReplayStats } from '../log/segment-log.js';
@@ -26,6 +29,7 @@ import { Consumer, type DeliveryHandler } from './consumer.js';
 import { evacuate } from './evacuate.js';
 import { noteAcked, noteRef, pinOrigin, setTopicMark, supersede, unpin } from './live-accounting.js';
 import { Message, MessageState } from './message.js';
+import { MessageStore } from './message-store.js';
 import { assertTopicName } from './topic-name.js';
 import { Topic } from './topic.js';
 
@@ -38,7 +42,10 @@ export interface BrokerOptions {
   /** How often delayed messages are checked and returned (ms, SPEC §1 `--period`). */
   periodMs: number;
   repair: boolean;
-  /** Total payload bytes kept in memory; past it payloads are read back from the log. */
+  /**
+   * Bytes of payloads kept in memory (each counted with MessageStore's per-entry overhead); past
+   * it payloads are read back from the log. Default 256 MiB.
+   */
   payloadCacheBytes?: number;
   /** Background compaction (SPEC §5, issue #4); on unless `enabled: false`. */
   compaction?: BrokerCompactionOptions;
@@ -107,14 +114,33 @@ export interface TopicStats {
   acked: number;
 }
 
+/** What a settle record carries to its completion. */
+interface SettleContext {
+  cb: DoneCallback;
+  /** The message's handle (the record's messageId tells whether it still holds it). */
+  h: number;
+}
+
 /** What a dead-letter RESTORE and the ACK that follows it carry to their completions. */
 interface DeadLetterContext {
-  /** The original message (GONE). */
-  msg: Message;
+  /** Handle and id of the original message (GONE, still pinned until its ACK is durable). */
+  h: number;
+  id: number;
   /** The reply of the settle that caused it, if any. */
   cb: DoneCallback | null;
   /** Deletes of the dead-letter topic when the RESTORE was appended (see #onPublished). */
   deletes: number;
+}
+
+/** Records replay looks at before it sizes the message store for the whole log. */
+const SIZING_SAMPLE_RECORDS = 4096;
+
+/** Bytes in the segment files of `dir` (0 when it does not exist yet). */
+function logSizeBytes(dir: string): number {
+  if (!fs.existsSync(dir)) return 0;
+  let total = 0;
+  for (const base of listSegments(dir)) total += fs.statSync(path.join(dir, segmentFileName(base))).size;
+  return total;
 }
 
 function storageError(err: Error & { code?: string }): BrokerError {
@@ -126,39 +152,39 @@ export class Broker {
   readonly #opts: BrokerOptions;
   readonly #logger: Logger;
   readonly #topics = new Map<string, Topic>();
-  /** Every live message by id (ids are log offsets, unique across topics). */
-  readonly #messages = new Map<number, Message>();
+  /** Every message, live or gone but still counted by the live accounting (message-store.ts). */
+  readonly #store: MessageStore;
   #log: SegmentLog | null = null;
   #writer: LogWriter | null = null;
   #ticker: NodeJS.Timeout | undefined;
-  #cachedPayloadBytes = 0;
-  readonly #payloadCacheBytes: number;
   #closing = false;
   /**
    * Deletes per topic name: a publish remembers the count when it is appended, and is not applied
    * if a delete came in between (see #onPublished).
    */
   readonly #topicDeletes = new Map<string, number>();
-  /** During replay: messages whose last record is a DELIVER (or a RESTORE in flight). */
-  readonly #replayInFlight = new Map<number, Message>();
+  /** During replay: handles of messages whose last record is a DELIVER (or a RESTORE in flight). */
+  readonly #replayInFlight = new Set<number>();
   #compactor: Compactor | null = null;
   readonly #ackTimeoutMs: number;
   readonly #maxDeliveries: number;
   /** Deadlines of deliveries under `--ack-timeout`, checked by #ackTicker. */
-  readonly #ackDeadlines = new AckDeadlines();
+  readonly #ackDeadlines = new AckDeadlines<Message>();
   #ackTicker: NodeJS.Timeout | undefined;
   /**
    * Until this time (Date.now() ms) no dead-lettering is tried: the last dead-letter record failed
    * (disk full, EIO), and retrying at every delivery attempt would spin on the failing disk.
    */
   #deadLetterPausedUntilMs = 0;
+  /** During replay, until SIZING_SAMPLE_RECORDS were seen: the log's size and the records so far. */
+  #replaySizing: { logBytes: number; records: number; recordBytes: number } | null = null;
   /** Compaction is on: keep the ACKs it may have to write again (live-accounting.ts). */
   readonly #compacting: boolean;
 
   constructor(opts: BrokerOptions) {
     this.#opts = opts;
     this.#logger = opts.logger;
-    this.#payloadCacheBytes = opts.payloadCacheBytes ?? 256 * 1024 * 1024;
+    this.#store = new MessageStore(opts.payloadCacheBytes ?? 256 * 1024 * 1024);
     this.#compacting = opts.compaction?.enabled !== false;
     this.#ackTimeoutMs = opts.ackTimeoutMs ?? 0;
     this.#maxDeliveries = opts.maxDeliveries ?? 0;
@@ -184,24 +210,28 @@ export class Broker {
    * Throws LogCorruptError (damage before the tail without --repair) and fs errors.
    */
   open(): ReplayStats {
+    this.#replaySizing = { logBytes: logSizeBytes(this.#opts.dir), records: 0, recordBytes: 0 };
     const { log, stats } = SegmentLog.open(
       { dir: this.#opts.dir, repair: this.#opts.repair, logger: this.#logger },
       (rec, segment) => this.#replay(rec, segment),
     );
+    this.#replaySizing = null;
+    this.#store.endReserve();
     // Ready messages placed by RESTORE records join their queues by rank (record.ts).
     for (const topic of this.#topics.values()) {
-      if (topic.restoredReady !== null) mergeRestoredReady(topic);
+      if (topic.restoredReady !== null) mergeRestoredReady(topic, this.#store);
     }
     // Messages in flight when the log ends go to the front, in their original delivery order
     // (the offsets of their DELIVER records; a RESTORE keeps that offset).
-    const inFlight = [...this.#replayInFlight.values()].sort((a, b) => a.placeOffset - b.placeOffset);
+    const store = this.#store;
+    const inFlight = [...this.#replayInFlight].sort((a, b) => store.placeOffsets[a]! - store.placeOffsets[b]!);
     this.#replayInFlight.clear();
     for (let i = inFlight.length - 1; i >= 0; i--) {
-      const msg = inFlight[i]!;
-      if (msg.state !== MessageState.IN_FLIGHT) continue;
-      const topic = this.#topic(msg.topic);
-      topic.inFlight.delete(msg);
-      topic.pushReadyFront(msg);
+      const h = inFlight[i]!;
+      if (store.states[h] !== MessageState.IN_FLIGHT) continue;
+      const topic = store.topicOf(h);
+      topic.inFlight.delete(h);
+      topic.pushReadyFront(h);
     }
     for (const topic of this.#topics.values()) {
       if (topic.ready.slotCount > topic.readyCount) topic.ready.compact();
@@ -237,13 +267,13 @@ export class Broker {
         graceSegments: compaction.graceSegments,
         host: {
           evacuate: (victims, isStopped) =>
-            evacuate({ messages: this.#messages, topics: this.#topics, writer, payloadOf: (m) => this.payloadOf(m) }, victims, isStopped),
+            evacuate({ store: this.#store, topics: this.#topics, writer }, victims, isStopped),
         },
       });
       if (compaction.auto !== false) this.#compactor.start();
     }
     this.#logger.info(
-      { ...stats, durationMs: Math.round(stats.durationMs), messages: this.#messages.size, topics: this.#topics.size },
+      { ...stats, durationMs: Math.round(stats.durationMs), messages: this.#store.liveCount, topics: this.#topics.size },
       'log replayed',
     );
     return stats;
@@ -252,13 +282,23 @@ export class Broker {
   #topic(name: string): Topic {
     let topic = this.#topics.get(name);
     if (topic === undefined) {
-      topic = new Topic(name);
+      topic = new Topic(name, this.#store);
       this.#topics.set(name, topic);
     }
     return topic;
   }
 
   #replay(rec: DecodedRecord, segment: Segment): void {
+    const sizing = this.#replaySizing;
+    if (sizing !== null) {
+      sizing.records++;
+      sizing.recordBytes += rec.sizeBytes;
+      if (sizing.records === SIZING_SAMPLE_RECORDS) {
+        // Enough to guess how many records the whole log holds: make room for them at once.
+        this.#store.reserve(Math.ceil((sizing.logBytes / sizing.recordBytes) * sizing.records));
+        this.#replaySizing = null;
+      }
+    }
     switch (rec.type) {
       case RecordType.PUBLISH: {
         const topic = this.#topic(rec.topic);
@@ -266,11 +306,9 @@ export class Broker {
         topic.published++;
         segment.noteCreatedTopic(rec.topic);
         setTopicMark(topic, segment);
-        const msg = new Message(rec.messageId, rec.topic, null, segment, rec.payloadPosition, rec.payloadLength);
-        pinOrigin(msg, segment, rec.sizeBytes);
-        msg.placeOffset = rec.offset;
-        this.#messages.set(msg.id, msg);
-        topic.pushReadyBack(msg);
+        const h = this.#store.add(rec.messageId, topic, rec.payloadPosition, rec.payloadLength);
+        pinOrigin(this.#store, h, segment, rec.sizeBytes);
+        topic.pushReadyBack(h);
         return;
       }
       case RecordType.RESTORE:
@@ -287,7 +325,7 @@ export class Broker {
         (segment.deletedTopics ??= new Set()).add(rec.topic);
         const topic = this.#topics.get(rec.topic);
         if (topic !== undefined) {
-          for (const m of this.#clearTopic(topic)) unpin(m);
+          for (const h of this.#clearTopic(topic)) unpin(this.#store, h);
           setTopicMark(topic, null);
         }
         return;
@@ -295,58 +333,63 @@ export class Broker {
       default:
         break;
     }
-    const msg = this.#messages.get(rec.messageId);
-    if (msg === undefined || msg.topic !== rec.topic) return; // settled before, or topic deleted
-    const topic = this.#topic(rec.topic);
-    this.#unlinkReplayed(msg, topic);
+    const store = this.#store;
+    const h = store.handleOf(rec.messageId);
+    if (h < 0) return; // settled before, or topic deleted
+    const topic = store.topicOf(h);
+    if (topic.name !== rec.topic) return;
+    this.#unlinkReplayed(h, topic);
     switch (rec.type) {
       case RecordType.DELIVER:
-        msg.state = MessageState.IN_FLIGHT;
-        msg.deliveries++;
-        msg.placement = Placement.IN_FLIGHT;
-        msg.placeOffset = rec.offset;
-        topic.inFlight.add(msg);
-        this.#replayInFlight.set(msg.id, msg);
-        noteRef(msg, segment);
+        store.states[h] = MessageState.IN_FLIGHT;
+        store.deliveries[h]!++;
+        store.placements[h] = Placement.IN_FLIGHT;
+        store.placeOffsets[h] = rec.offset;
+        topic.inFlight.add(h);
+        this.#replayInFlight.add(h);
+        noteRef(store, h, segment);
         return;
       case RecordType.ACK:
         topic.acked++;
-        this.#forget(msg, topic);
-        noteAcked(msg, segment, this.#compacting);
+        this.#forget(h, topic);
+        noteAcked(store, h, segment, this.#compacting);
         return;
       case RecordType.NACK:
-        msg.placement = Placement.FRONT;
-        msg.placeOffset = rec.offset;
-        topic.pushReadyFront(msg);
-        noteRef(msg, segment);
+        store.placements[h] = Placement.FRONT;
+        store.placeOffsets[h] = rec.offset;
+        topic.pushReadyFront(h);
+        noteRef(store, h, segment);
         return;
       case RecordType.BACK:
-        msg.placement = Placement.BACK;
-        msg.placeOffset = rec.offset;
-        topic.pushReadyBack(msg);
-        noteRef(msg, segment);
+        store.placements[h] = Placement.BACK;
+        store.placeOffsets[h] = rec.offset;
+        topic.pushReadyBack(h);
+        noteRef(store, h, segment);
         return;
       case RecordType.DACK:
-        msg.dackCount++;
-        msg.dueAtMs = rec.dueAtMs;
-        msg.state = MessageState.DELAYED;
-        msg.placement = Placement.DELAYED;
-        msg.placeOffset = rec.offset;
-        topic.delayed.add(msg);
-        noteRef(msg, segment);
+        store.dackCounts[h]!++;
+        store.dueAts[h] = rec.dueAtMs;
+        store.states[h] = MessageState.DELAYED;
+        store.placements[h] = Placement.DELAYED;
+        store.placeOffsets[h] = rec.offset;
+        topic.delayed.add(h);
+        noteRef(store, h, segment);
         return;
       default:
         return;
     }
   }
 
-  /** Takes a replayed message out of whichever queue or set holds it. */
-  #unlinkReplayed(msg: Message, topic: Topic): void {
-    if (msg.state === MessageState.READY) topic.unlinkReady(msg);
-    else if (msg.state === MessageState.DELAYED) topic.delayed.delete(msg);
-    else if (msg.state === MessageState.IN_FLIGHT) {
-      topic.inFlight.delete(msg);
-      this.#replayInFlight.delete(msg.id);
+  /** Takes replayed message `h` out of whichever queue or set holds it. */
+  #unlinkReplayed(h: number, topic: Topic): void {
+    const state = this.#store.states[h];
+    if (state === MessageState.READY) {
+      // One placed by a RESTORE (slot -1) is not in the ring; it is skipped at the merge instead.
+      topic.unlinkReady(h);
+    } else if (state === MessageState.DELAYED) topic.delayed.delete(h);
+    else if (state === MessageState.IN_FLIGHT) {
+      topic.inFlight.delete(h);
+      this.#replayInFlight.delete(h);
     }
   }
 
@@ -365,86 +408,88 @@ export class Broker {
     topic.exists = true;
     segment.noteCreatedTopic(rec.topic);
     setTopicMark(topic, segment);
-    const msg = new Message(rec.messageId, rec.topic, null, segment, rec.payloadPosition, rec.payloadLength);
-    const old = this.#messages.get(rec.messageId);
-    if (old !== undefined) {
-      const oldTopic = this.#topic(old.topic);
+    const store = this.#store;
+    const old = store.handleOf(rec.messageId);
+    if (old >= 0) {
+      const oldTopic = store.topicOf(old);
       this.#unlinkReplayed(old, oldTopic);
       this.#forget(old, oldTopic);
-      supersede(old, msg);
     }
-    pinOrigin(msg, segment, rec.sizeBytes);
-    this.#messages.set(msg.id, msg);
-    msg.dackCount = rec.dackCount;
-    msg.deliveries = rec.deliveries;
-    if (rec.messageId === rec.offset) msg.carriedDeliveries = rec.deliveries;
-    msg.placement = rec.placement;
-    msg.placeOffset = rec.placeOffset;
+    const h = store.add(rec.messageId, topic, rec.payloadPosition, rec.payloadLength);
+    if (old >= 0) supersede(store, old, h, segment);
+    pinOrigin(store, h, segment, rec.sizeBytes);
+    store.dackCounts[h] = rec.dackCount;
+    store.deliveries[h] = rec.deliveries;
+    if (rec.messageId === rec.offset) store.carried.set(h, rec.deliveries);
+    store.placements[h] = rec.placement;
+    store.placeOffsets[h] = rec.placeOffset;
     switch (rec.placement) {
       case Placement.DELAYED:
-        msg.state = MessageState.DELAYED;
-        msg.dueAtMs = rec.dueAtMs;
-        topic.delayed.add(msg);
+        store.states[h] = MessageState.DELAYED;
+        store.dueAts[h] = rec.dueAtMs;
+        topic.delayed.add(h);
         return;
       case Placement.IN_FLIGHT:
-        msg.state = MessageState.IN_FLIGHT;
-        topic.inFlight.add(msg);
-        this.#replayInFlight.set(msg.id, msg);
+        store.states[h] = MessageState.IN_FLIGHT;
+        topic.inFlight.add(h);
+        this.#replayInFlight.add(h);
         return;
       default:
         // Ready at its rank, which need not be the back: merged into the queue when replay ends.
-        msg.state = MessageState.READY;
-        msg.slot = -1;
+        store.states[h] = MessageState.READY;
+        store.slots[h] = -1;
         topic.readyCount++;
-        (topic.restoredReady ??= []).push(msg);
+        (topic.restoredReady ??= []).push(h);
         return;
     }
   }
 
-  /** Drops a message from every index (acked, deleted). The caller has unlinked it from queues. */
-  #forget(msg: Message, topic: Topic): void {
-    msg.state = MessageState.GONE;
-    this.#messages.delete(msg.id);
-    if (msg.payload !== null) {
-      this.#cachedPayloadBytes -= msg.sizeBytes;
-      msg.payload = null;
+  /** Drops message `h` from every index (acked, deleted). The caller has unlinked it from queues. */
+  #forget(h: number, topic: Topic): void {
+    const view = this.#store.views.get(h);
+    if (view !== undefined && view.owner !== null) {
+      (view.owner as Consumer).inFlight.delete(view.id);
+      topic.inFlight.delete(h);
     }
-    if (msg.owner !== null) {
-      (msg.owner as Consumer).inFlight.delete(msg.id);
-      topic.inFlight.delete(msg);
-      msg.owner = null;
-    }
+    this.#endDelivery(h);
+    this.#store.forget(h);
+  }
+
+  /** The delivery of `h` (if any) is over: its view loses its owner and ack deadline. */
+  #endDelivery(h: number): void {
+    const view = this.#store.views.get(h);
+    if (view === undefined) return;
+    view.owner = null;
+    view.ackToken = 0;
+    this.#store.views.delete(h);
   }
 
   /**
-   * Empties a topic (delete): ready, delayed and in-flight messages are gone. Returns them, for
-   * the live accounting once the delete is durable.
+   * Empties a topic (delete): ready, delayed and in-flight messages are gone. Returns their
+   * handles, for the live accounting once the delete is durable (they stay allocated until then).
    */
-  #clearTopic(topic: Topic): Message[] {
-    const gone: Message[] = [];
-    topic.ready.forEach((m) => gone.push(m));
+  #clearTopic(topic: Topic): number[] {
+    const store = this.#store;
+    const gone: number[] = [];
+    topic.ready.forEach((h) => gone.push(h));
     if (topic.restoredReady !== null) {
-      for (const m of topic.restoredReady) if (m.state === MessageState.READY && m.slot === -1) gone.push(m);
+      for (const h of topic.restoredReady) if (isRestoredReady(store, h, topic)) gone.push(h);
       topic.restoredReady = null;
     }
-    for (const m of gone) this.#forget(m, topic);
+    for (const h of gone) this.#forget(h, topic);
     topic.ready.clear();
     topic.readyCount = 0;
-    for (const m of topic.delayed) {
-      this.#forget(m, topic);
-      gone.push(m);
+    for (const h of topic.delayed) {
+      this.#forget(h, topic);
+      gone.push(h);
     }
     topic.delayed.clear();
-    for (const m of topic.inFlight) {
-      // Keep it in its consumer's table as GONE, so a later settle answers MQ_ERR_TOPIC_DELETED.
-      m.state = MessageState.GONE;
-      this.#messages.delete(m.id);
-      this.#replayInFlight.delete(m.id);
-      if (m.payload !== null) {
-        this.#cachedPayloadBytes -= m.sizeBytes;
-        m.payload = null;
-      }
-      gone.push(m);
+    for (const h of topic.inFlight) {
+      // Its view stays in its consumer's table, GONE, so a later settle answers MQ_ERR_TOPIC_DELETED.
+      this.#replayInFlight.delete(h);
+      store.views.delete(h);
+      store.forget(h);
+      gone.push(h);
     }
     topic.inFlight.clear();
     topic.exists = false;
@@ -499,25 +544,22 @@ export class Broker {
     topic.exists = true;
     topic.published++;
     const payload = rec.payload!;
-    let kept: Buffer | null = null;
-    if (this.#cachedPayloadBytes + payload.length <= this.#payloadCacheBytes) {
-      kept = payload;
-      this.#cachedPayloadBytes += payload.length;
-    }
-    const msg = new Message(rec.offset, rec.topic, kept, segment, rec.payloadPosition, payload.length);
-    pinOrigin(msg, segment, rec.sizeBytes);
-    msg.placeOffset = rec.offset;
-    this.#messages.set(msg.id, msg);
-    topic.pushReadyBack(msg);
-    cb(null, msg.id);
+    const store = this.#store;
+    const h = store.add(rec.offset, topic, rec.payloadPosition, payload.length);
+    store.cachePayload(h, payload);
+    pinOrigin(store, h, segment, rec.sizeBytes);
+    topic.pushReadyBack(h);
+    cb(null, rec.offset);
     this.#dispatch(topic);
   };
 
-  /** The payload bytes of `msg`: the cached Buffer, or a copy read back from its segment. */
+  /**
+   * The payload bytes of `msg`: the cached Buffer (do not change it), or a copy read back from its
+   * segment. Throws MQ_ERR_NOT_IN_FLIGHT when the message is gone, and the fs error of the read.
+   */
   payloadOf(msg: Message): Buffer {
-    if (msg.payload !== null) return msg.payload;
-    if (msg.sizeBytes === 0) return Buffer.alloc(0);
-    return msg.segment!.readAt(msg.payloadPosition, msg.sizeBytes);
+    if (!this.#store.isCurrent(msg.handle, msg.id)) throw new BrokerError('MQ_ERR_NOT_IN_FLIGHT', [msg.id]);
+    return this.#store.payloadOf(msg.handle);
   }
 
   /** Creates a consumer whose deliveries go to `onDelivery`. */
@@ -548,9 +590,9 @@ export class Broker {
     assertTopicName(topicName);
     this.cancelRequest(consumer);
     const topic = this.#topic(topicName);
-    const msg = this.#popReady(topic);
-    if (msg !== undefined) {
-      this.#deliver(msg, topic, consumer);
+    const h = this.#popReady(topic);
+    if (h >= 0) {
+      this.#deliver(h, topic, consumer);
       return;
     }
     consumer.waitingOn = topic;
@@ -566,10 +608,9 @@ export class Broker {
     assertTopicName(topicName);
     const topic = this.#topics.get(topicName);
     if (topic === undefined) return undefined;
-    const msg = this.#popReady(topic);
-    if (msg === undefined) return undefined;
-    this.#markInFlight(msg, topic, consumer);
-    return msg;
+    const h = this.#popReady(topic);
+    if (h < 0) return undefined;
+    return this.#markInFlight(h, topic, consumer);
   }
 
   /** Stops `consumer` waiting for a delivery (RESERVE timeout). */
@@ -584,50 +625,56 @@ export class Broker {
    * The next ready message of `topic` to deliver. One already delivered `--max-deliveries` times
    * (in flight at a restart, or its dead-lettering failed) is dead-lettered instead.
    */
-  #popReady(topic: Topic): Message | undefined {
+  #popReady(topic: Topic): number {
     for (;;) {
-      const msg = topic.popReady();
-      if (msg === undefined || !this.#exhausted(msg, topic) || this.#writer === null || this.#closing) return msg;
-      if (!this.#deadLetter(this.#writer, msg, topic, null)) return msg;
+      const h = topic.popReady();
+      if (h < 0 || !this.#exhausted(h, topic) || this.#writer === null || this.#closing) return h;
+      if (!this.#deadLetter(this.#writer, h, topic, null)) return h;
     }
   }
 
-  #markInFlight(msg: Message, topic: Topic, consumer: Consumer): void {
-    msg.state = MessageState.IN_FLIGHT;
+  /** Message `h` is now in flight to `consumer`; returns its delivery's view. */
+  #markInFlight(h: number, topic: Topic, consumer: Consumer): Message {
+    const store = this.#store;
+    store.states[h] = MessageState.IN_FLIGHT;
+    const msg = new Message(store, h);
     msg.owner = consumer;
-    if (++msg.deliveries > msg.carriedDeliveries + 1) topic.redelivered++;
+    store.views.set(h, msg);
+    const carried = store.carried.size === 0 ? 0 : (store.carried.get(h) ?? 0);
+    if (++store.deliveries[h]! > carried + 1) topic.redelivered++;
     consumer.inFlight.set(msg.id, msg);
-    topic.inFlight.add(msg);
+    topic.inFlight.add(h);
     if (this.#ackTimeoutMs > 0) this.#ackDeadlines.track(msg, performance.now() + this.#ackTimeoutMs);
     // Not waited for: if it is lost in a crash the message is simply ready at its old place.
-    if (!this.#closing && this.#writer !== null) this.#appendPlacement(this.#writer, RecordType.DELIVER, msg, Placement.IN_FLIGHT);
+    if (!this.#closing && this.#writer !== null) this.#appendPlacement(this.#writer, RecordType.DELIVER, h, Placement.IN_FLIGHT);
+    return msg;
   }
 
   /**
    * Appends a DELIVER, or a NACK nobody waits for (disconnect, tick), and notes where it puts
-   * `msg` in the log (Message.placement) for compaction.
+   * message `h` in the log (its placement) for compaction.
    */
-  #appendPlacement(writer: LogWriter, type: RecordType, msg: Message, placement: Placement): void {
-    msg.placement = placement;
-    msg.placeOffset = writer.nextAppendOffset;
-    const rec = new LogAppend(type, msg.topic, msg.id, 0, 0, null, this.#onPlaced);
-    rec.ctx = msg;
+  #appendPlacement(writer: LogWriter, type: RecordType, h: number, placement: Placement): void {
+    const store = this.#store;
+    store.placements[h] = placement;
+    store.placeOffsets[h] = writer.nextAppendOffset;
+    const rec = new LogAppend(type, store.topicOf(h).name, store.ids[h]!, 0, 0, null, this.#onPlaced);
+    rec.ctx = h;
     writer.append(rec);
   }
 
-  #deliver(msg: Message, topic: Topic, consumer: Consumer): void {
-    this.#markInFlight(msg, topic, consumer);
-    consumer.onDelivery(msg);
+  #deliver(h: number, topic: Topic, consumer: Consumer): void {
+    consumer.onDelivery(this.#markInFlight(h, topic, consumer));
   }
 
   /** Hands ready messages to waiting consumers, first come first served. */
   #dispatch(topic: Topic): void {
     while (topic.waiters.length > 0 && topic.readyCount > 0) {
-      const msg = this.#popReady(topic);
-      if (msg === undefined) break;
+      const h = this.#popReady(topic);
+      if (h < 0) break;
       const consumer = topic.waiters.shift()!;
       consumer.waitingOn = null;
-      this.#deliver(msg, topic, consumer);
+      this.#deliver(h, topic, consumer);
     }
   }
 
@@ -653,57 +700,63 @@ export class Broker {
     }
     consumer.inFlight.delete(id);
     if (msg.state === MessageState.GONE) throw new BrokerError('MQ_ERR_TOPIC_DELETED', [msg.topic]);
-    const topic = this.#topic(msg.topic);
-    topic.inFlight.delete(msg);
-    msg.owner = null;
+    const store = this.#store;
+    const h = msg.handle;
+    const topic = store.topicOf(h);
+    topic.inFlight.delete(h);
+    this.#endDelivery(h);
     if (kind === 'NACK') topic.nacked++;
     else if (kind === 'BACK') topic.backed++;
     else if (kind === 'DACK') topic.dacked++;
-    if (kind !== 'ACK' && this.#exhausted(msg, topic) && this.#deadLetter(writer, msg, topic, cb)) return;
+    if (kind !== 'ACK' && this.#exhausted(h, topic) && this.#deadLetter(writer, h, topic, cb)) return;
     let type: RecordType;
     let dueAtMs = 0;
     switch (kind) {
       case 'ACK':
         type = RecordType.ACK;
         topic.acked++;
-        this.#forget(msg, topic);
+        this.#forget(h, topic);
         break;
       case 'NACK':
         type = RecordType.NACK;
-        topic.pushReadyFront(msg);
+        topic.pushReadyFront(h);
         break;
       case 'BACK':
         type = RecordType.BACK;
-        topic.pushReadyBack(msg);
+        topic.pushReadyBack(h);
         break;
       case 'DACK':
         type = RecordType.DACK;
         dueAtMs = Date.now() + delaySeconds * 1000;
-        msg.dackCount++;
-        msg.dueAtMs = dueAtMs;
-        msg.state = MessageState.DELAYED;
-        topic.delayed.add(msg);
+        store.dackCounts[h]!++;
+        store.dueAts[h] = dueAtMs;
+        store.states[h] = MessageState.DELAYED;
+        topic.delayed.add(h);
         break;
     }
     if (type !== RecordType.ACK) {
-      msg.placement = type === RecordType.NACK ? Placement.FRONT : type === RecordType.BACK ? Placement.BACK : Placement.DELAYED;
-      msg.placeOffset = writer.nextAppendOffset;
+      store.placements[h] = type === RecordType.NACK ? Placement.FRONT : type === RecordType.BACK ? Placement.BACK : Placement.DELAYED;
+      store.placeOffsets[h] = writer.nextAppendOffset;
     }
     const rec = new LogAppend(type, msg.topic, msg.id, dueAtMs, 0, null, this.#onSettled);
-    rec.ctx = { cb, msg };
+    rec.ctx = { cb, h } satisfies SettleContext;
     writer.append(rec);
     if (kind !== 'ACK' && kind !== 'DACK') this.#dispatch(topic);
   }
 
   readonly #onSettled = (err: Error | null, rec: LogAppend): void => {
-    const { cb, msg } = rec.ctx as { cb: DoneCallback; msg: Message };
-    if (err === null) {
-      if (rec.type === RecordType.ACK) noteAcked(msg, rec.segment!, this.#compacting);
-      else noteRef(msg, rec.segment!);
-    } else if (rec.type === RecordType.ACK && msg.state === MessageState.GONE) {
-      // The ack is not durable: after a restart the message would be back, so put it back now.
-      const topic = this.#reinstate(msg);
-      if (topic !== undefined) topic.acked--;
+    const { cb, h } = rec.ctx as SettleContext;
+    const store = this.#store;
+    // The handle is still this message's unless it was freed (durably gone) meanwhile.
+    if (store.isCurrent(h, rec.messageId)) {
+      if (err === null) {
+        if (rec.type === RecordType.ACK) noteAcked(store, h, rec.segment!, this.#compacting);
+        else noteRef(store, h, rec.segment!);
+      } else if (rec.type === RecordType.ACK && store.states[h] === MessageState.GONE) {
+        // The ack is not durable: after a restart the message would be back, so put it back now.
+        const topic = this.#reinstate(h);
+        if (topic !== undefined) topic.acked--;
+      }
     }
     cb(err === null ? null : storageError(err));
   };
@@ -714,20 +767,21 @@ export class Broker {
    * it follows durable records only). Returns its topic, or undefined when the topic has been
    * deleted meanwhile.
    */
-  #reinstate(msg: Message): Topic | undefined {
-    const topic = this.#topics.get(msg.topic);
-    if (topic === undefined || !topic.exists || this.#messages.has(msg.id)) return undefined;
-    this.#messages.set(msg.id, msg);
-    topic.pushReadyFront(msg);
+  #reinstate(h: number): Topic | undefined {
+    const store = this.#store;
+    const topic = store.topicOf(h);
+    if (!topic.exists || store.handleOf(store.ids[h]!) >= 0) return undefined;
+    store.reinstate(h);
+    topic.pushReadyFront(h);
     this.#dispatch(topic);
     return topic;
   }
 
-  /** Whether `msg`, whose delivery just ended without an ACK, has used up `--max-deliveries`. */
-  #exhausted(msg: Message, topic: Topic): boolean {
+  /** Whether message `h`, whose delivery just ended without an ACK, has used up `--max-deliveries`. */
+  #exhausted(h: number, topic: Topic): boolean {
     return (
       this.#maxDeliveries > 0 &&
-      msg.deliveries >= this.#maxDeliveries &&
+      this.#store.deliveries[h]! >= this.#maxDeliveries &&
       !topic.name.endsWith(DEAD_LETTER_SUFFIX) &&
       (this.#deadLetterPausedUntilMs === 0 || Date.now() >= this.#deadLetterPausedUntilMs)
     );
@@ -745,42 +799,50 @@ export class Broker {
    * leaves both, a duplicate (at-least-once), never neither. The new message is visible once its
    * record is durable, as a publish is. If the RESTORE fails the original goes back to the front.
    */
-  #deadLetter(writer: LogWriter, msg: Message, topic: Topic, cb: DoneCallback | null): boolean {
+  #deadLetter(writer: LogWriter, h: number, topic: Topic, cb: DoneCallback | null): boolean {
+    const store = this.#store;
+    const msgId = store.ids[h]!;
     const deadName = topic.name + DEAD_LETTER_SUFFIX;
     if (deadName.length > 255) {
       if (!topic.deadLetterNameWarned) {
         topic.deadLetterNameWarned = true;
-        this.#logger.warn({ topic: topic.name, id: msg.id }, 'topic name too long for a dead-letter topic: its messages are never dead-lettered (logged once)');
+        this.#logger.warn({ topic: topic.name, id: msgId }, 'topic name too long for a dead-letter topic: its messages are never dead-lettered (logged once)');
       }
       return false;
     }
     let payload: Buffer;
     try {
-      payload = this.payloadOf(msg);
+      payload = store.payloadOf(h);
     } catch (err) {
-      this.#logger.error({ err, topic: topic.name, id: msg.id }, 'could not read a payload back to dead-letter it: message kept');
+      this.#logger.error({ err, topic: topic.name, id: msgId }, 'could not read a payload back to dead-letter it: message kept');
       return false;
     }
-    this.#forget(msg, topic);
+    this.#forget(h, topic);
     topic.deadLettered++;
     const id = writer.nextAppendOffset;
-    const body = restorePayload(Placement.BACK, id, msg.deliveries, payload);
-    const rec = new LogAppend(RecordType.RESTORE, deadName, id, 0, msg.dackCount, body, this.#onDeadLetterWritten);
-    rec.ctx = { msg, cb, deletes: this.#deletesOf(deadName) } satisfies DeadLetterContext;
+    const deliveries = store.deliveries[h]!;
+    const dackCount = store.dackCounts[h]!;
+    const body = restorePayload(Placement.BACK, id, deliveries, payload);
+    const rec = new LogAppend(RecordType.RESTORE, deadName, id, 0, dackCount, body, this.#onDeadLetterWritten);
+    rec.ctx = { h, id: msgId, cb, deletes: this.#deletesOf(deadName) } satisfies DeadLetterContext;
     writer.append(rec);
     this.#logger.warn(
-      { topic: topic.name, id: msg.id, deliveries: msg.deliveries, dackCount: msg.dackCount, deadLetterTopic: deadName, deadLetterId: id },
+      { topic: topic.name, id: msgId, deliveries, dackCount, deadLetterTopic: deadName, deadLetterId: id },
       'message moved to its dead-letter topic after --max-deliveries deliveries',
     );
     return true;
   }
 
   readonly #onDeadLetterWritten = (err: Error | null, rec: LogAppend): void => {
-    const { msg, cb, deletes } = rec.ctx as DeadLetterContext;
+    const ctx = rec.ctx as DeadLetterContext;
+    const { h, id, cb, deletes } = ctx;
+    const store = this.#store;
+    // The original stays allocated (GONE, pinned) until its ACK is durable.
+    const current = store.isCurrent(h, id);
     if (err !== null) {
       // Delivered normally for a second, rather than moved again at once onto the failing disk.
       this.#deadLetterPausedUntilMs = Date.now() + 1000;
-      const topic = this.#reinstate(msg);
+      const topic = current ? this.#reinstate(h) : undefined;
       if (topic !== undefined) topic.deadLettered--;
       cb?.(storageError(err));
       return;
@@ -790,39 +852,37 @@ export class Broker {
     const deadTopic = this.#topic(rec.topic);
     if (deletes === this.#deletesOf(rec.topic)) {
       const payload = rec.payload!.subarray(RESTORE_TAIL_BYTES);
-      let kept: Buffer | null = null;
-      if (this.#cachedPayloadBytes + payload.length <= this.#payloadCacheBytes) {
-        kept = payload;
-        this.#cachedPayloadBytes += payload.length;
-      }
-      const copy = new Message(rec.offset, rec.topic, kept, segment, rec.payloadPosition + RESTORE_TAIL_BYTES, payload.length);
-      pinOrigin(copy, segment, rec.sizeBytes);
+      const copy = store.add(rec.offset, deadTopic, rec.payloadPosition + RESTORE_TAIL_BYTES, payload.length);
+      store.cachePayload(copy, payload);
+      pinOrigin(store, copy, segment, rec.sizeBytes);
       setTopicMark(deadTopic, segment);
-      copy.dackCount = msg.dackCount;
-      copy.deliveries = copy.carriedDeliveries = msg.deliveries;
-      copy.placeOffset = rec.offset;
+      store.dackCounts[copy] = rec.dackCount;
+      // The deliveries field ends the RESTORE tail (record.ts).
+      const deliveries = rec.payload!.readUInt32LE(RESTORE_TAIL_BYTES - 4);
+      store.deliveries[copy] = deliveries;
+      store.carried.set(copy, deliveries);
       deadTopic.exists = true;
       deadTopic.published++;
-      this.#messages.set(copy.id, copy);
       deadTopic.pushReadyBack(copy);
     }
     // else: the dead-letter topic was deleted after the append; its DELETE_TOPIC follows in the log.
     const writer = this.#writer!;
-    const ack = new LogAppend(RecordType.ACK, msg.topic, msg.id, 0, 0, null, this.#onDeadLetterAcked);
-    ack.ctx = { msg, cb, deletes };
+    const topicName = current ? store.topicOf(h).name : rec.topic.slice(0, -DEAD_LETTER_SUFFIX.length);
+    const ack = new LogAppend(RecordType.ACK, topicName, id, 0, 0, null, this.#onDeadLetterAcked);
+    ack.ctx = ctx;
     writer.append(ack);
     this.#dispatch(deadTopic);
   };
 
   readonly #onDeadLetterAcked = (err: Error | null, rec: LogAppend): void => {
-    const { msg, cb } = rec.ctx as DeadLetterContext;
+    const { h, id, cb } = rec.ctx as DeadLetterContext;
     // On failure the original stays in the log next to its copy: a duplicate after a restart, and
     // its segment is kept until then. The move itself is durable, so the settle succeeded.
     if (err === null) {
-      noteAcked(msg, rec.segment!, this.#compacting);
       // Left its topic through an ACK record, as replay will count it.
-      const topic = this.#topics.get(msg.topic);
+      const topic = this.#topics.get(rec.topic);
       if (topic !== undefined && topic.exists) topic.acked++;
+      if (this.#store.isCurrent(h, id)) noteAcked(this.#store, h, rec.segment!, this.#compacting);
     }
     cb?.(null);
   };
@@ -857,17 +917,18 @@ export class Broker {
     // Back to front, so that messages of one topic keep their delivery order at the front.
     for (let i = expired.length - 1; i >= 0; i--) {
       const msg = expired[i]!;
-      const topic = this.#topic(msg.topic);
+      const h = msg.handle;
+      const topic = this.#store.topicOf(h);
       const consumer = msg.owner as Consumer | null;
       owners[i] = consumer;
       consumer?.inFlight.delete(msg.id);
-      topic.inFlight.delete(msg);
-      msg.owner = null;
+      topic.inFlight.delete(h);
+      this.#endDelivery(h);
       topic.ackTimeouts++;
       touched.add(topic);
-      if (writer !== null && this.#exhausted(msg, topic) && this.#deadLetter(writer, msg, topic, null)) continue;
-      topic.pushReadyFront(msg);
-      if (writer !== null) this.#appendPlacement(writer, RecordType.NACK, msg, Placement.FRONT);
+      if (writer !== null && this.#exhausted(h, topic) && this.#deadLetter(writer, h, topic, null)) continue;
+      topic.pushReadyFront(h);
+      if (writer !== null) this.#appendPlacement(writer, RecordType.NACK, h, Placement.FRONT);
     }
     this.#logger.info(
       { count: expired.length, topics: [...touched].map((t) => t.name), ackTimeoutMs: this.#ackTimeoutMs },
@@ -897,15 +958,16 @@ export class Broker {
     for (let i = msgs.length - 1; i >= 0; i--) {
       const msg = msgs[i]!;
       if (msg.state !== MessageState.IN_FLIGHT) continue;
-      const topic = this.#topic(msg.topic);
-      topic.inFlight.delete(msg);
-      msg.owner = null;
+      const h = msg.handle;
+      const topic = this.#store.topicOf(h);
+      topic.inFlight.delete(h);
+      this.#endDelivery(h);
       touched.add(topic);
-      if (writer !== null && this.#exhausted(msg, topic) && this.#deadLetter(writer, msg, topic, null)) continue;
-      topic.pushReadyFront(msg);
+      if (writer !== null && this.#exhausted(h, topic) && this.#deadLetter(writer, h, topic, null)) continue;
+      topic.pushReadyFront(h);
       // Logged like any NACK, in the same order, so replay puts them where they are now: in
       // front of messages NACKed while they were in flight (SPEC §5: every state change).
-      if (writer !== null) this.#appendPlacement(writer, RecordType.NACK, msg, Placement.FRONT);
+      if (writer !== null) this.#appendPlacement(writer, RecordType.NACK, h, Placement.FRONT);
     }
     for (const topic of touched) this.#dispatch(topic);
   }
@@ -924,7 +986,7 @@ export class Broker {
     const rec = new LogAppend(RecordType.DELETE_TOPIC, topicName, 0, 0, 0, null, (err, done) => {
       if (err === null) {
         (done.segment!.deletedTopics ??= new Set()).add(topicName);
-        for (const m of gone) unpin(m);
+        for (const h of gone) unpin(this.#store, h);
         const t = this.#topics.get(topicName);
         if (t !== undefined) setTopicMark(t, null);
       }
@@ -979,14 +1041,17 @@ export class Broker {
   inspect(topicName: string): { ready: Message[]; delayed: Message[]; inFlight: Message[] } | undefined {
     const t = this.#topics.get(topicName);
     if (t === undefined) return undefined;
+    const store = this.#store;
     const ready: Message[] = [];
-    t.ready.forEach((m) => ready.push(m));
-    return { ready, delayed: [...t.delayed], inFlight: [...t.inFlight] };
+    t.ready.forEach((h) => ready.push(store.view(h)));
+    if (t.restoredReady !== null) for (const h of t.restoredReady) if (isRestoredReady(store, h, t)) ready.push(store.view(h));
+    const view = (h: number): Message => store.view(h);
+    return { ready, delayed: [...t.delayed].map(view), inFlight: [...t.inFlight].map(view) };
   }
 
   /** Number of live messages (ready, in flight, delayed) across all topics. */
   get messageCount(): number {
-    return this.#messages.size;
+    return this.#store.liveCount;
   }
 
   /**
@@ -995,20 +1060,21 @@ export class Broker {
    */
   tick(nowMs: number): void {
     const writer = this.#closing ? null : this.#writer;
+    const store = this.#store;
     for (const topic of this.#topics.values()) {
       if (topic.delayed.size === 0) continue;
-      let due: Message[] | undefined;
-      for (const msg of topic.delayed) {
-        if (msg.dueAtMs <= nowMs) (due ??= []).push(msg);
+      let due: number[] | undefined;
+      for (const h of topic.delayed) {
+        if (store.dueAts[h]! <= nowMs) (due ??= []).push(h);
       }
       if (due === undefined) continue;
-      due.sort((a, b) => b.dueAtMs - a.dueAtMs || b.id - a.id);
-      for (const msg of due) {
-        topic.delayed.delete(msg);
-        topic.pushReadyFront(msg);
+      due.sort((a, b) => store.dueAts[b]! - store.dueAts[a]! || store.ids[b]! - store.ids[a]!);
+      for (const h of due) {
+        topic.delayed.delete(h);
+        topic.pushReadyFront(h);
         // Logged as a NACK (to the front, dackCount kept) so that replay keeps the message here,
         // behind anything NACKed later, instead of holding it until the first tick after a restart.
-        if (writer !== null) this.#appendPlacement(writer, RecordType.NACK, msg, Placement.FRONT);
+        if (writer !== null) this.#appendPlacement(writer, RecordType.NACK, h, Placement.FRONT);
       }
       this.#dispatch(topic);
     }
@@ -1020,7 +1086,8 @@ export class Broker {
    * last logged placement.
    */
   readonly #onPlaced = (err: Error | null, rec: LogAppend): void => {
-    if (err === null) noteRef(rec.ctx as Message, rec.segment!);
+    const h = rec.ctx as number;
+    if (err === null && this.#store.isCurrent(h, rec.messageId)) noteRef(this.#store, h, rec.segment!);
   };
 
   /** Counters of background compaction (all zero when it is off), for metrics. */
@@ -1050,9 +1117,17 @@ export class Broker {
   }
 }
 
-/** Rank of a ready message in its queue (record.ts "Queue order on replay"). */
-function readyRank(msg: Message): number {
-  return msg.placement === Placement.FRONT ? -1 - msg.placeOffset : msg.placeOffset;
+/** Rank of ready message `h` in its queue (record.ts "Queue order on replay"). */
+function readyRank(store: MessageStore, h: number): number {
+  return store.placements[h] === Placement.FRONT ? -1 - store.placeOffsets[h]! : store.placeOffsets[h]!;
+}
+
+/**
+ * Whether handle `h` of a topic's restoredReady list still holds a ready message of `topic` placed
+ * by a RESTORE and not queued since (the handle may have been freed and reused).
+ */
+function isRestoredReady(store: MessageStore, h: number, topic: Topic): boolean {
+  return store.ids[h] !== -1 && store.states[h] === MessageState.READY && store.slots[h] === -1 && store.topics[h] === topic.number;
 }
 
 /**
@@ -1060,15 +1135,17 @@ function readyRank(msg: Message): number {
  * The queue is already in rank order (pushes to the front and back in log order), so sorting the
  * two runs together is a merge.
  */
-function mergeRestoredReady(topic: Topic): void {
-  const all: Message[] = [];
-  topic.ready.forEach((m) => all.push(m));
-  for (const m of topic.restoredReady!) {
-    if (m.state === MessageState.READY && m.slot === -1) all.push(m);
+function mergeRestoredReady(topic: Topic, store: MessageStore): void {
+  const all: number[] = [];
+  topic.ready.forEach((h) => all.push(h));
+  for (const h of topic.restoredReady!) {
+    if (!isRestoredReady(store, h, topic)) continue;
+    store.slots[h] = -2; // taken: a reused handle may be listed twice
+    all.push(h);
   }
   topic.restoredReady = null;
-  all.sort((a, b) => readyRank(a) - readyRank(b));
+  all.sort((a, b) => readyRank(store, a) - readyRank(store, b));
   topic.ready.clear();
-  for (const m of all) topic.ready.pushBack(m);
+  for (const h of all) topic.ready.pushBack(h);
   topic.readyCount = all.length;
 }

@@ -3,7 +3,7 @@
  * out of the segments being compacted.
  *
  * Each live message with a record in a victim segment gets a RESTORE record with its whole state
- * as replay of the log would rebuild it (Message.placement and placeOffset, dueAtMs, dackCount,
+ * as replay of the log would rebuild it (its placement and placeOffset, dueAtMs, dackCount,
  * deliveries, payload), so every earlier record of it is superseded. The snapshot and the append
  * happen in the same turn of the event loop: any settle of the message after it is appended
  * after it, and replays on top of it. The order of RESTORE records does not matter (placement is
@@ -21,7 +21,8 @@ import { LogAppend, type LogWriter } from '../log/log-writer.js';
 import { Placement, RESTORE_TAIL_BYTES, RecordType, restorePayload } from '../log/record.js';
 import type { AckRef, Segment } from '../log/segment.js';
 import { noteAckRecord, reoriginate, setTopicMark } from './live-accounting.js';
-import { MessageState, type Message } from './message.js';
+import { MessageState } from './message.js';
+import type { MessageStore } from './message-store.js';
 import type { Topic } from './topic.js';
 
 /** Messages looked at before yielding to the event loop. */
@@ -33,12 +34,17 @@ const SLICE_BYTES = 1024 * 1024;
 
 /** What evacuate needs from the broker. */
 export interface EvacuationDeps {
-  /** Every live message by id. */
-  messages: Map<number, Message>;
+  /** Every message; payloads are cached or read back from their segment (payloadOf throws the fs error). */
+  store: MessageStore;
   topics: Map<string, Topic>;
   writer: LogWriter;
-  /** The payload: cached, or read back from the message's segment (throws the fs error). */
-  payloadOf(msg: Message): Buffer;
+}
+
+/** What a RESTORE record carries to its completion. */
+interface RestoreContext {
+  slice: Slice;
+  h: number;
+  id: number;
 }
 
 /** Records of one slice in the writer: resolves when all completed, rejects with the first error then. */
@@ -54,7 +60,7 @@ class Slice {
   constructor(readonly deps: EvacuationDeps, readonly result: EvacuationResult) {}
 
   /** Appends `rec`; its completion gets `{ slice: this, ...about }` as its ctx. */
-  append(rec: LogAppend, about: { msg?: Message; ref?: AckRef }): void {
+  append(rec: LogAppend, about: { h?: number; id?: number; ref?: AckRef }): void {
     rec.ctx = { slice: this, ...about };
     this.count++;
     this.bytes += rec.sizeBytes;
@@ -94,32 +100,34 @@ class Slice {
   }
 }
 
-function holdsVictim(msg: Message, victims: ReadonlySet<Segment>): boolean {
-  if (msg.state === MessageState.GONE || msg.pinnedBytes === 0) return false;
-  if (victims.has(msg.segment!)) return true;
-  const refs = msg.refSegments;
-  if (refs !== null) for (const s of refs) if (victims.has(s)) return true;
+function holdsVictim(store: MessageStore, h: number, victims: ReadonlySet<Segment>): boolean {
+  if (store.ids[h] === -1 || store.states[h] === MessageState.GONE || store.pinned[h] === 0) return false;
+  if (victims.has(store.segmentOf(h)!)) return true;
+  const refs = store.refSegments.get(h);
+  if (refs !== undefined) for (const s of refs) if (victims.has(s)) return true;
   return false;
 }
 
-/** A RESTORE record of `msg`'s current state (see the file comment). */
-function restoreRecord(msg: Message, payload: Buffer): LogAppend {
-  const dueAtMs = msg.placement === Placement.DELAYED ? msg.dueAtMs : 0;
-  const body = restorePayload(msg.placement, msg.placeOffset, msg.deliveries, payload);
-  return new LogAppend(RecordType.RESTORE, msg.topic, msg.id, dueAtMs, msg.dackCount, body, restoreDone);
+/** A RESTORE record of message `h`'s current state (see the file comment). */
+function restoreRecord(store: MessageStore, h: number, payload: Buffer): LogAppend {
+  const placement = store.placements[h] as Placement;
+  const dueAtMs = placement === Placement.DELAYED ? store.dueAts[h]! : 0;
+  const body = restorePayload(placement, store.placeOffsets[h]!, store.deliveries[h]!, payload);
+  return new LogAppend(RecordType.RESTORE, store.topicOf(h).name, store.ids[h]!, dueAtMs, store.dackCounts[h]!, body, restoreDone);
 }
 
 function restoreDone(err: Error | null, rec: LogAppend): void {
-  const { slice, msg } = rec.ctx as { slice: Slice; msg: Message };
+  const { slice, h, id } = rec.ctx as RestoreContext;
   if (err === null) {
     const segment = rec.segment!;
+    const store = slice.deps.store;
     // Death records of a message are appended after any RESTORE of it (the snapshot needs it
     // live in memory), so it still counts as live here; the RESTORE is now where its state is.
-    assert.ok(msg.pinnedBytes > 0, 'a RESTORE completed for a message that is durably gone');
-    reoriginate(msg, segment, rec.sizeBytes);
-    msg.payloadPosition = rec.payloadPosition + RESTORE_TAIL_BYTES;
-    segment.noteCreatedTopic(msg.topic);
-    const topic = slice.deps.topics.get(msg.topic);
+    assert.ok(store.isCurrent(h, id) && store.pinned[h]! > 0, 'a RESTORE completed for a message that is durably gone');
+    reoriginate(store, h, segment, rec.sizeBytes);
+    store.payloadPositions[h] = rec.payloadPosition + RESTORE_TAIL_BYTES;
+    segment.noteCreatedTopic(rec.topic);
+    const topic = slice.deps.topics.get(rec.topic);
     if (topic !== undefined) setTopicMark(topic, segment);
     slice.result.messages++;
   }
@@ -171,28 +179,22 @@ export async function evacuate(
   isStopped: () => boolean,
 ): Promise<EvacuationResult> {
   const result: EvacuationResult = { messages: 0, bytes: 0, segments: new Set() };
-  // Messages added after this point were published into the active segment: no need to look.
-  let left = deps.messages.size;
-  const it = deps.messages.values();
-  while (left > 0) {
+  // Handles allocated after this point hold messages published into the active segment (or
+  // reused for them): no need to look.
+  const store = deps.store;
+  const limit = store.handleLimit;
+  let h = 0;
+  while (h < limit) {
     const slice = new Slice(deps, result);
     let scanned = 0;
     try {
-      while (left > 0 && scanned < SCAN_SLICE && slice.count < SLICE_MESSAGES && slice.bytes < SLICE_BYTES) {
-        const step = it.next();
-        if (step.done === true) {
-          left = 0;
-          break;
-        }
-        left--;
-        scanned++;
-        const msg = step.value;
-        if (!holdsVictim(msg, victims)) continue;
-        slice.append(restoreRecord(msg, deps.payloadOf(msg)), { msg });
+      for (; h < limit && scanned < SCAN_SLICE && slice.count < SLICE_MESSAGES && slice.bytes < SLICE_BYTES; h++, scanned++) {
+        if (!holdsVictim(store, h, victims)) continue;
+        slice.append(restoreRecord(store, h, store.payloadOf(h)), { h, id: store.ids[h]! });
       }
     } catch (err) {
       slice.fail(err as Error); // a payload could not be read back: stop after this slice
-      left = 0;
+      h = limit;
     }
     await slice.done();
     if (isStopped()) throw new EvacuationStopped();

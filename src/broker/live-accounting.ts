@@ -18,48 +18,58 @@
  * - the newest PUBLISH/RESTORE/TOPIC of an existing topic (Segment.topicMarks): the topic exists.
  */
 import type { Segment } from '../log/segment.js';
-import type { Message } from './message.js';
+import type { MessageStore } from './message-store.js';
 import type { Topic } from './topic.js';
 
-/** `msg` is live and its current PUBLISH/RESTORE record, `recordBytes` long, is in `segment`. */
-export function pinOrigin(msg: Message, segment: Segment, recordBytes: number): void {
-  msg.segment = segment;
-  msg.pinnedBytes = recordBytes;
+/** Message `h` is live and its current PUBLISH/RESTORE record, `recordBytes` long, is in `segment`. */
+export function pinOrigin(store: MessageStore, h: number, segment: Segment, recordBytes: number): void {
+  store.setSegment(h, segment);
+  store.pinned[h] = recordBytes;
   segment.liveMessages++;
   segment.liveBytes += recordBytes;
 }
 
-/** `msg` no longer needs its PUBLISH/RESTORE or NACK/BACK/DACK/DELIVER records (durably gone, or superseded). */
-export function unpin(msg: Message): void {
-  const bytes = msg.pinnedBytes;
+/** Drops what `h` counts in segments, without freeing its handle. */
+function dropPins(store: MessageStore, h: number): void {
+  const bytes = store.pinned[h]!;
   if (bytes === 0) return;
-  const segment = msg.segment!;
+  const segment = store.segmentOf(h)!;
   segment.liveMessages--;
   segment.liveBytes -= bytes;
-  const refs = msg.refSegments;
-  if (refs !== null) {
+  const refs = store.refSegments.get(h);
+  if (refs !== undefined) {
     for (let i = 0; i < refs.length; i++) {
       refs[i]!.refMessages--;
       refs[i]!.refBytes -= bytes;
     }
-    msg.refSegments = null;
+    store.refSegments.delete(h);
   }
-  msg.pinnedBytes = 0;
+  store.pinned[h] = 0;
 }
 
-/** A NACK/BACK/DACK/DELIVER record of `msg` is durable in `segment`. */
-export function noteRef(msg: Message, segment: Segment): void {
-  if (msg.pinnedBytes === 0 || segment === msg.segment) return;
-  const refs = msg.refSegments;
-  if (refs === null) {
-    msg.refSegments = [segment];
+/**
+ * Message `h` no longer needs its PUBLISH/RESTORE or NACK/BACK/DACK/DELIVER records (durably
+ * gone, or superseded). Its handle is freed if it is GONE.
+ */
+export function unpin(store: MessageStore, h: number): void {
+  dropPins(store, h);
+  store.releaseIfDone(h);
+}
+
+/** A NACK/BACK/DACK/DELIVER record of message `h` is durable in `segment`. */
+export function noteRef(store: MessageStore, h: number, segment: Segment): void {
+  const bytes = store.pinned[h]!;
+  if (bytes === 0 || segment === store.segmentOf(h)) return;
+  const refs = store.refSegments.get(h);
+  if (refs === undefined) {
+    store.refSegments.set(h, [segment]);
   } else {
     // Records of one message come in log order, so a segment already noted is the last one.
     if (refs[refs.length - 1] === segment) return;
     refs.push(segment);
   }
   segment.refMessages++;
-  segment.refBytes += msg.pinnedBytes;
+  segment.refBytes += bytes;
 }
 
 /**
@@ -75,43 +85,47 @@ export function noteAckRecord(segment: Segment, messageId: number, topic: string
 }
 
 /**
- * The ACK of `msg` is durable in `segment`: its records are no longer needed, but the ACK is
+ * The ACK of message `h` is durable in `segment`: its records are no longer needed, but the ACK is
  * while older PUBLISH/RESTOREs of it exist. `trackAck` false (compaction off: nothing would ever
- * prune them) keeps no record of the ACK.
+ * prune them) keeps no record of the ACK. Frees the handle if the message is GONE.
  */
-export function noteAcked(msg: Message, segment: Segment, trackAck: boolean): void {
-  if (msg.pinnedBytes === 0) return;
-  const origin = msg.segment!;
-  if (trackAck && (origin !== segment || msg.prevOrigins !== null)) {
-    noteAckRecord(segment, msg.id, msg.topic, msg.prevOrigins === null ? [origin] : [origin, ...msg.prevOrigins]);
+export function noteAcked(store: MessageStore, h: number, segment: Segment, trackAck: boolean): void {
+  if (store.pinned[h] === 0) return;
+  const origin = store.segmentOf(h)!;
+  const prev = store.prevOrigins.get(h);
+  if (trackAck && (origin !== segment || prev !== undefined)) {
+    noteAckRecord(segment, store.ids[h]!, store.topicOf(h).name, prev === undefined ? [origin] : [origin, ...prev]);
   }
-  msg.prevOrigins = null;
-  unpin(msg);
+  store.prevOrigins.delete(h);
+  unpin(store, h);
 }
 
 /**
- * `msg`'s whole state is now in a RESTORE record of `recordBytes` in `segment`: what it needed
- * before is superseded. Its old PUBLISH/RESTORE stays in `prevOrigins` while that file exists.
+ * Message `h`'s whole state is now in a RESTORE record of `recordBytes` in `segment`: what it
+ * needed before is superseded. Its old PUBLISH/RESTORE stays in `prevOrigins` while that file exists.
  */
-export function reoriginate(msg: Message, segment: Segment, recordBytes: number): void {
-  const old = msg.segment;
-  const prev = msg.prevOrigins === null ? [] : msg.prevOrigins.filter((s) => s.open);
+export function reoriginate(store: MessageStore, h: number, segment: Segment, recordBytes: number): void {
+  const old = store.segmentOf(h);
+  const before = store.prevOrigins.get(h);
+  const prev = before === undefined ? [] : before.filter((s) => s.open);
   if (old !== null && old !== segment && old.open && !prev.includes(old)) prev.push(old);
-  unpin(msg);
-  msg.prevOrigins = prev.length > 0 ? prev : null;
-  pinOrigin(msg, segment, recordBytes);
+  dropPins(store, h);
+  if (prev.length > 0) store.prevOrigins.set(h, prev);
+  else store.prevOrigins.delete(h);
+  pinOrigin(store, h, segment, recordBytes);
 }
 
 /**
- * Replay met a RESTORE of a message that is already live as `old`: the new object `msg` takes
- * over. Call before {@link pinOrigin} of `msg`.
+ * Replay met a RESTORE of a message that is already live as handle `old` (forgotten by the
+ * caller): handle `h`, whose origin is `segment`, takes over. Call before {@link pinOrigin} of `h`.
  */
-export function supersede(old: Message, msg: Message): void {
-  const prev = old.prevOrigins ?? [];
-  if (old.segment !== null && old.segment !== msg.segment && !prev.includes(old.segment)) prev.push(old.segment);
-  unpin(old);
-  old.prevOrigins = null;
-  msg.prevOrigins = prev.length > 0 ? prev : null;
+export function supersede(store: MessageStore, old: number, h: number, segment: Segment): void {
+  const prev = store.prevOrigins.get(old) ?? [];
+  const oldSegment = store.segmentOf(old);
+  if (oldSegment !== null && oldSegment !== segment && !prev.includes(oldSegment)) prev.push(oldSegment);
+  store.prevOrigins.delete(old);
+  unpin(store, old);
+  if (prev.length > 0) store.prevOrigins.set(h, prev);
 }
 
 /** The newest durable record that makes `topic` exist is in `segment` (null: deleted). */

@@ -2,17 +2,25 @@
  * Per-topic state: ready queue, delayed set, in-flight set, waiting consumers, counters.
  */
 import type { Segment } from '../log/segment.js';
-import { Message, MessageQueue, MessageState } from './message.js';
 import type { Consumer } from './consumer.js';
+import { MessageState } from './message.js';
+import type { MessageStore } from './message-store.js';
+import { ReadyQueue } from './ready-queue.js';
 
+/** Messages are handles into the broker's MessageStore (message-store.ts). */
 export class Topic {
   readonly name: string;
+  /** The topic's number in the store (MessageStore.registerTopic). */
+  readonly number: number;
+  readonly #store: MessageStore;
   /** True from the first publish until a delete (SPEC §2: created by the first publish). */
   exists = false;
-  readonly ready = new MessageQueue();
+  readonly ready: ReadyQueue;
   readyCount = 0;
-  readonly delayed = new Set<Message>();
-  readonly inFlight = new Set<Message>();
+  /** Handles of DELAYED messages. */
+  readonly delayed = new Set<number>();
+  /** Handles of IN_FLIGHT messages. */
+  readonly inFlight = new Set<number>();
   /** Consumers waiting for a message from this topic, in arrival order. */
   readonly waiters: Consumer[] = [];
   /** Consumers attached to this topic (stream subscriptions), for stats. */
@@ -41,39 +49,42 @@ export class Topic {
    * During replay only: ready messages placed by RESTORE records, not yet in `ready` (their slot
    * is -1); merged into it by rank when replay ends.
    */
-  restoredReady: Message[] | null = null;
+  restoredReady: number[] | null = null;
 
-  constructor(name: string) {
+  constructor(name: string, store: MessageStore) {
     this.name = name;
+    this.#store = store;
+    this.ready = new ReadyQueue(store);
+    this.number = store.registerTopic(this);
   }
 
-  pushReadyBack(msg: Message): void {
-    msg.state = MessageState.READY;
-    this.ready.pushBack(msg);
+  pushReadyBack(h: number): void {
+    this.#store.states[h] = MessageState.READY;
+    this.ready.pushBack(h);
     this.readyCount++;
   }
 
-  pushReadyFront(msg: Message): void {
-    msg.state = MessageState.READY;
-    this.ready.pushFront(msg);
+  pushReadyFront(h: number): void {
+    this.#store.states[h] = MessageState.READY;
+    this.ready.pushFront(h);
     this.readyCount++;
   }
 
-  /** Pops the next ready message, or undefined. */
-  popReady(): Message | undefined {
-    const msg = this.ready.popFront();
-    if (msg !== undefined) this.readyCount--;
-    return msg;
+  /** Pops the handle of the next ready message, or -1. */
+  popReady(): number {
+    const h = this.ready.popFront();
+    if (h >= 0) this.readyCount--;
+    return h;
   }
 
   /**
    * Marks a READY message as taken out of the queue some other way (replay of an ack, nack,
    * back or dack). Its slot goes stale and is skipped later.
    */
-  unlinkReady(msg: Message): void {
+  unlinkReady(h: number): void {
     this.readyCount--;
     if (this.ready.slotCount > 1024 && this.ready.slotCount > 4 * this.readyCount) {
-      msg.state = MessageState.GONE; // Exclude it from the compaction below; caller sets the real state.
+      this.#store.states[h] = MessageState.GONE; // Exclude it from the compaction below; caller sets the real state.
       this.ready.compact();
     }
   }

@@ -48,7 +48,7 @@
  * unknown magic or type, or an offset that does not increase is a corrupt record; recovery
  * decides what that means (segment-log.ts).
  */
-import { crc32 } from './crc32.js';
+import { crc32Range } from './crc32.js';
 
 /** Record types, stored in the `type` byte. */
 export const RecordType = {
@@ -224,7 +224,7 @@ export function encodeRecord(
     payload.copy(buf, p);
     p += payloadLength;
   }
-  const crc = crc32(buf.subarray(position + 8, p));
+  const crc = crc32Range(buf, position + 8, p);
   buf.writeUInt32LE(crc, position + 4);
   return p;
 }
@@ -314,7 +314,7 @@ export function decodeRecordInto(
   if (size > maxRecordBytes) return 'bad-body';
   if (position + size > end) return 'truncated-body';
   const storedCrc = buf.readUInt32LE(position + 4);
-  const crc = crc32(buf.subarray(position + 8, position + size));
+  const crc = crc32Range(buf, position + 8, position + size);
   if (crc !== storedCrc) return 'crc-mismatch';
   if (buf[position + 8] !== RECORD_MAGIC) return 'bad-magic';
   const type = buf[position + 9] as RecordType;

@@ -291,7 +291,8 @@ test('several due messages return to the front earliest due first; a waiting con
   assert.deepEqual(peekTexts(broker, 'q'), ['b', 'c', 'a', 'd']);
   // Returned by separate ticks: each tick puts what is due in front of what is ready.
   const again = [broker.take(consumer, 'q')!, broker.take(consumer, 'q')!, broker.take(consumer, 'q')!];
-  assert.deepEqual(again, [b, c, a]);
+  // Each delivery gets a view of its own: compare the messages by id.
+  assert.deepEqual(again.map((m) => m.id), [b.id, c.id, a.id]);
   await settle(broker, consumer, a.id, 'DACK', 3);
   await settle(broker, consumer, b.id, 'DACK', 1);
   await settle(broker, consumer, c.id, 'DACK', 2);
@@ -479,7 +480,7 @@ test('payloads not kept in memory are read back from the log byte for byte', asy
   const msgs = takeAll(broker, consumer, 'bin');
   assert.equal(msgs.length, payloads.length);
   msgs.forEach((m, i) => {
-    if (payloads[i]!.length > 0) assert.equal(m.payload, null, 'not cached');
+    if (payloads[i]!.length > 0) assert.equal(m.payloadCached, false, 'not cached');
     assert.ok(broker.payloadOf(m).equals(payloads[i]!), `payload ${i}`);
   });
 });

@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import CRC32 from 'crc-32';
-import { NATIVE_CRC_MIN_BYTES, crc32 } from '../../src/log/crc32.js';
+import crypto from 'node:crypto';
+import { NATIVE_CRC_MIN_BYTES, crc32, crc32Range } from '../../src/log/crc32.js';
 import { prng } from '../helpers.js';
 
 test('crc32 agrees with the crc-32 package on random bytes of every length 0..600 and on large inputs', () => {
@@ -30,4 +31,15 @@ test('crc32 returns unsigned values (the high bit set is not negative)', () => {
     if (value > 0x7fffffff) high++;
   }
   assert.ok(high > 0);
+});
+
+test('crc32Range agrees with the crc-32 package on random buffers and ranges, short and long', () => {
+  for (let n = 0; n < 3000; n++) {
+    const buf = crypto.randomBytes(Math.floor(Math.random() * 600));
+    const start = Math.floor(Math.random() * (buf.length + 1));
+    const end = start + Math.floor(Math.random() * (buf.length - start + 1));
+    assert.equal(crc32Range(buf, start, end), CRC32.buf(buf.subarray(start, end)) >>> 0, `length ${buf.length}, range [${start}, ${end})`);
+  }
+  assert.equal(crc32Range(Buffer.from('123456789'), 0, 9), 0xcbf43926);
+  assert.equal(crc32Range(Buffer.alloc(4), 2, 2), 0);
 });
