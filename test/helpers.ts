@@ -66,13 +66,14 @@ export interface ChildServer {
 /**
  * Starts `node dist/src/server/main.js` as a child process with `--port 0 --redis-port 0` and
  * resolves when both "listening" lines and "miniqueue ready" have been logged.
- * Rejects if the process exits first (with its stderr).
+ * Rejects if the process exits first (with its stderr). `options.argv0` sets the process's
+ * argv[0] (what `ps` and /proc/<pid>/cmdline show first).
  */
-export function startChild(db: string, args: string[] = [], timeoutMs = 15_000): Promise<ChildServer> {
+export function startChild(db: string, args: string[] = [], timeoutMs = 15_000, options: { argv0?: string } = {}): Promise<ChildServer> {
   const proc = spawn(
     process.execPath,
     [MAIN_JS, '--port', '0', '--redis-port', '0', '--host', '127.0.0.1', '--db', db, '--no-tls', '--level', 'info', ...args],
-    { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT },
+    { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT, ...(options.argv0 === undefined ? {} : { argv0: options.argv0 }) },
   );
   // Never leave a server behind when the test process ends, however it ends.
   const reap = (): void => {

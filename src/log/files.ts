@@ -44,6 +44,41 @@ export function fsyncDirectory(dir: string): void {
   }
 }
 
+/**
+ * `mkdir -p dir`: creates `dir` and its missing parents, one `mkdir` each, and does nothing when
+ * `dir` is a directory already. Node's own `mkdirSync(dir, { recursive: true })` is not used: when
+ * `mkdir` fails with ENOENT although the parent exists (a path under /proc or /sys), Node 20 retries
+ * it for ever at 100% CPU (issue 13). Throws the fs error of the first directory that cannot be
+ * made (EACCES, ENOENT, ENOTDIR, EEXIST for a file in the way, EROFS, ...), whose `path` names it.
+ */
+export function makeDirectory(dir: string): void {
+  const missing: string[] = [];
+  let p = path.resolve(dir);
+  for (;;) {
+    try {
+      fs.statSync(p);
+      break; // exists; if it is not a directory, the mkdir below (or the caller's use) says so
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    missing.push(p);
+    const parent = path.dirname(p);
+    if (parent === p) break;
+    p = parent;
+  }
+  for (let i = missing.length - 1; i >= 0; i--) {
+    try {
+      fs.mkdirSync(missing[i]!);
+    } catch (err) {
+      // Made meanwhile by someone else: fine, as long as it is a directory.
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !fs.statSync(missing[i]!).isDirectory()) throw err;
+    }
+  }
+  if (missing.length === 0 && !fs.statSync(p).isDirectory()) {
+    throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${p}'`), { code: 'ENOTDIR', syscall: 'mkdir', path: p });
+  }
+}
+
 /** Path of the folder damaged log parts are moved into by `--repair` (SPEC §5). */
 export function damagedDir(dir: string): string {
   return path.join(dir, 'damaged');

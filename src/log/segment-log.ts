@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { damagedDir, fsyncDirectory, listSegments, segmentFileName } from './files.js';
+import { damagedDir, fsyncDirectory, listSegments, makeDirectory, segmentFileName } from './files.js';
 import { decodeRecordInto, emptyDecodedRecord, type CorruptReason, type DecodedRecord } from './record.js';
 import { Segment } from './segment.js';
 
@@ -88,7 +88,7 @@ export class SegmentLog {
    */
   static open(opts: SegmentLogOptions, visit: ReplayVisitor): { log: SegmentLog; stats: ReplayStats } {
     const started = performance.now();
-    fs.mkdirSync(opts.dir, { recursive: true });
+    makeDirectory(opts.dir);
     const log = new SegmentLog(opts.dir, opts.logger);
     const bases = listSegments(opts.dir);
     const stats: ReplayStats = { segments: 0, records: 0, bytes: 0, durationMs: 0, truncatedBytes: 0 };
@@ -145,7 +145,7 @@ export class SegmentLog {
   #moveAside(bytes: Buffer, name: string): void {
     if (bytes.length === 0 || bytes.every((b) => b === 0)) return;
     const dir = damagedDir(this.dir);
-    fs.mkdirSync(dir, { recursive: true });
+    makeDirectory(dir);
     const target = freePath(dir, name);
     fs.writeFileSync(target, bytes, { flag: 'wx' });
     const fd = fs.openSync(target, 'r');
@@ -159,7 +159,7 @@ export class SegmentLog {
     const damaged = damagedDir(this.dir);
     this.#moveAside(tail, `${segmentFileName(segment.baseOffset)}.${position}.damaged`);
     segment.truncateTo(position);
-    fs.mkdirSync(damaged, { recursive: true });
+    makeDirectory(damaged);
     for (const base of laterBases) {
       const name = segmentFileName(base);
       fs.renameSync(path.join(this.dir, name), freePath(damaged, name));

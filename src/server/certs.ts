@@ -8,6 +8,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { generate } from 'selfsigned';
+import { makeDirectory } from '../log/files.js';
 import { ConfigError, type Config } from './config.js';
 import type { Logger } from './logger.js';
 
@@ -41,7 +42,7 @@ export interface CertPair {
  * @param log - receives the warning (and one for an expired certificate).
  * @throws ConfigError (`option` `--cert` or `--key`) naming the path when a file is missing,
  *   unreadable, not valid PEM, or the key does not match the certificate.
- * @throws the underlying fs error when the generated files cannot be written.
+ * @throws ConfigError (`--key` or `--cert`) naming the path when a generated file cannot be written.
  */
 export async function ensureDevCert(
   config: Pick<Config, 'certPath' | 'keyPath' | 'certExplicit'>,
@@ -62,8 +63,16 @@ export async function ensureDevCert(
       );
     }
     const pair = await generateDevCert();
-    await writeFileAtomic(config.keyPath, pair.key, 0o600);
-    await writeFileAtomic(config.certPath, pair.cert, 0o644);
+    for (const [option, file, data, mode] of [
+      ['--key', config.keyPath, pair.key, 0o600],
+      ['--cert', config.certPath, pair.cert, 0o644],
+    ] as const) {
+      try {
+        await writeFileAtomic(file, data, mode);
+      } catch (err) {
+        throw new ConfigError(option, `cannot write the generated ${option} file ${JSON.stringify(file)}: ${String(err)}; pass --cert and --key, or --no-tls`, { cause: err });
+      }
+    }
     log.warn(
       { cert: path.resolve(config.certPath), key: path.resolve(config.keyPath) },
       'generated a self-signed development certificate',
@@ -134,7 +143,7 @@ async function readPem(option: '--cert' | '--key', file: string): Promise<Buffer
 }
 
 async function writeFileAtomic(file: string, data: Buffer, mode: number): Promise<void> {
-  await fs.promises.mkdir(path.dirname(path.resolve(file)), { recursive: true });
+  makeDirectory(path.dirname(path.resolve(file)));
   const temporary = `${file}.${process.pid}.tmp`;
   try {
     await fs.promises.writeFile(temporary, data, { mode, flag: 'wx' });

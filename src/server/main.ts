@@ -54,14 +54,17 @@ try {
   // would kill the process without a graceful stop.
   logger.info({ version: VERSION, db: config.db, fsync: config.fsync }, 'miniqueue ready');
 } catch (err) {
+  // Exit codes (README "Options"): 2 = the start was refused because of the configuration or the
+  // environment it names (an option, a port, the data directory or its lock, a certificate);
+  // 1 = a failure at run time (a damaged log, an I/O error, anything unexpected).
   if (err instanceof ConfigError) fail(err.message, 2);
+  if (err instanceof DataDirLockedError) fail(err.message, 2);
   if (err instanceof LogCorruptError) fail(err.message, 1);
-  if (err instanceof DataDirLockedError) fail(err.message, 1);
   const e = err as NodeJS.ErrnoException & { address?: string; port?: number; hostname?: string; portFlag?: string; hostFlag?: string };
   const portFlag = e.portFlag ?? '--port / --redis-port';
   const hostFlag = e.hostFlag ?? '--host / --redis-host';
-  if (e.code === 'EADDRINUSE') fail(`port ${e.port} on ${e.address} is already in use (${portFlag})`, 1);
-  if (e.code === 'EACCES' && e.syscall === 'listen') fail(`not allowed to listen on port ${e.port} (${portFlag})`, 1);
+  if (e.code === 'EADDRINUSE') fail(`port ${e.port} on ${e.address} is already in use (${portFlag})`, 2);
+  if (e.code === 'EACCES' && e.syscall === 'listen') fail(`not allowed to listen on port ${e.port} (${portFlag})`, 2);
   if (e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') fail(`cannot resolve the address ${JSON.stringify(e.hostname)} (${hostFlag})`, 2);
   if (e.code === 'EADDRNOTAVAIL') fail(`${JSON.stringify(e.address)} is not an address of this machine (${hostFlag})`, 2);
   if (e.code !== undefined && e.path !== undefined) fail(`${e.code}: ${e.path} (--db)`, 1);

@@ -47,10 +47,13 @@ export const VERSION: string = (() => {
 })();
 
 /**
- * Starts miniqueue. The listeners are bound first (so a port in use fails the start before the
- * data directory is touched) and answer MQ_ERR_LOADING until the log has been replayed.
- * Rejects with listen errors (EADDRINUSE), LogCorruptError, and fs errors; on rejection
- * everything started so far is closed again.
+ * Starts miniqueue, in this order: bind the listeners (so a port in use fails the start before
+ * the data directory is touched), take the data directory's lock, log one "listening" line per
+ * listener, replay the log. Nothing is logged as listening before every check that can refuse the
+ * start has passed (issue 13); the listeners answer MQ_ERR_LOADING until the log has been replayed.
+ * Rejects with listen errors (EADDRINUSE), ConfigError (`--db` cannot be created),
+ * DataDirLockedError, LogCorruptError, and fs errors; on rejection everything started so far is
+ * closed again.
  */
 export async function startServer(
   config: Config,
@@ -101,7 +104,9 @@ export async function startServer(
         throw withListenerFlags(err, '--redis-port', '--redis-host');
       });
     }
-    unlock = lockDataDir(config.db, logger);
+    unlock = await lockDataDir(config.db, logger);
+    logger.info({ protocol: tls === null ? 'h2c' : 'h2', address: http.address, port: http.port }, 'listening');
+    if (resp !== null) logger.info({ protocol: 'resp', address: resp.address, port: resp.port }, 'listening');
     const replay = broker.open();
     broker.writer.onFsync = (durationMs) => metrics.observeFsync(durationMs);
     const httpListener = http;

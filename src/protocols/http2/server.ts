@@ -359,11 +359,8 @@ export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Ht
   });
   registerRoutes(fastify, broker, { admission, metrics: opts.metrics });
   await fastify.listen({ host: opts.host, port: opts.port });
+  // The "listening" line is logged by the caller once the whole start has succeeded (issue 13).
   const address = fastify.server.address() as AddressInfo;
-  logger.info(
-    { protocol: opts.tls === null ? 'h2c' : 'h2', address: address.address, port: address.port },
-    'listening',
-  );
 
   return {
     fastify,

@@ -82,7 +82,7 @@ export async function startRespListener(opts: RespListenerOptions): Promise<Resp
   });
   server.on('error', (err) => opts.logger.error({ err }, 'resp listener error'));
   const address = server.address() as AddressInfo;
-  opts.logger.info({ protocol: 'resp', address: address.address, port: address.port }, 'listening');
+  // The "listening" line is logged by the caller once the whole start has succeeded (issue 13).
   if (!admission.authRequired && !isLoopbackAddress(address.address)) {
     opts.logger.warn(
       { protocol: 'resp', address: address.address, port: address.port },
