@@ -160,6 +160,10 @@ export class LogWriter {
   /** Moving average of fdatasync durations (ms): decides where the next one runs. */
   #fsyncEwmaMs = 0;
   #failing = false;
+  /** The error of the last failed write, fdatasync or roll; null once records are durable again (read by /healthz). */
+  #failure: Error | null = null;
+  /** Bytes of the records that failed last: a probe writes as many (see probe()). */
+  #failedBytes = 0;
   #closed = false;
   /** Set by rollBeforeNextWrite (compaction). */
   #rollRequested = false;
@@ -391,6 +395,7 @@ export class LogWriter {
   /** Answers `batch` as durable per policy. */
   #complete(batch: LogAppend[]): void {
     this.stats.records += batch.length;
+    this.#failure = null;
     if (this.#failing) {
       this.#failing = false;
       this.#logger.info('storage works again; writes are being made durable');
@@ -421,6 +426,9 @@ export class LogWriter {
   }
 
   #failRecords(records: LogAppend[], err: Error, segment: Segment): void {
+    this.#failure = err;
+    this.#failedBytes = 0;
+    for (let i = 0; i < records.length; i++) this.#failedBytes += records[i]!.sizeBytes;
     if (!this.#failing) {
       this.#failing = true;
       this.#logger.error({ err, file: segment.path }, 'log write failed; answering writes with errors until it works again');
@@ -441,6 +449,7 @@ export class LogWriter {
       const started = performance.now();
       this.fs.fdatasync(segment.fd, (err) => {
         if (err !== null) {
+          this.#failure = err;
           if (segment.open) this.#dirty.add(segment);
           this.#logger.error({ err, file: segment.path }, 'periodic fdatasync failed');
           return;
@@ -449,6 +458,65 @@ export class LogWriter {
         this.onFsync?.(performance.now() - started);
       });
     }
+  }
+
+  /**
+   * The storage failure writes are answered with (ENOSPC, EIO, EROFS ...): the error of the last
+   * failed write, fdatasync or roll, or null once records were made durable again. Read by
+   * `/healthz` (issue 13).
+   */
+  get storageFailure(): Error | null {
+    return this.#failure;
+  }
+
+  /**
+   * While {@link storageFailure} is set and nothing is being written or synced: tries whether the
+   * active segment takes a durable write again without changing the log: writes as many zero
+   * bytes as the records that failed last (at least `minProbeBytes`) past its end, fdatasyncs them
+   * and cuts them off again (a crash in between leaves a zero-filled tail, which recovery
+   * truncates). On success the writer is no longer failing. Records appended meanwhile wait for
+   * the probe. Calls `cb` with the probe's error, or with the current {@link storageFailure}
+   * without touching the file when nothing failed or a write or sync is in flight.
+   */
+  probe(cb: (err: Error | null) => void, minProbeBytes = 4096): void {
+    if (this.#failure === null || this.#writing || this.#flushing || this.#syncing !== null || this.#unsynced.length > 0 || this.#closed) {
+      process.nextTick(cb, this.#failure);
+      return;
+    }
+    const segment = this.#log.active;
+    const position = segment.sizeBytes;
+    const probeBytes = Math.max(minProbeBytes, this.#failedBytes);
+    this.#writing = true; // holds back #flush until the probe is done
+    const finish = (err: NodeJS.ErrnoException | null): void => {
+      try {
+        fs.ftruncateSync(segment.fd, position);
+      } catch (truncErr) {
+        err ??= truncErr as NodeJS.ErrnoException;
+      }
+      this.#writing = false;
+      if (err !== null) {
+        this.#failure = err;
+      } else {
+        this.#failure = null;
+        if (this.#failing) {
+          this.#failing = false;
+          this.#logger.info('storage works again; writes are being made durable');
+        }
+      }
+      cb(err);
+      this.#flush();
+    };
+    const zeros = Buffer.alloc(probeBytes);
+    const writeFrom = (done: number): void => {
+      this.fs.write(segment.fd, zeros, done, probeBytes - done, position + done, (err, written) => {
+        if (err !== null) return finish(err);
+        if (written === 0) return finish(Object.assign(new Error('EIO: a probe write wrote nothing'), { code: 'EIO' }));
+        // A short write (the disk had room for part of it) is not success: write the rest.
+        if (done + written < probeBytes) return writeFrom(done + written);
+        this.fs.fdatasync(segment.fd, finish);
+      });
+    };
+    writeFrom(0);
   }
 
   /** Resolves when every record appended so far has been written (or failed). */

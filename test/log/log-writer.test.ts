@@ -619,3 +619,42 @@ test('a segment roll that fails (directory fsync EIO) fails its batch; the next 
   assert.ok(records[1]!.payload!.equals(payloadFor(4, 200)));
   assert.deepEqual(segmentNames(dir), [FIRST, String(records[1]!.offset).padStart(20, '0') + '.log'].sort());
 });
+
+test('issue 13 finding 6: probe() reports a storage failure until the segment takes a write again, and leaves the log unchanged', async (t) => {
+  const { logger, lines } = recordingLogger();
+  const { writer, log, dir } = setup(t, { logger });
+  const probe = (): Promise<Error | null> => new Promise((resolve) => writer.probe(resolve));
+  assert.equal(await probe(), null, 'nothing failed: nothing to probe');
+  assert.ok((await append(writer, RecordType.PUBLISH, 'topic', Buffer.from('good-1'))).err === null);
+  const sizeBefore = fs.statSync(log.active.path).size;
+
+  const real = writer.fs.write;
+  const probeWrites: number[] = [];
+  writer.fs.write = ((_fd: number, _buf: Buffer, _off: number, len: number, _pos: number, cb: (e: NodeJS.ErrnoException | null, n: number) => void) => {
+    probeWrites.push(len);
+    cb(errno('ENOSPC'), 0);
+  }) as WriterFs['write'];
+  const failed = await append(writer, RecordType.PUBLISH, 'topic', Buffer.alloc(10_000, 1));
+  assert.equal((failed.err as NodeJS.ErrnoException).code, 'ENOSPC');
+  assert.equal((writer.storageFailure as NodeJS.ErrnoException | null)?.code, 'ENOSPC');
+  probeWrites.length = 0;
+  assert.equal(((await probe()) as NodeJS.ErrnoException).code, 'ENOSPC', 'the probe fails while the disk does');
+  assert.ok(probeWrites[0]! >= failed.rec.sizeBytes, 'the probe writes as much as the batch that failed');
+  assert.ok(writer.storageFailure !== null);
+
+  // The disk works again; a record appended during the probe waits for it and is then written.
+  writer.fs.write = real;
+  const probed = probe();
+  const during = append(writer, RecordType.PUBLISH, 'topic', Buffer.from('good-2'));
+  assert.equal(await probed, null);
+  assert.equal(writer.storageFailure, null);
+  assert.ok((await during).err === null);
+  assert.ok(lines.some((l) => typeof l.msg === 'string' && /works again/.test(l.msg)));
+  assert.ok(fs.statSync(log.active.path).size > sizeBefore);
+  await writer.close();
+
+  const { log: reopened, records, stats } = openLog(dir);
+  reopened.close();
+  assert.deepEqual(records.map((r) => r.payload!.toString()), ['good-1', 'good-2'], 'the probe wrote nothing that replays');
+  assert.equal(stats.truncatedBytes, 0, 'and left no tail behind');
+});

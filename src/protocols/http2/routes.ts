@@ -6,6 +6,7 @@
  */
 import type { Broker } from '../../broker/broker.js';
 import { BrokerError } from '../../errors.js';
+import { StorageHealth } from '../../log/storage-health.js';
 import type { Admission } from '../admission.js';
 import type { Http2Fastify } from './server.js';
 
@@ -91,7 +92,17 @@ export function registerRoutes(fastify: Http2Fastify, broker: Broker, opts: Rout
     if (broker.loading) throw new BrokerError('MQ_ERR_LOADING');
   });
 
-  fastify.get('/healthz', async () => ({ status: 'ok' }));
+  // 503 naming the storage failure while writes fail, 200 again once they work (SPEC §8).
+  const storageHealth = new StorageHealth();
+  fastify.get('/healthz', async (_request, reply) => {
+    const failure = await storageHealth.check(broker.writer);
+    if (failure === null) return { status: 'ok' };
+    const err = new BrokerError('MQ_ERR_STORAGE', [failure.message], { cause: failure });
+    return reply
+      .code(err.statusCode)
+      .type('application/json; charset=utf-8')
+      .send({ status: 'storage failing', error: err.message, code: err.code, statusCode: err.statusCode });
+  });
 
   fastify.get('/topics', async () => broker.topicNames().map((name) => broker.topicStats(name)));
 

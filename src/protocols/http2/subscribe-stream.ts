@@ -16,6 +16,12 @@
  *
  * When the client ends its side of the stream (curl `--data '"INIT"'`), nothing more can be
  * settled: the response ends after the pending delivery, if any, and closing NACKs it.
+ *
+ * Output is bounded (issue 13): once `stream.write()` returns false (more than the stream's
+ * highWaterMark is waiting for the client's HTTP/2 flow-control window), no further command is
+ * run, so nothing more is delivered, until 'drain'; reading is paused meanwhile, so flow control
+ * stops the client from sending more commands. A client that sends "ACK" after "ACK" but never
+ * reads its response therefore holds one delivery, not every message of the topic.
  */
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Logger } from 'pino';
@@ -43,6 +49,8 @@ export class SubscribeStream {
   #settlesWriting = 0;
   #inputEnded = false;
   #closed = false;
+  /** The last write returned false: run no command (so deliver nothing) until 'drain'. */
+  #outputBlocked = false;
   #buffered = '';
   #queue: string[] = [];
 
@@ -60,13 +68,19 @@ export class SubscribeStream {
     });
     stream.on('close', () => this.#close());
     stream.on('error', (err) => this.#logger.debug({ err }, 'subscribe stream error'));
-    stream.on('drain', () => stream.resume());
+    stream.on('drain', () => {
+      this.#outputBlocked = false;
+      stream.resume();
+      this.#run();
+    });
   }
 
   #write(line: string): void {
     if (this.#closed || this.#stream.destroyed) return;
-    // Bounded output: a client that does not read while sending bad commands is paused.
-    if (!this.#stream.write(line)) this.#stream.pause();
+    if (!this.#stream.write(line)) {
+      this.#outputBlocked = true;
+      this.#stream.pause();
+    }
   }
 
   /** Writes an error line; `extra` fields (e.g. `code`, `id`) follow `error`. */
@@ -125,9 +139,9 @@ export class SubscribeStream {
     return buf.slice(i, nl).trim();
   }
 
-  /** Runs queued commands in order. */
+  /** Runs queued commands in order, while the output is not blocked. */
   #run(): void {
-    while (!this.#closed && this.#queue.length > 0) {
+    while (!this.#closed && !this.#outputBlocked && this.#queue.length > 0) {
       this.#command(this.#queue.shift()!);
     }
     this.#maybeFinish();
