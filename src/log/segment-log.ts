@@ -5,20 +5,28 @@
  * that does not decode. At the end of the newest segment that is a torn tail (a crash in the
  * middle of a write, or a zero-filled tail after a power cut): it is cut away, the cut bytes are
  * kept in `<db>/damaged/` and the cut is logged. Anywhere else it is damage: the start stops
- * with a {@link LogCorruptError} naming the file and position, unless `repair` is set, in which
- * case the damaged part and every later segment are moved into `<db>/damaged/`.
- * Nothing is deleted silently.
+ * with a {@link LogCorruptError} naming the file and position, unless `repair` is set (SPEC §5):
+ * then repair resynchronises at the next record whose header and CRC check out (and whose offset
+ * goes on increasing), moves only the bytes between into `<db>/damaged/`, keeps every intact
+ * record after them (so no ACK after the damage is lost, issue 13) and logs how many bytes and
+ * records were lost. Nothing is deleted silently.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { damagedDir, fsyncDirectory, listSegments, makeDirectory, segmentFileName } from './files.js';
-import { decodeRecordInto, emptyDecodedRecord, type CorruptReason, type DecodedRecord } from './record.js';
+import { RECORD_HEADER_BYTES, RECORD_MAGIC, RecordType, decodeRecordInto, emptyDecodedRecord, type CorruptReason, type DecodedRecord } from './record.js';
 import { Segment } from './segment.js';
 
 /** Records larger than this are taken as a damaged length field (bytes). */
 const MAX_RECORD_BYTES = 2 ** 31;
+/**
+ * Repair, in the newest segment (no next segment bounds its offsets): a record whose offset is
+ * this far past the last intact one is not taken as the next intact record. Offsets skip only
+ * those of failed writes, never billions.
+ */
+const MAX_OFFSET_JUMP = 2 ** 32;
 
 /** Thrown by {@link SegmentLog.open} when a record before the tail of the log is damaged. */
 export class LogCorruptError extends Error {
@@ -30,7 +38,7 @@ export class LogCorruptError extends Error {
   constructor(file: string, position: number, reason: CorruptReason | 'offset-not-increasing') {
     super(
       `damaged record in ${file} at byte position ${position} (${reason}); ` +
-        'start with --repair to move the damaged part into <db>/damaged/ and keep everything before it',
+        'start with --repair to move the damaged bytes into <db>/damaged/ and keep every intact record',
     );
     this.file = file;
     this.position = position;
@@ -97,40 +105,42 @@ export class SegmentLog {
     for (let i = 0; i < bases.length; i++) {
       const isNewest = i === bases.length - 1;
       const segment = Segment.openExisting(opts.dir, bases[i]!, true);
-      const fileSize = segment.sizeBytes;
-      const scan = scanSegment(segment, fileSize, lastOffset, record, (rec) => {
-        visit(rec, segment);
-        stats.records++;
-      });
-      const position = scan.position;
-      const bad = scan.bad;
-      lastOffset = scan.lastOffset;
       log.segments.push(segment);
       stats.segments++;
-      if (bad === undefined) {
-        segment.sizeBytes = fileSize;
-        stats.bytes += fileSize;
-        continue;
+      const visitRecord = (rec: DecodedRecord): void => {
+        visit(rec, segment);
+        stats.records++;
+      };
+      let fileSize = segment.sizeBytes;
+      const scan = scanSegment(segment, fileSize, lastOffset, record, visitRecord);
+      lastOffset = scan.lastOffset;
+      const bad = scan.bad;
+      if (bad !== undefined) {
+        const position = scan.position;
+        const tail = segment.readAt(position, fileSize - position);
+        if (isNewest && isTornTail(tail, 0, bad)) {
+          log.#moveAside(tail, `${segmentFileName(segment.baseOffset)}.${position}.torn`);
+          segment.truncateTo(position);
+          stats.truncatedBytes += tail.length;
+          stats.bytes += position;
+          opts.logger.warn(
+            { file: segment.path, position, truncatedBytes: tail.length, reason: bad },
+            'truncated a torn record at the end of the log',
+          );
+          continue;
+        }
+        if (!opts.repair) {
+          for (const s of log.segments) s.close();
+          throw new LogCorruptError(segment.path, position, bad);
+        }
+        fileSize = log.#repair(segment, tail, position, bad, lastOffset, bases[i + 1]);
+        // From `position` on, the rewritten file holds exactly the intact records: replay them.
+        const rest = scanSegment(segment, fileSize, lastOffset, record, visitRecord, position);
+        assert.equal(rest.bad, undefined, 'a repaired segment replays to its end');
+        lastOffset = rest.lastOffset;
       }
-      const tail = segment.readAt(position, fileSize - position);
-      if (isNewest && isTornTail(tail, 0, bad)) {
-        log.#moveAside(tail, `${segmentFileName(segment.baseOffset)}.${position}.torn`);
-        segment.truncateTo(position);
-        stats.truncatedBytes += tail.length;
-        stats.bytes += position;
-        opts.logger.warn(
-          { file: segment.path, position, truncatedBytes: tail.length, reason: bad },
-          'truncated a torn record at the end of the log',
-        );
-        continue;
-      }
-      if (!opts.repair) {
-        for (const s of log.segments) s.close();
-        throw new LogCorruptError(segment.path, position, bad);
-      }
-      log.#repair(segment, tail, position, bad, bases.slice(i + 1));
-      stats.bytes += position;
-      break;
+      segment.sizeBytes = fileSize;
+      stats.bytes += fileSize;
     }
     if (log.segments.length === 0) {
       log.segments.push(Segment.create(opts.dir, 0));
@@ -154,29 +164,111 @@ export class SegmentLog {
     fsyncDirectory(dir);
   }
 
-  /** `--repair`: keep everything before `position`, move the rest of the log aside. `tail` is the segment from `position` on. */
-  #repair(segment: Segment, tail: Buffer, position: number, reason: string, laterBases: number[]): void {
-    const damaged = damagedDir(this.dir);
-    this.#moveAside(tail, `${segmentFileName(segment.baseOffset)}.${position}.damaged`);
-    segment.truncateTo(position);
-    makeDirectory(damaged);
-    for (const base of laterBases) {
-      const name = segmentFileName(base);
-      fs.renameSync(path.join(this.dir, name), freePath(damaged, name));
+  /**
+   * `--repair` of one segment whose record at `position` is damaged (`tail` is the file from
+   * `position` on; `lastOffset` the offset of the last intact record before it; offsets in this
+   * segment are below `nextBase`, the next segment's base offset, when there is one).
+   *
+   * Walks the tail: an intact record (it decodes, its CRC checks out, its offset goes on
+   * increasing) is kept; from a damaged one, the next intact record is searched for, first where
+   * the damaged record's own length field points (damage inside a record's body, e.g. a flipped
+   * bit in a payload, leaves it right: exactly one record is lost), else byte by byte. Each
+   * damaged range is kept in `<db>/damaged/<segment>.<position>.damaged`; then the segment is
+   * written anew (the bytes before `position`, then the intact records) into a temporary file,
+   * fsynced and renamed over the old one, so a crash leaves either file whole. Returns the new size.
+   */
+  #repair(segment: Segment, tail: Buffer, position: number, reason: string, lastOffset: number, nextBase: number | undefined): number {
+    const name = segmentFileName(segment.baseOffset);
+    const rec = emptyDecodedRecord();
+    const intactAt = (p: number, after: number): boolean =>
+      decodeRecordInto(tail, p, tail.length, MAX_RECORD_BYTES, rec) === undefined &&
+      rec.offset > after &&
+      rec.offset >= segment.baseOffset &&
+      (nextBase === undefined || rec.offset < nextBase);
+    const kept: Buffer[] = [];
+    const ranges: { start: number; end: number; records: number; exact: boolean }[] = [];
+    let last = lastOffset;
+    let p = 0;
+    while (p < tail.length) {
+      if (intactAt(p, last)) {
+        kept.push(tail.subarray(p, p + rec.sizeBytes));
+        last = rec.offset;
+        p += rec.sizeBytes;
+        continue;
+      }
+      let next = -1;
+      if (p + 4 <= tail.length) {
+        const hinted = p + 4 + tail.readUInt32LE(p);
+        if (hinted === tail.length || (hinted > p + RECORD_HEADER_BYTES && hinted < tail.length && intactAt(hinted, last))) next = hinted;
+      }
+      const exact = next >= 0;
+      if (!exact) {
+        next = tail.length;
+        for (let q = p + 1; q + RECORD_HEADER_BYTES < tail.length; q++) {
+          // Cheap checks first, so that a CRC is computed only where a header could start (random
+          // bytes pass them about once in 10^11 positions).
+          if (tail[q + 8] !== RECORD_MAGIC || tail[q + 16] === 0) continue;
+          const type = tail[q + 9]!;
+          if (type < RecordType.PUBLISH || type > RecordType.TOPIC) continue;
+          const size = tail.readUInt32LE(q) + 4;
+          if (size <= RECORD_HEADER_BYTES || q + size > tail.length) continue;
+          const offset = tail.readUIntLE(q + 10, 6);
+          if (offset <= last || offset >= (nextBase ?? last + MAX_OFFSET_JUMP)) continue;
+          if (intactAt(q, last)) {
+            next = q;
+            break;
+          }
+        }
+      }
+      // How many records the range held: one when the length field led to the next record; else
+      // the offsets missing between the intact records around it (an upper bound: offsets of
+      // failed writes are never used), or failing that, the records its length fields chain through.
+      let records = 1;
+      if (!exact) {
+        const nextOffset = next < tail.length ? rec.offset : nextBase;
+        records = nextOffset !== undefined ? Math.max(1, nextOffset - last - 1) : chainedRecords(tail, p, next);
+      }
+      ranges.push({ start: p, end: next, records, exact });
+      p = next;
     }
-    fsyncDirectory(damaged);
+
+    for (const r of ranges) this.#moveAside(tail.subarray(r.start, r.end), `${name}.${position + r.start}.damaged`);
+    const temporary = path.join(this.dir, `${name}.repairing`);
+    const fd = fs.openSync(temporary, 'w', 0o644);
+    try {
+      copyBytes(segment.fd, fd, position);
+      let at = position;
+      for (const b of kept) {
+        writeAllAt(fd, b, at);
+        at += b.length;
+      }
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(temporary, segment.path);
     fsyncDirectory(this.dir);
+    segment.reopen();
+
+    const lostBytes = ranges.reduce((sum, r) => sum + r.end - r.start, 0);
+    const lostRecords = ranges.reduce((sum, r) => sum + r.records, 0);
+    const exact = ranges.every((r) => r.exact);
     this.#logger.error(
       {
         file: segment.path,
         position,
         reason,
-        movedBytes: tail.length,
-        movedSegments: laterBases.length,
-        damagedDir: damaged,
+        lostBytes,
+        lostRecords,
+        lostRecordsExact: exact,
+        damaged: ranges.map((r) => ({ position: position + r.start, bytes: r.end - r.start, records: r.records })),
+        keptRecords: kept.length,
+        damagedDir: damagedDir(this.dir),
       },
-      'repair: moved the damaged part of the log aside',
+      `repair: set aside ${lostBytes} damaged bytes of ${name} (${exact ? '' : 'at most '}${lostRecords} record${lostRecords === 1 ? '' : 's'} lost) ` +
+        `and kept the ${kept.length} intact records after them`,
     );
+    return segment.sizeBytes;
   }
 
   /**
@@ -242,7 +334,7 @@ function freePath(dir: string, name: string): string {
 const REPLAY_CHUNK_BYTES = 8 * 1024 * 1024;
 
 /**
- * Reads `segment` from the start in chunks and calls `visit` for each valid record, in order.
+ * Reads `segment` from `startPosition` (0: the start) in chunks and calls `visit` for each valid record, in order.
  * Stops at the first record that does not decode, or whose offset does not increase past
  * `lastOffset`, and returns its position and reason (bad undefined when the whole file is valid).
  * `rec` is reused for every record.
@@ -253,12 +345,13 @@ export function scanSegment(
   lastOffset: number,
   rec: DecodedRecord,
   visit: (rec: DecodedRecord) => void,
+  startPosition = 0,
 ): { position: number; bad: CorruptReason | 'offset-not-increasing' | undefined; lastOffset: number } {
   let fileSize = sizeBytes;
-  let chunk = Buffer.allocUnsafe(Math.min(REPLAY_CHUNK_BYTES, Math.max(fileSize, 1)));
-  let chunkStart = 0; // file position of chunk[0]
+  let chunk = Buffer.allocUnsafe(Math.min(REPLAY_CHUNK_BYTES, Math.max(fileSize - startPosition, 1)));
+  let chunkStart = startPosition; // file position of chunk[0]
   let chunkEnd = 0; // bytes of chunk filled
-  let position = 0; // file position of the next record
+  let position = startPosition; // file position of the next record
   for (;;) {
     let p = position - chunkStart;
     while (p < chunkEnd) {
@@ -318,4 +411,32 @@ export function isTornTail(data: Buffer, position: number, reason: string): bool
   }
   for (let p = end; p < data.length; p++) if (data[p] !== 0) return false;
   return true;
+}
+
+/** Records whose length fields chain from `start` through `buf` before `end` (at least 1): a guess at what a damaged range held. */
+function chainedRecords(buf: Buffer, start: number, end: number): number {
+  let count = 0;
+  let p = start;
+  while (p + 4 <= end) {
+    const size = buf.readUInt32LE(p) + 4;
+    if (size <= RECORD_HEADER_BYTES || p + size > end) break;
+    count++;
+    p += size;
+  }
+  return Math.max(1, count + (p < end ? 1 : 0));
+}
+
+/** Copies the first `lengthBytes` bytes of file `from` to the same positions of file `to`. */
+function copyBytes(from: number, to: number, lengthBytes: number): void {
+  const chunk = Buffer.allocUnsafe(Math.min(REPLAY_CHUNK_BYTES, Math.max(lengthBytes, 1)));
+  for (let at = 0; at < lengthBytes; ) {
+    const n = fs.readSync(from, chunk, 0, Math.min(chunk.length, lengthBytes - at), at);
+    if (n === 0) throw new Error(`short read at position ${at} while copying a segment`);
+    writeAllAt(to, chunk.subarray(0, n), at);
+    at += n;
+  }
+}
+
+function writeAllAt(fd: number, buf: Buffer, position: number): void {
+  for (let done = 0; done < buf.length; ) done += fs.writeSync(fd, buf, done, buf.length - done, position + done);
 }

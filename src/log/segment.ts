@@ -24,8 +24,9 @@ export class Segment {
   /** Offset of the first record this segment holds (or will hold). */
   readonly baseOffset: number;
   readonly path: string;
-  /** Open file descriptor, read and write. */
-  readonly fd: number;
+  /** Open file descriptor, read and write (or read only, see openExisting). Changed only by {@link reopen}. */
+  #fd: number;
+  readonly #writable: boolean;
   /** Bytes of complete, written records; the next write goes at this position. */
   sizeBytes: number;
   /** Offset of the last record in this segment, or baseOffset - 1 when empty. */
@@ -61,10 +62,11 @@ export class Segment {
   /** False once the file is closed: after shutdown, or once compaction has deleted it; reads then fail. */
   open = true;
 
-  private constructor(baseOffset: number, filePath: string, fd: number, sizeBytes: number) {
+  private constructor(baseOffset: number, filePath: string, fd: number, sizeBytes: number, writable: boolean) {
     this.baseOffset = baseOffset;
     this.path = filePath;
-    this.fd = fd;
+    this.#fd = fd;
+    this.#writable = writable;
     this.sizeBytes = sizeBytes;
     this.lastOffset = baseOffset - 1;
   }
@@ -76,7 +78,7 @@ export class Segment {
   static create(dir: string, baseOffset: number): Segment {
     const filePath = path.join(dir, segmentFileName(baseOffset));
     const fd = fs.openSync(filePath, 'wx+', 0o644);
-    return new Segment(baseOffset, filePath, fd, 0);
+    return new Segment(baseOffset, filePath, fd, 0, true);
   }
 
   /** Opens an existing segment file; `sizeBytes` starts at the file's size until recovery says otherwise. */
@@ -84,7 +86,22 @@ export class Segment {
     const filePath = path.join(dir, segmentFileName(baseOffset));
     const fd = fs.openSync(filePath, writable ? 'r+' : 'r');
     const { size } = fs.fstatSync(fd);
-    return new Segment(baseOffset, filePath, fd, size);
+    return new Segment(baseOffset, filePath, fd, size, writable);
+  }
+
+  get fd(): number {
+    return this.#fd;
+  }
+
+  /**
+   * Opens {@link path} again, after `--repair` renamed a rewritten file over it, and closes the
+   * old descriptor; {@link sizeBytes} becomes the new file's size. Throws the fs error.
+   */
+  reopen(): void {
+    const fd = fs.openSync(this.path, this.#writable ? 'r+' : 'r');
+    fs.closeSync(this.#fd);
+    this.#fd = fd;
+    this.sizeBytes = fs.fstatSync(fd).size;
   }
 
   /**

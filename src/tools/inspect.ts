@@ -206,7 +206,7 @@ export function describeDamage(s: SegmentReport): string {
     case 'writing':
       return `record still being written at the end of the log in ${where}: the server holding the LOCK is appending it`;
     case 'damage':
-      return `damaged record in ${where}: the next start stops here; start with --repair to move the damaged part into <db>/damaged/ and keep everything before it`;
+      return `damaged record in ${where}: the next start stops here; start with --repair to move the damaged bytes into <db>/damaged/ and keep every intact record`;
   }
 }
 

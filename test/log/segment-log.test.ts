@@ -320,7 +320,7 @@ test('damage in the middle of the newest segment (valid records after it) is not
   assert.deepEqual(hashTree(dir), before);
 });
 
-test('repair: the damaged part and every later segment move into damaged/, the records before it replay', async (t) => {
+test('repair: only the damaged record moves into damaged/; every record before and after it replays (issue 13)', async (t) => {
   const dir = dirFor(t);
   const { names, payloads } = await multiSegmentLog(dir);
   const olderName = names[1]!;
@@ -329,34 +329,40 @@ test('repair: the damaged part and every later segment move into damaged/, the r
   const originalOlder = fs.readFileSync(older);
   const laterContents = new Map(names.slice(2).map((n) => [n, fs.readFileSync(path.join(dir, n))]));
   const { position, index } = flipMiddle(older);
-  const damagedOlder = fs.readFileSync(older);
-  const firstBad = olderEntries[index]!.rec.offset;
+  const victim = olderEntries[index]!;
+  const damagedRecord = fs.readFileSync(older).subarray(position, position + victim.sizeBytes);
+  const lost = victim.rec.offset;
 
   const { logger, lines } = recordingLogger();
   const { log, records } = openLog(dir, { repair: true, logger });
   try {
-    assert.equal(records.length, firstBad, 'every record before the damage replays');
-    for (let i = 0; i < records.length; i++) assert.ok(records[i]!.payload!.equals(payloads[i]!));
-    assert.deepEqual(segmentNames(dir), names.slice(0, 2), 'later segments are gone from the log directory');
-    assert.equal(fs.statSync(older).size, position);
-    assert.ok(fs.readFileSync(older).equals(originalOlder.subarray(0, position)));
-    const damaged = path.join(dir, 'damaged');
-    const aside = path.join(damaged, `${olderName}.${position}.damaged`);
-    assert.ok(fs.readFileSync(aside).equals(damagedOlder.subarray(position)), 'the damaged part is kept byte for byte');
-    for (const [n, content] of laterContents) {
-      assert.ok(fs.readFileSync(path.join(damaged, n)).equals(content), `${n} is moved aside unchanged`);
-    }
+    assert.equal(records.length, payloads.length - 1, 'every record but the damaged one replays');
+    const expected = payloads.filter((_, i) => i !== lost);
+    for (let i = 0; i < records.length; i++) assert.ok(records[i]!.payload!.equals(expected[i]!), `record ${i}`);
+    assert.ok(!records.some((r) => r.offset === lost));
+    assert.deepEqual(segmentNames(dir), names, 'every segment stays in the log');
+    assert.ok(
+      fs.readFileSync(older).equals(Buffer.concat([originalOlder.subarray(0, position), originalOlder.subarray(position + victim.sizeBytes)])),
+      'the segment is the same without the damaged record',
+    );
+    for (const [n, content] of laterContents) assert.ok(fs.readFileSync(path.join(dir, n)).equals(content), `${n} is unchanged`);
+    const aside = path.join(dir, 'damaged', `${olderName}.${position}.damaged`);
+    assert.ok(fs.readFileSync(aside).equals(damagedRecord), 'the damaged record is kept byte for byte');
+    assert.deepEqual(fs.readdirSync(path.join(dir, 'damaged')), [path.basename(aside)]);
+    assert.equal(fs.readdirSync(dir).filter((n) => n.endsWith('.repairing')).length, 0, 'no temporary file is left');
     const errors = lines.filter((l) => l.level === 50);
     assert.equal(errors.length, 1);
     assert.equal(errors[0]!.file, older);
     assert.equal(errors[0]!.position, position);
-    assert.equal(log.nextOffset, firstBad);
-    assert.equal(log.active.path, older);
+    assert.equal(errors[0]!.lostBytes, victim.sizeBytes);
+    assert.equal(errors[0]!.lostRecords, 1);
+    assert.equal(errors[0]!.lostRecordsExact, true);
+    assert.equal(log.nextOffset, payloads.length);
 
     const writer = new LogWriter(log, { fsync: 'always', fsyncIntervalMs: 1000, segmentBytes: 4096, logger: silentLogger });
     const r = await append(writer, RecordType.PUBLISH, 'topic', Buffer.from('after repair'));
     assert.equal(r.err, null);
-    assert.equal(r.rec.offset, firstBad);
+    assert.equal(r.rec.offset, payloads.length);
     await writer.close();
   } catch (err) {
     log.close();
@@ -364,8 +370,49 @@ test('repair: the damaged part and every later segment move into damaged/, the r
   }
   const again = openLog(dir);
   again.log.close();
-  assert.equal(again.records.length, firstBad + 1);
-  assert.equal(again.records[firstBad]!.payload!.toString(), 'after repair');
+  assert.equal(again.records.length, payloads.length);
+  assert.equal(again.records[payloads.length - 1]!.payload!.toString(), 'after repair');
+});
+
+test('repair: garbage between records (no length to follow) is cut out up to the next intact record', async (t) => {
+  const dir = dirFor(t);
+  const { names, payloads } = await multiSegmentLog(dir);
+  const file = path.join(dir, names[0]!);
+  const entries = scanFile(file);
+  const cut = entries[3]!.position;
+  const data = fs.readFileSync(file);
+  const garbage = Buffer.from('\xff\xff\xff\x7f not a record at all, and a fake magic \x01\x01', 'latin1');
+  fs.writeFileSync(file, Buffer.concat([data.subarray(0, cut), garbage, data.subarray(cut)]));
+
+  const { logger, lines } = recordingLogger();
+  const { log, records } = openLog(dir, { repair: true, logger });
+  log.close();
+  assert.equal(records.length, payloads.length, 'nothing but the garbage is lost');
+  assert.ok(fs.readFileSync(file).equals(data));
+  assert.ok(fs.readFileSync(path.join(dir, 'damaged', `${names[0]}.${cut}.damaged`)).equals(garbage));
+  const line = lines.find((l) => l.level === 50)!;
+  assert.equal(line.lostBytes, garbage.length);
+  assert.equal(line.lostRecordsExact, false);
+});
+
+test('repair: damage at the end of an older segment sets aside the rest of that segment only', async (t) => {
+  const dir = dirFor(t);
+  const { names, payloads } = await multiSegmentLog(dir);
+  const file = path.join(dir, names[1]!);
+  const entries = scanFile(file);
+  const last = entries[entries.length - 1]!;
+  const data = fs.readFileSync(file);
+  data[last.position]! ^= 0x10; // its length field
+  fs.writeFileSync(file, data);
+
+  const { logger, lines } = recordingLogger();
+  const { log, records } = openLog(dir, { repair: true, logger });
+  log.close();
+  assert.equal(records.length, payloads.length - 1);
+  assert.ok(!records.some((r) => r.offset === last.rec.offset));
+  const line = lines.find((l) => l.level === 50)!;
+  assert.equal(line.lostBytes, last.sizeBytes);
+  assert.equal(line.lostRecords, 1, 'the offsets missing before the next segment');
 });
 
 test('repair of an undamaged log changes nothing', async (t) => {
@@ -425,31 +472,25 @@ test('two torn tails at the same position: both cut parts are kept in damaged/ (
 test('a second repair does not overwrite what the first one moved into damaged/', async (t) => {
   const dir = dirFor(t);
   const { names } = await multiSegmentLog(dir);
-  const movedFirst = names.slice(2).map((n) => fs.readFileSync(path.join(dir, n)));
-  const first = flipMiddle(path.join(dir, names[1]!));
-  const damagedPart1 = fs.readFileSync(path.join(dir, names[1]!)).subarray(first.position);
-  openLog(dir, { repair: true }).log.close();
-  // The log grows again past the repaired point: the same segment names come back.
-  await writePublishes(dir, Array.from({ length: 80 }, (_, i) => payloadFor(1000 + i, 100)), { segmentBytes: 4096, perBatch: 5 });
-  const names2 = segmentNames(dir);
-  assert.ok(names2.includes(names[2]!), 'a segment with a name already in damaged/ exists again');
-  const movedSecond = names2.slice(2).map((n) => fs.readFileSync(path.join(dir, n)));
-  // Damage again at the same place in the same segment.
   const seg1 = path.join(dir, names[1]!);
+  const first = flipMiddle(seg1);
+  const damagedPart1 = fs.readFileSync(seg1).subarray(first.position, first.position + scanFileLoose(seg1, first.position));
+  openLog(dir, { repair: true }).log.close();
+  // Damage again at the same place in the same segment (now the record after the first one).
   const entries = scanFile(seg1);
-  const data = fs.readFileSync(seg1);
   const victim = entries.find((e) => e.position === first.position)!;
+  const data = fs.readFileSync(seg1);
   data[victim.rec.payloadPosition + 1]! ^= 0x01;
   fs.writeFileSync(seg1, data);
-  const damagedPart2 = data.subarray(first.position);
+  const damagedPart2 = data.subarray(first.position, first.position + victim.sizeBytes);
   openLog(dir, { repair: true }).log.close();
   const kept = damagedContents(dir);
-  for (const [label, b] of [
-    ...movedFirst.map((b, i) => [`first repair, segment ${i}`, b] as const),
-    ...movedSecond.map((b, i) => [`second repair, segment ${i}`, b] as const),
-    ['first damaged part', damagedPart1] as const,
-    ['second damaged part', damagedPart2] as const,
-  ]) {
-    assert.ok(kept.some((k) => k.equals(b)), `${label} is kept in damaged/`);
-  }
+  assert.equal(kept.length, 2);
+  assert.ok(kept.some((k) => k.equals(damagedPart1)), 'the first damaged part is kept');
+  assert.ok(kept.some((k) => k.equals(damagedPart2)), 'the second damaged part is kept');
 });
+
+/** Size of the record at `position` of `file` by its length field (the record may be damaged). */
+function scanFileLoose(file: string, position: number): number {
+  return fs.readFileSync(file).readUInt32LE(position) + 4;
+}
