@@ -406,6 +406,8 @@ test('SIGKILL while compaction copies messages forward: nothing answered is lost
     `segments=${fs.readdirSync(db).filter((n) => n.endsWith('.log')).length}`;
   t.diagnostic(summary);
   console.log(`# compaction crash loop: ${summary}`);
-  assert.ok(runsSeen > CYCLES && copiedSeen > 0, 'compaction was busy copying while the server was killed');
+  // The workload must have exercised compaction (how often depends on the machine's speed: on a
+  // loaded 2-core machine about one run per cycle), and some kills must have hit a copy.
+  assert.ok(runsSeen >= CYCLES / 2 && copiedSeen > 0 && interrupted > 0, 'compaction was busy copying while the server was killed');
   assert.ok(backlog.length > 50);
 });
