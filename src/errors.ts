@@ -87,6 +87,12 @@ export const ERRORS = {
     respPrefix: 'ERR',
     message: 'max number of clients reached',
   },
+  MQ_ERR_HTTP2_REQUIRED: {
+    // An HTTP/1.1 request for the full-duplex subscribe stream (505 HTTP Version Not Supported).
+    statusCode: 505,
+    respPrefix: 'ERR',
+    message: "POST /subscribe/%s is a full-duplex stream that needs HTTP/2: use an HTTP/2 client (curl --http2, node:http2, miniqueue/client) or RESP SUBSCRIBE / RESERVE",
+  },
 } as const;
 
 /** One of the codes in {@link ERRORS}. */

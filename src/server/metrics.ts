@@ -48,6 +48,16 @@ export interface ServerMetrics extends MetricsSource {
   readonly registry: Registry;
   /** Records one fdatasync; install as `broker.writer.onFsync` once the broker is open. */
   observeFsync(durationMs: number): void;
+  /** The fsync latency histogram as numbers: count, sum and cumulative count per upper bound, in seconds. */
+  fsyncHistogram(): Promise<FsyncHistogram>;
+}
+
+/** What {@link ServerMetrics.fsyncHistogram} returns (the dashboard derives interval latencies from it). */
+export interface FsyncHistogram {
+  count: number;
+  sumSeconds: number;
+  /** Cumulative counts, by increasing upper bound; the last bound is `Infinity`. */
+  buckets: { leSeconds: number; count: number }[];
 }
 
 /**
@@ -212,6 +222,16 @@ export function createMetrics(opts: MetricsOptions): ServerMetrics {
     contentType: registry.contentType,
     observeFsync(durationMs: number): void {
       fsyncSeconds.observe(durationMs / 1000);
+    },
+    async fsyncHistogram(): Promise<FsyncHistogram> {
+      const { values } = await fsyncSeconds.get();
+      const out: FsyncHistogram = { count: 0, sumSeconds: 0, buckets: [] };
+      for (const v of values) {
+        if (v.metricName === 'miniqueue_fsync_duration_seconds_count') out.count = v.value;
+        else if (v.metricName === 'miniqueue_fsync_duration_seconds_sum') out.sumSeconds = v.value;
+        else out.buckets.push({ leSeconds: Number(v.labels.le), count: v.value });
+      }
+      return out;
     },
     async render(): Promise<string> {
       snapshotTopics();

@@ -11,6 +11,7 @@ import { startHttp2Listener, type Http2Listener } from '../protocols/http2/serve
 import { startRespListener, type RespListener } from '../protocols/resp/server.js';
 import type { Config } from './config.js';
 import { lockDataDir } from './lock.js';
+import { createDashboardSource } from './dashboard-data.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
 
 export interface RunningServer {
@@ -88,6 +89,7 @@ export async function startServer(
       logger,
       admission,
       metrics,
+      dashboard: createDashboardSource({ broker, admission, metrics, version: VERSION, fsyncPolicy: config.fsync }),
     }).catch((err: unknown): never => {
       throw withListenerFlags(err, '--port', '--host');
     });

@@ -1,5 +1,6 @@
 /**
- * The Fastify routes of the HTTP/2 listener (the hot publish/subscribe paths are in server.ts):
+ * The Fastify routes of the HTTP listener, over HTTP/2 and HTTP/1.1 alike (the hot HTTP/2
+ * publish/subscribe paths are in server.ts, their HTTP/1.1 forms in http1.ts):
  * `DELETE /:topic` (SPEC §3), `GET /topics`, `GET /healthz` and `GET /metrics` (SPEC §7), the
  * bearer-token check of `--auth-token`, the 404 handler and the one error handler that answers
  * `{"error":message,"code":...,"statusCode":...}`.
@@ -7,7 +8,10 @@
 import type { Broker } from '../../broker/broker.js';
 import { BrokerError } from '../../errors.js';
 import { StorageHealth } from '../../log/storage-health.js';
+import type { IncomingMessage } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
 import type { Admission } from '../admission.js';
+import { isDashboardAssetPath } from './dashboard.js';
 import type { Http2Fastify } from './server.js';
 
 /** Renders the Prometheus exposition for `GET /metrics` (src/server/metrics.ts implements it). */
@@ -33,8 +37,22 @@ export function bearerChallenge(err: BrokerError): string {
   return err.code === 'MQ_ERR_UNAUTHORIZED' ? 'Bearer realm="miniqueue", error="invalid_token"' : 'Bearer realm="miniqueue"';
 }
 
-/** The one route left open when `--auth-token` is set, so load balancers can probe without it. */
-const UNAUTHENTICATED_PATH = '/healthz';
+/**
+ * The paths left open when `--auth-token` is set: `/healthz`, so load balancers can probe without
+ * it, and the dashboard's page and static files, which hold no data (the page sends the token
+ * itself on its data requests, see dashboard.ts).
+ */
+function isUnauthenticatedPath(path: string): boolean {
+  return path === '/healthz' || isDashboardAssetPath(path);
+}
+
+/**
+ * What an authorized request marks as authorized for the auth deadline: the HTTP/2 session, or
+ * the socket of an HTTP/1.1 connection (the one the deadline in http1.ts looks at).
+ */
+function connectionOf(raw: Http2ServerRequest | IncomingMessage): object {
+  return 'stream' in raw && raw.stream !== undefined ? raw.stream.session! : raw.socket;
+}
 
 /** The subset of a Fastify reply used here (the reply type is generic over the raw server). */
 interface ReplyLike {
@@ -78,18 +96,20 @@ export function registerRoutes(fastify: Http2Fastify, broker: Broker, opts: Rout
   fastify.addHook('onRequest', async (request) => {
     if (!admission.authRequired) return;
     const q = request.url.indexOf('?');
-    if ((q < 0 ? request.url : request.url.slice(0, q)) === UNAUTHENTICATED_PATH) return;
+    if (isUnauthenticatedPath(q < 0 ? request.url : request.url.slice(0, q))) return;
     const verdict = admission.checkBearer(request.headers.authorization);
     if (verdict === 'ok') {
-      admission.markAuthorized(request.raw.stream.session!);
+      // request.raw is an http.IncomingMessage for HTTP/1.1 requests, whatever Fastify's type says.
+      admission.markAuthorized(connectionOf(request.raw as Http2ServerRequest | IncomingMessage));
       return;
     }
     admission.refuse('http2', 'unauthorized');
     throw new BrokerError(verdict === 'missing' ? 'MQ_ERR_NOAUTH' : 'MQ_ERR_UNAUTHORIZED');
   });
 
-  fastify.addHook('onRequest', async () => {
-    if (broker.loading) throw new BrokerError('MQ_ERR_LOADING');
+  fastify.addHook('onRequest', async (request) => {
+    // The dashboard page loads during a replay too, and says so (its data route answers 503).
+    if (broker.loading && !isDashboardAssetPath(request.url)) throw new BrokerError('MQ_ERR_LOADING');
   });
 
   // 503 naming the storage failure while writes fail, 200 again once they work (SPEC §8).

@@ -1,5 +1,6 @@
 /**
- * The HTTP/2 listener (SPEC §3): Fastify with `http2: true`, TLS (ALPN h2) or h2c.
+ * The HTTP/2 listener (SPEC §3): Fastify with `http2: true`, TLS (ALPN h2) or h2c, and HTTP/1.1 on
+ * the same port (ALPN `http/1.1` over TLS, the first bytes with `--no-tls`; see http1.ts).
  *
  * The two hot routes, `POST /publish/:topic` and `POST /subscribe/:topic`, are answered on the
  * raw `'stream'` event of the node:http2 server that we create through Fastify's
@@ -8,8 +9,10 @@
  * (11-18k vs 26-29k req/s here), and the publish target is >= 0.7x bare; and Fastify reads a
  * whole POST body before any handler runs, which a full-duplex subscribe cannot allow.
  */
+import http from 'node:http';
 import http2, { type Http2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Broker } from '../../broker/broker.js';
@@ -18,6 +21,10 @@ import { BrokerError } from '../../errors.js';
 import type { Admission } from '../admission.js';
 import { SubscribeStream } from './subscribe-stream.js';
 import { bearerChallenge, registerRoutes, type MetricsSource } from './routes.js';
+import { sniffProtocol } from './h2c-sniffer.js';
+import { HTTP1_KEEP_ALIVE_TIMEOUT_MS, closeHttp1UnlessAuthorized, refuseHttp1Connection, registerHttp1Routes } from './http1.js';
+import { topicFromPath } from './topic-path.js';
+import { registerDashboard, type DashboardSource } from './dashboard.js';
 
 export interface Http2ListenerOptions {
   broker: Broker;
@@ -31,7 +38,12 @@ export interface Http2ListenerOptions {
   admission: Admission;
   /** Serves `GET /metrics` when given; without it that route answers 404. */
   metrics?: MetricsSource;
-  /** TLS only: how long from TCP accept to a finished handshake, in ms. Default {@link TLS_HANDSHAKE_TIMEOUT_MS}. */
+  /** Serves `GET /dashboard` and its data when given; without it those routes answer 404. */
+  dashboard?: DashboardSource;
+  /**
+   * How long from TCP accept to a finished TLS handshake (TLS) or to the first bytes that tell
+   * HTTP/2 from HTTP/1.1 (`--no-tls`), in ms. Default {@link TLS_HANDSHAKE_TIMEOUT_MS}.
+   */
   tlsHandshakeTimeoutMs?: number;
 }
 
@@ -99,18 +111,6 @@ function respondError(stream: ServerHttp2Stream, err: BrokerError): void {
 function toBrokerError(err: unknown): BrokerError {
   if (err instanceof BrokerError) return err;
   return new BrokerError('MQ_ERR_STORAGE', [err instanceof Error ? err.message : String(err)], { cause: err });
-}
-
-/** Decodes the topic from a path like `/publish/<topic>`; undefined when it is not decodable. */
-function topicFromPath(path: string, prefixLength: number): string | undefined {
-  const q = path.indexOf('?');
-  const raw = path.slice(prefixLength, q < 0 ? path.length : q);
-  if (raw.indexOf('%') < 0) return raw;
-  try {
-    return decodeURIComponent(raw);
-  } catch {
-    return undefined;
-  }
 }
 
 /**
@@ -217,6 +217,24 @@ export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Ht
     if (inFlightPublishes === 0 && idleResolve !== null) idleResolve();
   }
 
+  /**
+   * Takes an HTTP/1.1 connection (ALPN `http/1.1` or none, or sniffed on h2c): false after
+   * answering it 503 when it was over `--max-connections` at accept; else true, with the
+   * `--auth-token` deadline armed.
+   */
+  function acceptHttp1(socket: Socket): boolean {
+    const key = connectionKey(socket);
+    const conn = key === undefined ? undefined : connections.get(key);
+    if (conn === undefined || !conn.admitted) {
+      refuseHttp1Connection(socket, errorBody(new BrokerError('MQ_ERR_MAX_CONNECTIONS')));
+      return false;
+    }
+    if (admission.authRequired) closeHttp1UnlessAuthorized(socket, admission);
+    return true;
+  }
+  /** HTTP/1.1 connections of an h2c listener (over TLS, node:http2's allowHTTP1 serves them). */
+  let h2cHttp1Server: http.Server | null = null;
+
   function handlePublish(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, topic: string): void {
     const declared = Number(headers['content-length']);
     if (declared > maxMessageBytes) {
@@ -303,8 +321,12 @@ export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Ht
     http2: true,
     logger: false,
     bodyLimit: maxMessageBytes,
+    // A topic name is up to 255 bytes, up to 765 characters percent-encoded (`DELETE /:topic`);
+    // find-my-way's default of 100 answered longer names 414.
+    routerOptions: { maxParamLength: 1024 },
     serverFactory: (handler) => {
       const settings = { maxConcurrentStreams: MAX_CONCURRENT_STREAMS };
+      const firstBytesTimeoutMs = opts.tlsHandshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS;
       const server = opts.tls === null
         ? http2.createServer({ settings }, handler)
         : http2.createSecureServer(
@@ -312,11 +334,48 @@ export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Ht
             settings,
             key: opts.tls.key,
             cert: opts.tls.cert,
-            allowHTTP1: false,
-            handshakeTimeout: opts.tlsHandshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS,
+            allowHTTP1: true,
+            handshakeTimeout: firstBytesTimeoutMs,
           },
           handler,
         );
+      if (opts.tls === null) {
+        // h2c: node:http2's own 'connection' listener starts a session at once; run it only for
+        // connections that open with the HTTP/2 preface and give the others to an HTTP/1.1 server
+        // with the same handler.
+        const h2cConnection = server.listeners('connection') as ((socket: Socket) => void)[];
+        server.removeAllListeners('connection');
+        // Fastify's handler serves HTTP/1.1 requests too (its documented allowHTTP1 fallback).
+        const http1Server = http.createServer(handler as unknown as http.RequestListener);
+        http1Server.keepAliveTimeout = HTTP1_KEEP_ALIVE_TIMEOUT_MS;
+        // Node checks headersTimeout/requestTimeout (60 s / 300 s) from a timer it starts on
+        // 'listening'; this server never listens itself (its sockets come from `server`).
+        http1Server.emit('listening');
+        h2cHttp1Server = http1Server;
+        server.on('connection', (socket: Socket) => {
+          sniffProtocol(socket, {
+            timeoutMs: firstBytesTimeoutMs,
+            onProtocol: (s, protocol) => {
+              if (protocol === 'h2c') {
+                for (const listener of h2cConnection) listener.call(server, s);
+              } else if (acceptHttp1(s)) {
+                http1Server.emit('connection', s);
+                s.resume();
+              }
+            },
+          });
+        });
+      } else {
+        (server as http2.Http2SecureServer & { keepAliveTimeout?: number }).keepAliveTimeout = HTTP1_KEEP_ALIVE_TIMEOUT_MS;
+        // ALPN `http/1.1` (or none): node:http2 serves HTTP/1.1 from this event; refuse or arm
+        // the auth deadline first, as the 'session' listener below does for HTTP/2.
+        const secure = server.listeners('secureConnection') as ((socket: TLSSocket) => void)[];
+        server.removeAllListeners('secureConnection');
+        server.on('secureConnection', (socket: TLSSocket) => {
+          if (socket.alpnProtocol !== 'h2' && !acceptHttp1(socket)) return;
+          for (const listener of secure) listener.call(server, socket);
+        });
+      }
       // The compatibility layer (which Fastify uses) listens on 'stream'; route the hot paths
       // before it, using only the public EventEmitter API.
       const compat = server.listeners('stream') as ((...args: unknown[]) => void)[];
@@ -358,6 +417,12 @@ export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Ht
     },
   });
   registerRoutes(fastify, broker, { admission, metrics: opts.metrics });
+  registerHttp1Routes(fastify, broker, {
+    closing: () => closing,
+    begin: () => void inFlightPublishes++,
+    end: publishDone,
+  });
+  if (opts.dashboard !== undefined) registerDashboard(fastify, opts.dashboard);
   await fastify.listen({ host: opts.host, port: opts.port });
   // The "listening" line is logged by the caller once the whole start has succeeded (issue 13).
   const address = fastify.server.address() as AddressInfo;
@@ -376,8 +441,10 @@ export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Ht
         });
       }
       for (const session of sessions) session.destroy();
-      // Connections that never became a session (still in, or stuck in, the TLS handshake).
+      // Connections that never became a session (still in, or stuck in, the TLS handshake), and
+      // HTTP/1.1 connections.
       for (const socket of sockets) socket.destroy();
+      h2cHttp1Server?.close();
       await closed;
     },
   };

@@ -1,0 +1,19 @@
+/**
+ * The topic part of a route path (`/publish/<topic>`, `/subscribe/<topic>`), shared by the HTTP/2
+ * fast path (server.ts) and the HTTP/1.1 routes (http1.ts) so both read a path the same way.
+ */
+
+/**
+ * Decodes the topic from `path` after its first `prefixLength` characters, up to a `?`;
+ * undefined when it is not decodable (a bad `%` escape). The result is not validated.
+ */
+export function topicFromPath(path: string, prefixLength: number): string | undefined {
+  const q = path.indexOf('?');
+  const raw = path.slice(prefixLength, q < 0 ? path.length : q);
+  if (raw.indexOf('%') < 0) return raw;
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return undefined;
+  }
+}
