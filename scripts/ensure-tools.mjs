@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Makes sure the command-line clients the tests drive are installed: redis-cli (Debian
-// redis-tools) and curl with HTTP/2. On a fresh Debian machine, as root, it installs them with
+// Makes sure the command-line tools the tests drive are installed: redis-cli (Debian
+// redis-tools), curl with HTTP/2, Prometheus (scrapes /metrics over HTTP/1.1 and HTTP/2) and
+// Chromium (the /dashboard test, at /usr/bin/chromium). On a fresh Debian machine, as root, it installs them with
 // apt-get; anywhere else it says what is missing and exits non-zero, so `npm test` never runs
 // half a suite silently.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -8,6 +9,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 const needed = [
   { cmd: 'redis-cli', pkg: 'redis-tools' },
   { cmd: 'curl', pkg: 'curl' },
+  { cmd: 'prometheus', pkg: 'prometheus' },
+  { cmd: 'chromium', pkg: 'chromium' },
 ];
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const missing = needed.filter((t) => !has(t.cmd));

@@ -55,6 +55,12 @@
     return m + 'm ' + (s % 60) + 's';
   }
 
+  function fmtClock(epochSeconds) {
+    var d = new Date(epochSeconds * 1000);
+    function two(n) { return n < 10 ? '0' + n : String(n); }
+    return two(d.getHours()) + ':' + two(d.getMinutes()) + ':' + two(d.getSeconds());
+  }
+
   function push(series, value) {
     series.push(value);
     if (series.length > HISTORY_POINTS) series.shift();
@@ -92,7 +98,8 @@
       legend: { live: false },
       cursor: { show: false },
       scales: { x: { time: true }, y: { range: function (_u, _min, max) { return [0, max > 0 ? max * 1.1 : 1]; } } },
-      axes: [{}, { label: yLabel, size: 60 }],
+      // One line of wall-clock time per tick (uPlot's default adds a second line with the date).
+      axes: [{ values: function (_u, splits) { return splits.map(fmtClock); } }, { label: yLabel, size: 60 }],
       series: [{}].concat(series.map(function (s) {
         return { label: s.label, stroke: s.color, width: 2, spanGaps: false, value: function (_u, v) { return v === null ? '–' : fmtRate(v); } };
       })),

@@ -50,6 +50,7 @@ export function createDashboardSource(opts: DashboardSourceOptions): DashboardSo
         });
       }
       const writer = broker.writer.stats;
+      const fsync = await metrics.fsyncHistogram();
       const nowMs = Date.now();
       return {
         version: opts.version,
@@ -66,7 +67,7 @@ export function createDashboardSource(opts: DashboardSourceOptions): DashboardSo
           fsyncs: writer.fsyncs,
           failedBatches: writer.failedBatches,
         },
-        fsyncLatency: await metrics.fsyncHistogram(),
+        fsyncLatency: { ...fsync, buckets: fsync.buckets.map((b) => ({ leSeconds: Number.isFinite(b.leSeconds) ? b.leSeconds : null, count: b.count })) },
         compaction: { ...broker.compactionStats },
         totals,
         topics,

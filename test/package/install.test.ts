@@ -142,5 +142,9 @@ test('npm pack -> npm install <tarball> in a fresh project: npx miniqueue --vers
   assert.equal(seen.text, 'hello from another project');
   assert.ok(seen.topics.includes('installed'));
   assert.equal(seen.errorClass, 'MiniqueueError');
+  // The dashboard's files (assets/, and uPlot from the installed dependency) are in the package.
+  for (const file of ['/dashboard', '/dashboard/dashboard.js', '/dashboard/uPlot.iife.min.js']) {
+    assert.equal((await fetch(`http://127.0.0.1:${port}${file}`)).status, 200, file);
+  }
   server.kill('SIGTERM');
 });

@@ -48,8 +48,11 @@ export interface DashboardSnapshot {
   fsyncPolicy: string;
   connections: { http: number; resp: number; max: number };
   log: { bytes: number; segments: number; records: number; writtenBytes: number; fsyncs: number; failedBatches: number };
-  /** The fsync latency histogram of `GET /metrics`: cumulative counts per upper bound (seconds). */
-  fsyncLatency: { count: number; sumSeconds: number; buckets: { leSeconds: number; count: number }[] };
+  /**
+   * The fsync latency histogram of `GET /metrics`: cumulative counts per upper bound in seconds,
+   * increasing; the last bound is +Inf, sent as null (JSON has no Infinity).
+   */
+  fsyncLatency: { count: number; sumSeconds: number; buckets: { leSeconds: number | null; count: number }[] };
   compaction: CompactionStats;
   /** Sums over every topic (also those past `topics`' limit). */
   totals: { topics: number; ready: number; inFlight: number; delayed: number; consumers: number; published: number; acked: number; deadLettered: number };
