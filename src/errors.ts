@@ -93,6 +93,28 @@ export const ERRORS = {
     respPrefix: 'ERR',
     message: "POST /subscribe/%s is a full-duplex stream that needs HTTP/2: use an HTTP/2 client (curl --http2, node:http2, miniqueue/client) or RESP SUBSCRIBE / RESERVE",
   },
+  MQ_ERR_AUTH_DEADLINE: {
+    // RESP only: a connection that did not authenticate in time is told so, then closed.
+    statusCode: 401,
+    respPrefix: 'NOAUTH',
+    message: 'Authentication required within %s s of connecting; closing',
+  },
+  // The Redis-compatibility commands' errors, in Redis's words, so client libraries recognise them.
+  MQ_ERR_NOT_INTEGER: { statusCode: 400, respPrefix: 'ERR', message: 'value is not an integer or out of range' },
+  MQ_ERR_DB_INDEX: { statusCode: 400, respPrefix: 'ERR', message: 'DB index is out of range' },
+  MQ_ERR_UNKNOWN_SUBCOMMAND: { statusCode: 400, respPrefix: 'ERR', message: "unknown subcommand '%s'. Try %s HELP." },
+  MQ_ERR_SYNTAX: { statusCode: 400, respPrefix: 'ERR', message: "Syntax error in %s option '%s'" },
+  MQ_ERR_AUTH_NOT_CONFIGURED: {
+    statusCode: 400,
+    respPrefix: 'ERR',
+    message: 'AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?',
+  },
+  MQ_ERR_INTERNAL: {
+    // An error that is not a BrokerError reached a protocol: a bug or an unforeseen failure.
+    statusCode: 500,
+    respPrefix: 'ERR',
+    message: '%s',
+  },
 } as const;
 
 /** One of the codes in {@link ERRORS}. */

@@ -1,11 +1,13 @@
 /**
  * RESP2 reply encoding: the server side of the Redis protocol, outbound.
  *
- * Short replies (`+OK`, `-ERR …`, `:1`) are strings, which `socket.write` encodes as it copies
- * them anyway. Replies that carry bytes are built into one `Buffer.allocUnsafe` of their exact
- * size: the size is computed first, then every part is written in place, with no
- * `Buffer.concat` and no `JSON.stringify` (STYLE.md "Hot paths"). Numbers are written digit by
- * digit, so no intermediate string is made for a length header inside a Buffer.
+ * A reply takes one of three forms, all of which the reply queue (reply-queue.ts) copies into
+ * the one buffer it writes per run of replies: short replies (`+OK`, `-ERR …`, `:1`) are
+ * strings; arrays and bulk strings are built into one `Buffer.allocUnsafe` of their exact size
+ * (the size is computed first, then every part is written in place, with no `Buffer.concat` and
+ * no `JSON.stringify`, STYLE.md "Hot paths"); a delivery that carries a stored payload is a
+ * {@link SplicedReply}, so that payload is copied only once. Numbers are written digit by digit,
+ * so no intermediate string is made for a length header inside a Buffer.
  */
 import assert from 'node:assert';
 
@@ -37,8 +39,8 @@ export const NIL_BULK: Buffer = Buffer.from('$-1\r\n', 'latin1');
 export const NIL_ARRAY: Buffer = Buffer.from('*-1\r\n', 'latin1');
 /** `*0\r\n` */
 export const EMPTY_ARRAY: Buffer = Buffer.from('*0\r\n', 'latin1');
-/** `\r\n`, the terminator that follows a bulk payload written on its own. */
-export const CRLF: Buffer = Buffer.from('\r\n', 'latin1');
+/** `_\r\n`, the RESP3 null, sent in place of both RESP2 nils on a connection that chose RESP3 with HELLO. */
+export const NULL_RESP3: Buffer = Buffer.from('_\r\n', 'latin1');
 
 const CR = 13;
 const LF = 10;
@@ -58,11 +60,6 @@ function oneLine(s: string): string {
   return s.replace(/[\r\n]+/g, ' ');
 }
 
-/** `+<s>\r\n`, with CR/LF in `s` replaced by spaces. Returns a string ready to write. */
-export function encodeSimple(s: string): string {
-  return `+${oneLine(s)}\r\n`;
-}
-
 /**
  * `-<line>\r\n`, with CR/LF in `line` replaced by spaces. `line` starts with the uppercase code
  * word (`ERR unknown command 'x'`, `NOPROTO …`); a BrokerError gives it with `toRespLine()`.
@@ -79,18 +76,8 @@ export function encodeInteger(n: number): string {
 }
 
 /**
- * `$<byteLength>\r\n`, the header of a bulk string whose payload the caller writes next, followed
- * by {@link CRLF}. Lets a connection send a large payload (up to `--max-message-bytes`) without
- * copying it: write the header, the payload Buffer and CRLF inside one cork/uncork.
- */
-export function encodeBulkHeader(byteLength: number): string {
-  assert(Number.isSafeInteger(byteLength) && byteLength >= 0, 'bulk length');
-  return `$${byteLength}\r\n`;
-}
-
-/**
  * A reply made of a latin1 head, a payload and a latin1 tail, kept apart until the reply queue
- * writes it: the payload (a cached message body, owned by the broker and never modified) is
+ * (reply-queue.ts) writes it: the payload (a cached message body, owned by the broker and never modified) is
  * copied once, straight into the connection's output buffer, instead of into a reply Buffer
  * first and the output buffer after. `length` is in bytes (head and tail are latin1).
  */
@@ -125,12 +112,6 @@ export function splicedBulk(payload: Buffer): SplicedReply {
   return new SplicedReply(`$${payload.length}\r\n`, payload, '\r\n');
 }
 
-/** `*<count>\r\n`, the header of an array whose `count` elements the caller writes next. */
-export function encodeArrayHeader(count: number): string {
-  assert(Number.isSafeInteger(count) && count >= 0, 'array count');
-  return `*${count}\r\n`;
-}
-
 /**
  * A bulk string reply: `$<length>\r\n<payload>\r\n`, or {@link NIL_BULK} for null. A string
  * payload is encoded as UTF-8 and its length counted in bytes. Returns a new Buffer of exactly
@@ -162,10 +143,7 @@ export function encodeValue(value: RespValue): Buffer {
   return out;
 }
 
-/**
- * Bytes that {@link writeValue} writes for `value`. With it, a connection can encode several
- * replies of one read batch into a single buffer.
- */
+/** Bytes that {@link writeValue} writes for `value`. */
 export function encodedLength(value: RespValue): number {
   if (typeof value === 'string') return bulkLength(Buffer.byteLength(value));
   if (typeof value === 'number') {

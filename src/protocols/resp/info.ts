@@ -1,6 +1,6 @@
 /**
  * The text of RESP `INFO [section ...]` and the reply of `CLIENT HELP` (SPEC §4, issue 14 item 5),
- * kept apart from connection.ts so the connection's hot path stays small.
+ * kept apart from the commands (compat-commands.ts) because most of it is report text.
  *
  * INFO follows Redis: `# Section` headings, `field:value` lines, CRLF line ends, a blank line
  * between sections; no argument (or `default`, `all`, `everything`) gives every section; names are

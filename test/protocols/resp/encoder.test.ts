@@ -6,21 +6,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  CRLF,
   EMPTY_ARRAY,
   NIL_ARRAY,
   NIL_BULK,
+  NULL_RESP3,
   SplicedReply,
   splicedBulk,
   OK,
   PONG,
   encodeArray,
-  encodeArrayHeader,
   encodeBulk,
-  encodeBulkHeader,
   encodeError,
   encodeInteger,
-  encodeSimple,
   encodeValue,
   encodedLength,
   writeBulkHeader,
@@ -45,13 +42,13 @@ test('constants', () => {
   assert.deepEqual(NIL_BULK, bytes('$-1\r\n'));
   assert.deepEqual(NIL_ARRAY, bytes('*-1\r\n'));
   assert.deepEqual(EMPTY_ARRAY, bytes('*0\r\n'));
-  assert.deepEqual(CRLF, bytes('\r\n'));
+  assert.deepEqual(NULL_RESP3, bytes('_\r\n'));
 });
 
 test('simple strings and errors are one line', () => {
-  assert.equal(encodeSimple('OK'), '+OK\r\n');
-  assert.equal(encodeSimple(''), '+\r\n');
-  assert.equal(encodeSimple('a\r\nb\nc\rd'), '+a b c d\r\n');
+  assert.deepEqual(encodeValue({ simple: 'OK' }), bytes('+OK\r\n'));
+  assert.deepEqual(encodeValue({ simple: '' }), bytes('+\r\n'));
+  assert.deepEqual(encodeValue({ simple: 'a\r\nb\nc\rd' }), bytes('+a b c d\r\n'));
   assert.equal(encodeError('ERR foo'), '-ERR foo\r\n');
   assert.equal(encodeError("ERR unknown command 'x\r\ny'"), "-ERR unknown command 'x y'\r\n");
   assert.equal(encodeError('NOPROTO sorry'), '-NOPROTO sorry\r\n');
@@ -89,10 +86,7 @@ test('encodeBulk returns a copy of exactly the reply size', () => {
   assert.equal(encodeBulk(big).length, '$1048576\r\n'.length + big.length + 2);
 });
 
-test('headers', () => {
-  assert.equal(encodeBulkHeader(0), '$0\r\n');
-  assert.equal(encodeBulkHeader(1048576), '$1048576\r\n');
-  assert.equal(encodeArrayHeader(3), '*3\r\n');
+test('bulk header written in place', () => {
   const target = Buffer.alloc(16);
   const end = writeBulkHeader(target, 2, 123);
   assert.equal(end, 2 + '$123\r\n'.length);
