@@ -138,7 +138,7 @@ export class QueueSession {
     this.#touch(this.#consumer, id, args[1]!.toString('latin1'));
   }
 
-  /** `SUBSCRIBE topic`: enters stream mode; payloads are pushed one at a time, each settled by `ACK`... */
+  /** `SUBSCRIBE topic`: enters stream mode; payloads are pushed one at a time, each settled (ACK, NACK, BACK, DACK) before the next. */
   subscribe(args: Buffer[]): void {
     const topic = args[1]!.toString('latin1');
     const consumer = this.#getConsumer();
