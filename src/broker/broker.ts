@@ -26,10 +26,11 @@ import { SegmentLog, type ReplayStats } from '../log/segment-log.js';
 import type { Segment } from '../log/segment.js';
 import { AckDeadlines } from './ack-deadlines.js';
 import { Consumer, type DeliveryHandler } from './consumer.js';
-import { evacuate } from './evacuate.js';
-import { noteAcked, noteRef, pinOrigin, setTopicMark, supersede, unpin } from './live-accounting.js';
+import { compactionPolicy } from './evacuate.js';
+import { LiveAccounting } from './live-accounting.js';
 import { Message, MessageState } from './message.js';
 import { MessageStore } from './message-store.js';
+import type { SegmentLiveness } from './segment-accounting.js';
 import { assertTopicName } from './topic-name.js';
 import { Topic } from './topic.js';
 
@@ -178,14 +179,15 @@ export class Broker {
   #deadLetterPausedUntilMs = 0;
   /** During replay, until SIZING_SAMPLE_RECORDS were seen: the log's size and the records so far. */
   #replaySizing: { logBytes: number; records: number; recordBytes: number } | null = null;
-  /** Compaction is on: keep the ACKs it may have to write again (live-accounting.ts). */
-  readonly #compacting: boolean;
+  /** What replay still needs of each segment, for compaction (live-accounting.ts). */
+  readonly #live: LiveAccounting;
 
   constructor(opts: BrokerOptions) {
     this.#opts = opts;
     this.#logger = opts.logger;
     this.#store = new MessageStore(opts.payloadCacheBytes ?? 256 * 1024 * 1024);
-    this.#compacting = opts.compaction?.enabled !== false;
+    // With compaction off, keep no record of the ACKs it might have to write again.
+    this.#live = new LiveAccounting(this.#store, opts.compaction?.enabled !== false);
     this.#ackTimeoutMs = opts.ackTimeoutMs ?? 0;
     this.#maxDeliveries = opts.maxDeliveries ?? 0;
   }
@@ -265,10 +267,7 @@ export class Broker {
         maxCopyBytesPerRun: compaction.maxCopyBytesPerRun,
         checkIntervalMs: compaction.checkIntervalMs,
         graceSegments: compaction.graceSegments,
-        host: {
-          evacuate: (victims, isStopped) =>
-            evacuate({ store: this.#store, topics: this.#topics, writer }, victims, isStopped),
-        },
+        policy: compactionPolicy({ store: this.#store, live: this.#live, topics: this.#topics, writer }),
       });
       if (compaction.auto !== false) this.#compactor.start();
     }
@@ -304,10 +303,10 @@ export class Broker {
         const topic = this.#topic(rec.topic);
         topic.exists = true;
         topic.published++;
-        segment.noteCreatedTopic(rec.topic);
-        setTopicMark(topic, segment);
+        this.#live.noteCreatedTopic(segment, rec.topic);
+        this.#live.setTopicMark(topic, segment);
         const h = this.#store.add(rec.messageId, topic, rec.payloadPosition, rec.payloadLength);
-        pinOrigin(this.#store, h, segment, rec.sizeBytes);
+        this.#live.pinOrigin(h, segment, rec.sizeBytes);
         topic.pushReadyBack(h);
         return;
       }
@@ -317,16 +316,16 @@ export class Broker {
       case RecordType.TOPIC: {
         const topic = this.#topic(rec.topic);
         topic.exists = true;
-        segment.noteCreatedTopic(rec.topic);
-        setTopicMark(topic, segment);
+        this.#live.noteCreatedTopic(segment, rec.topic);
+        this.#live.setTopicMark(topic, segment);
         return;
       }
       case RecordType.DELETE_TOPIC: {
-        (segment.deletedTopics ??= new Set()).add(rec.topic);
+        this.#live.noteDeletedTopic(segment, rec.topic);
         const topic = this.#topics.get(rec.topic);
         if (topic !== undefined) {
-          for (const h of this.#clearTopic(topic)) unpin(this.#store, h);
-          setTopicMark(topic, null);
+          for (const h of this.#clearTopic(topic)) this.#live.unpin(h);
+          this.#live.setTopicMark(topic, null);
         }
         return;
       }
@@ -347,24 +346,24 @@ export class Broker {
         store.placeOffsets[h] = rec.offset;
         topic.inFlight.add(h);
         this.#replayInFlight.add(h);
-        noteRef(store, h, segment);
+        this.#live.noteRef(h, segment);
         return;
       case RecordType.ACK:
         topic.acked++;
         this.#forget(h, topic);
-        noteAcked(store, h, segment, this.#compacting);
+        this.#live.noteAcked(h, segment);
         return;
       case RecordType.NACK:
         store.placements[h] = Placement.FRONT;
         store.placeOffsets[h] = rec.offset;
         topic.pushReadyFront(h);
-        noteRef(store, h, segment);
+        this.#live.noteRef(h, segment);
         return;
       case RecordType.BACK:
         store.placements[h] = Placement.BACK;
         store.placeOffsets[h] = rec.offset;
         topic.pushReadyBack(h);
-        noteRef(store, h, segment);
+        this.#live.noteRef(h, segment);
         return;
       case RecordType.DACK:
         store.dackCounts[h]!++;
@@ -373,7 +372,7 @@ export class Broker {
         store.placements[h] = Placement.DELAYED;
         store.placeOffsets[h] = rec.offset;
         topic.delayed.add(h);
-        noteRef(store, h, segment);
+        this.#live.noteRef(h, segment);
         return;
       default:
         return;
@@ -406,8 +405,8 @@ export class Broker {
       if (source !== undefined && source.exists) source.deadLettered++;
     }
     topic.exists = true;
-    segment.noteCreatedTopic(rec.topic);
-    setTopicMark(topic, segment);
+    this.#live.noteCreatedTopic(segment, rec.topic);
+    this.#live.setTopicMark(topic, segment);
     const store = this.#store;
     const old = store.handleOf(rec.messageId);
     if (old >= 0) {
@@ -416,8 +415,8 @@ export class Broker {
       this.#forget(old, oldTopic);
     }
     const h = store.add(rec.messageId, topic, rec.payloadPosition, rec.payloadLength);
-    if (old >= 0) supersede(store, old, h, segment);
-    pinOrigin(store, h, segment, rec.sizeBytes);
+    if (old >= 0) this.#live.supersede(old, h, segment);
+    this.#live.pinOrigin(h, segment, rec.sizeBytes);
     store.dackCounts[h] = rec.dackCount;
     store.deliveries[h] = rec.deliveries;
     if (rec.messageId === rec.offset) store.carried.set(h, rec.deliveries);
@@ -533,8 +532,8 @@ export class Broker {
     const topic = this.#topic(rec.topic);
     // Live accounting follows the log: this record makes the topic exist until the delete
     // that follows it (if any) completes.
-    segment.noteCreatedTopic(rec.topic);
-    setTopicMark(topic, segment);
+    this.#live.noteCreatedTopic(segment, rec.topic);
+    this.#live.setTopicMark(topic, segment);
     if (deletes !== this.#deletesOf(rec.topic)) {
       // The topic was deleted after this record was appended: the DELETE_TOPIC record follows it
       // in the log, so replay drops the message; memory must agree (it was published, then deleted).
@@ -547,7 +546,7 @@ export class Broker {
     const store = this.#store;
     const h = store.add(rec.offset, topic, rec.payloadPosition, payload.length);
     store.cachePayload(h, payload);
-    pinOrigin(store, h, segment, rec.sizeBytes);
+    this.#live.pinOrigin(h, segment, rec.sizeBytes);
     topic.pushReadyBack(h);
     cb(null, rec.offset);
     this.#dispatch(topic);
@@ -750,8 +749,8 @@ export class Broker {
     // The handle is still this message's unless it was freed (durably gone) meanwhile.
     if (store.isCurrent(h, rec.messageId)) {
       if (err === null) {
-        if (rec.type === RecordType.ACK) noteAcked(store, h, rec.segment!, this.#compacting);
-        else noteRef(store, h, rec.segment!);
+        if (rec.type === RecordType.ACK) this.#live.noteAcked(h, rec.segment!);
+        else this.#live.noteRef(h, rec.segment!);
       } else if (rec.type === RecordType.ACK && store.states[h] === MessageState.GONE) {
         // The ack is not durable: after a restart the message would be back, so put it back now.
         const topic = this.#reinstate(h);
@@ -848,14 +847,14 @@ export class Broker {
       return;
     }
     const segment = rec.segment!;
-    segment.noteCreatedTopic(rec.topic);
+    this.#live.noteCreatedTopic(segment, rec.topic);
     const deadTopic = this.#topic(rec.topic);
     if (deletes === this.#deletesOf(rec.topic)) {
       const payload = rec.payload!.subarray(RESTORE_TAIL_BYTES);
       const copy = store.add(rec.offset, deadTopic, rec.payloadPosition + RESTORE_TAIL_BYTES, payload.length);
       store.cachePayload(copy, payload);
-      pinOrigin(store, copy, segment, rec.sizeBytes);
-      setTopicMark(deadTopic, segment);
+      this.#live.pinOrigin(copy, segment, rec.sizeBytes);
+      this.#live.setTopicMark(deadTopic, segment);
       store.dackCounts[copy] = rec.dackCount;
       // The deliveries field ends the RESTORE tail (record.ts).
       const deliveries = rec.payload!.readUInt32LE(RESTORE_TAIL_BYTES - 4);
@@ -882,7 +881,7 @@ export class Broker {
       // Left its topic through an ACK record, as replay will count it.
       const topic = this.#topics.get(rec.topic);
       if (topic !== undefined && topic.exists) topic.acked++;
-      if (this.#store.isCurrent(h, id)) noteAcked(this.#store, h, rec.segment!, this.#compacting);
+      if (this.#store.isCurrent(h, id)) this.#live.noteAcked(h, rec.segment!);
     }
     cb?.(null);
   };
@@ -985,10 +984,10 @@ export class Broker {
     this.#topicDeletes.set(topicName, this.#deletesOf(topicName) + 1);
     const rec = new LogAppend(RecordType.DELETE_TOPIC, topicName, 0, 0, 0, null, (err, done) => {
       if (err === null) {
-        (done.segment!.deletedTopics ??= new Set()).add(topicName);
-        for (const h of gone) unpin(this.#store, h);
+        this.#live.noteDeletedTopic(done.segment!, topicName);
+        for (const h of gone) this.#live.unpin(h);
         const t = this.#topics.get(topicName);
-        if (t !== undefined) setTopicMark(t, null);
+        if (t !== undefined) this.#live.setTopicMark(t, null);
       }
       cb(err === null ? null : storageError(err), existed);
     });
@@ -1087,8 +1086,13 @@ export class Broker {
    */
   readonly #onPlaced = (err: Error | null, rec: LogAppend): void => {
     const h = rec.ctx as number;
-    if (err === null && this.#store.isCurrent(h, rec.messageId)) noteRef(this.#store, h, rec.segment!);
+    if (err === null && this.#store.isCurrent(h, rec.messageId)) this.#live.noteRef(h, rec.segment!);
   };
+
+  /** What replay still needs of `segment`, as the live accounting counts it (tests). */
+  segmentLiveness(segment: Segment): Readonly<SegmentLiveness> {
+    return this.#live.of(segment);
+  }
 
   /** Counters of background compaction (all zero when it is off), for metrics. */
   get compactionStats(): CompactionStats {

@@ -1,6 +1,8 @@
 /**
- * The broker's side of compaction (log/compactor.ts): copies live messages and topics forward
- * out of the segments being compacted.
+ * The broker's side of compaction (log/compactor.ts): its CompactionPolicy, whose answers come
+ * from segment-accounting.ts and whose copy is here: live messages, topics and needed ACKs are
+ * copied forward out of the segments being compacted. The compactor then fdatasyncs the copies
+ * and deletes the files; it knows nothing of what the records mean.
  *
  * Each live message with a record in a victim segment gets a RESTORE record with its whole state
  * as replay of the log would rebuild it (its placement and placeOffset, dueAtMs, dackCount,
@@ -9,6 +11,9 @@
  * after it, and replays on top of it. The order of RESTORE records does not matter (placement is
  * explicit). An existing topic whose newest creating record is in a victim gets a TOPIC record,
  * and an ACK that replay still needs (an older segment holds the message) is written again.
+ * Writing needed ACKs again matters: the dead PUBLISHes of a mostly live old segment pin the ACKs
+ * in the next one, whose own dead PUBLISHes pin the ACKs in the next, and so on; moving the few
+ * ACKs that cross from the old segment breaks that chain.
  *
  * Work is sliced: at most SLICE_MESSAGES records or SLICE_BYTES bytes are appended at a time,
  * and the next slice starts only after they completed and one setImmediate, so the writer queue
@@ -16,13 +21,14 @@
  */
 import assert from 'node:assert/strict';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import type { EvacuationResult } from '../log/compactor.js';
+import type { CompactionPolicy, EvacuationResult } from '../log/compactor.js';
 import { LogAppend, type LogWriter } from '../log/log-writer.js';
 import { Placement, RESTORE_TAIL_BYTES, RecordType, restorePayload } from '../log/record.js';
-import type { AckRef, Segment } from '../log/segment.js';
-import { noteAckRecord, reoriginate, setTopicMark } from './live-accounting.js';
+import type { Segment } from '../log/segment.js';
+import type { LiveAccounting } from './live-accounting.js';
 import { MessageState } from './message.js';
 import type { MessageStore } from './message-store.js';
+import type { AckRef } from './segment-accounting.js';
 import type { Topic } from './topic.js';
 
 /** Messages looked at before yielding to the event loop. */
@@ -36,6 +42,8 @@ const SLICE_BYTES = 1024 * 1024;
 export interface EvacuationDeps {
   /** Every message; payloads are cached or read back from their segment (payloadOf throws the fs error). */
   store: MessageStore;
+  /** The live accounting over `store`: the copies take over what the victims counted. */
+  live: LiveAccounting;
   topics: Map<string, Topic>;
   writer: LogWriter;
 }
@@ -120,15 +128,15 @@ function restoreDone(err: Error | null, rec: LogAppend): void {
   const { slice, h, id } = rec.ctx as RestoreContext;
   if (err === null) {
     const segment = rec.segment!;
-    const store = slice.deps.store;
+    const { store, live } = slice.deps;
     // Death records of a message are appended after any RESTORE of it (the snapshot needs it
     // live in memory), so it still counts as live here; the RESTORE is now where its state is.
     assert.ok(store.isCurrent(h, id) && store.pinned[h]! > 0, 'a RESTORE completed for a message that is durably gone');
-    reoriginate(store, h, segment, rec.sizeBytes);
+    live.reoriginate(h, segment, rec.sizeBytes);
     store.payloadPositions[h] = rec.payloadPosition + RESTORE_TAIL_BYTES;
-    segment.noteCreatedTopic(rec.topic);
+    live.noteCreatedTopic(segment, rec.topic);
     const topic = slice.deps.topics.get(rec.topic);
-    if (topic !== undefined) setTopicMark(topic, segment);
+    if (topic !== undefined) live.setTopicMark(topic, segment);
     slice.result.messages++;
   }
   slice.completed(err, rec);
@@ -138,9 +146,10 @@ function topicDone(err: Error | null, rec: LogAppend): void {
   const { slice } = rec.ctx as { slice: Slice };
   if (err === null) {
     const segment = rec.segment!;
-    segment.noteCreatedTopic(rec.topic);
+    const live = slice.deps.live;
+    live.noteCreatedTopic(segment, rec.topic);
     const topic = slice.deps.topics.get(rec.topic);
-    if (topic !== undefined) setTopicMark(topic, segment);
+    if (topic !== undefined) live.setTopicMark(topic, segment);
   }
   slice.completed(err, rec);
 }
@@ -154,7 +163,7 @@ function ackDone(err: Error | null, rec: LogAppend): void {
   const { slice, ref } = rec.ctx as { slice: Slice; ref: AckRef };
   if (err === null) {
     ref.moved = true;
-    noteAckRecord(rec.segment!, ref.messageId, ref.topic, ref.deps);
+    slice.deps.live.segments.noteAckRecord(rec.segment!, ref.messageId, ref.topic, ref.deps);
   }
   slice.completed(err, rec);
 }
@@ -169,7 +178,7 @@ export class EvacuationStopped extends Error {
 }
 
 /**
- * Copies forward everything that keeps `victims` needed (CompactionHost.evacuate). Rejects with
+ * Copies forward everything that keeps `victims` needed (CompactionPolicy.evacuate). Rejects with
  * the first write or read error, after the records already appended completed, or with
  * {@link EvacuationStopped}.
  */
@@ -208,7 +217,7 @@ export async function evacuate(
   }
   await marks.done();
   for (const victim of victims) {
-    const acks = victim.neededAcks();
+    const acks = deps.live.segments.neededAcks(victim);
     for (let i = 0; i < acks.length; i += SLICE_MESSAGES) {
       const slice = new Slice(deps, result);
       for (const ref of acks.slice(i, i + SLICE_MESSAGES)) {
@@ -219,4 +228,14 @@ export async function evacuate(
     }
   }
   return result;
+}
+
+/** The broker's answers to the compactor: segment-accounting.ts for what is needed, {@link evacuate} for the copy. */
+export function compactionPolicy(deps: EvacuationDeps): CompactionPolicy {
+  const segments = deps.live.segments;
+  return {
+    isRemovable: (log, index) => segments.isRemovable(log, index),
+    copyForwardBytes: (log, index) => segments.copyForwardBytes(log, index),
+    evacuate: (victims, isStopped) => evacuate(deps, victims, isStopped),
+  };
 }

@@ -1,66 +1,81 @@
 /**
  * Background compaction (SPEC §5, issue #4): keeps disk use near what is still live.
  *
- * Every segment but the active one is a candidate. The broker keeps per-segment live accounting
- * from durable records (Segment fields, broker/live-accounting.ts). A pass of the compactor:
+ * Compaction is split in two (issue 12). This file is the mechanism: it knows files, bytes and
+ * the order of operations that makes a crash at any moment safe, and nothing about what a record
+ * means. The owner of the records (the broker: broker/segment-accounting.ts keeps per segment
+ * what replay still needs, broker/evacuate.ts copies it) is the policy, asked through
+ * {@link CompactionPolicy}: which segments replay no longer needs, what copying forward would
+ * cost for the others, and the copy itself. log/ imports nothing from broker/.
  *
- * 1. Deletes every segment that replay no longer needs: no live message's PUBLISH/RESTORE, no
- *    NACK/BACK/DACK/DELIVER of a live message kept elsewhere, no existing topic's newest
- *    creating record, no ACK whose message still has a PUBLISH/RESTORE in an older segment, no
- *    DELETE_TOPIC of a topic an older segment still creates. Unlink, then fsync the directory;
+ * Every segment but the active one is a candidate. A pass of the compactor:
+ *
+ * 1. Deletes every segment the policy calls removable. Unlink, then fsync the directory;
  *    segments whose removal depends on another removal wait for the next round (after that
  *    fsync), so a power cut can never leave the dependent gone and the dependency back.
- * 2. Picks segments with little still needed (at most `maxLiveRatio` of their bytes), asks the
- *    host (the broker) to copy what keeps them needed forward, as RESTORE records carrying each
- *    message's whole state, TOPIC records and the needed ACKs again, through the normal
- *    LogWriter (CRC, batching, group commit, fsync policy); with `--fsync interval|never` it
- *    fdatasyncs those records itself. Then it deletes what became free, as in 1.
- *    Writing needed ACKs again matters: the dead PUBLISHes of a mostly live old segment pin the
- *    ACKs in the next one, whose own dead PUBLISHes pin the ACKs in the next, and so on; moving
- *    the few ACKs that cross from the old segment breaks that chain.
+ * 2. Picks segments with little still needed (at most `maxLiveRatio` of their bytes, by the
+ *    policy's count), asks the policy to copy what keeps them needed forward through the normal
+ *    LogWriter (CRC, batching, group commit, fsync policy), between two rolls so that the copies
+ *    sit in segments of their own; with `--fsync interval|never` it fdatasyncs those segments
+ *    itself. Then it deletes what became removable, as in 1, and goes round again (a removal can
+ *    leave another segment needed only for little).
  *
  * Departs from STYLE.md's "*.cleaned + rename": copying live records forward through the single
  * writer never rewrites a file in place, so no half-written file can exist, and a crash at any
- * moment leaves either the old segment (its records superseded by newer RESTOREs: on replay the
- * last one wins) or not; both replay to the same state.
+ * moment leaves either the old segment (its records superseded by newer copies: on replay the
+ * last one wins) or not; both replay to the same state. What the compactor guarantees for that:
+ * a source segment is unlinked only after every copy the policy made resolved and was fdatasynced.
  *
- * The work is sliced (the host appends a few hundred records, waits for them, yields with
+ * The work is sliced (the policy appends a few hundred records, waits for them, yields with
  * setImmediate), file operations are asynchronous, and one pass runs at a time, so publishing is
  * never held up for long. One info line is logged per pass that did something.
  */
 import fs from 'node:fs';
 import type { Logger } from 'pino';
 import type { FsyncPolicy } from './log-writer.js';
-import { RecordType, recordSizeBytes } from './record.js';
 import type { SegmentLog } from './segment-log.js';
 import type { Segment } from './segment.js';
 
 /** What copying forward wrote. */
 export interface EvacuationResult {
-  /** RESTORE records written. */
+  /** Messages copied (for the broker: RESTORE records written). */
   messages: number;
-  /** Bytes of RESTORE and TOPIC records written. */
+  /** Bytes of all records written. */
   bytes: number;
   /** Segments the records went to (to fdatasync when the writer does not). */
   segments: Set<Segment>;
 }
 
-/** The broker side of compaction. */
-export interface CompactionHost {
+/**
+ * What the compactor asks the owner of the records (the broker). A segment is named by the log's
+ * list of segments (oldest first, the active one last) and its index there, because whether a
+ * record is still needed can depend on the segments older than it. The answers may change
+ * between calls (appends complete, messages are settled); the compactor asks again each round.
+ */
+export interface CompactionPolicy {
   /**
-   * Copies forward whatever keeps `victims` needed: a RESTORE record for each live message whose
-   * PUBLISH/RESTORE or NACK/BACK/DACK/DELIVER records are in one of them, a TOPIC record for each
-   * existing topic whose newest creating record is in one of them, the ACKs in their
-   * `neededAcks()` again (marking those `moved`). Works in slices and stops
-   * between slices once `isStopped()` is true. Resolves when every record it appended is written
-   * (per fsync policy); rejects with the first write error after all of them completed.
+   * Whether replay needs nothing in `segments[index]` any more, so that deleting its file cannot
+   * change what replay rebuilds (never asked for the active segment).
+   */
+  isRemovable(segments: readonly Segment[], index: number): boolean;
+  /**
+   * Bytes {@link evacuate} would write to make `segments[index]` removable; null when there is
+   * nothing to copy (it is removable already) or copying cannot make it removable.
+   */
+  copyForwardBytes(segments: readonly Segment[], index: number): number | null;
+  /**
+   * Copies forward, through the log's writer, whatever keeps `victims` needed, so that each
+   * becomes removable. Works in slices and stops between slices once `isStopped()` is true.
+   * Resolves when every record it appended is written (per fsync policy); rejects with the first
+   * write error after all of them completed.
    */
   evacuate(victims: ReadonlySet<Segment>, isStopped: () => boolean): Promise<EvacuationResult>;
 }
 
 export interface CompactorOptions {
   log: SegmentLog;
-  host: CompactionHost;
+  /** What replay still needs, and the copy: the owner of the records answers. */
+  policy: CompactionPolicy;
   /** The log's writer: copies are written between two rolls it is asked for, in segments of their own. */
   writer: { rollBeforeNextWrite(): void };
   /** The writer's `--segment-bytes`. */
@@ -95,9 +110,9 @@ export interface CompactionStats {
   segmentsRemoved: number;
   /** Bytes of the segment files removed. */
   bytesReclaimed: number;
-  /** RESTORE records written. */
+  /** Messages copied forward (EvacuationResult.messages). */
   messagesCopied: number;
-  /** Bytes of RESTORE and TOPIC records written. */
+  /** Bytes of the records copying forward wrote. */
   bytesCopied: number;
   /** Passes cut short by a write, fdatasync, unlink or directory fsync error. */
   failures: number;
@@ -112,8 +127,6 @@ export interface CompactionRun {
   durationMs: number;
 }
 
-/** Rough size of a TOPIC record, to weigh a segment that keeps topics alive. */
-const TOPIC_RECORD_BYTES = 48;
 /** Copy-and-delete rounds in one pass at most. */
 const MAX_ROUNDS_PER_RUN = 8;
 /** Small segments (left by copies) merged into one once there are this many. */
@@ -127,7 +140,7 @@ class Stopped extends Error {
 export class Compactor {
   readonly stats: CompactionStats = { runs: 0, segmentsRemoved: 0, bytesReclaimed: 0, messagesCopied: 0, bytesCopied: 0, failures: 0 };
   readonly #log: SegmentLog;
-  readonly #host: CompactionHost;
+  readonly #policy: CompactionPolicy;
   readonly #fsync: FsyncPolicy;
   readonly #logger: Logger;
   readonly #maxLiveRatio: number;
@@ -147,7 +160,7 @@ export class Compactor {
 
   constructor(opts: CompactorOptions) {
     this.#log = opts.log;
-    this.#host = opts.host;
+    this.#policy = opts.policy;
     this.#fsync = opts.fsync;
     this.#logger = opts.logger;
     this.#maxLiveRatio = opts.maxLiveRatio ?? 0.5;
@@ -235,7 +248,7 @@ export class Compactor {
       if (victims.size === 0) break;
       // Copies go into a segment of their own: they outlive the records around them.
       if (round === 0 && this.#log.active.sizeBytes > this.#segmentBytes / 8) this.#writer.rollBeforeNextWrite();
-      const copied = await this.#host.evacuate(victims, () => this.#stopped);
+      const copied = await this.#policy.evacuate(victims, () => this.#stopped);
       if (copied.bytes > 0) this.#writer.rollBeforeNextWrite();
       run.messagesCopied += copied.messages;
       run.bytesCopied += copied.bytes;
@@ -259,32 +272,12 @@ export class Compactor {
     return run;
   }
 
-  /** Whether replay still needs a DELETE_TOPIC of `segment` (index `i` in the log): an older segment creates that topic. */
-  #neededDeletes(segment: Segment, i: number): boolean {
-    const deleted = segment.deletedTopics;
-    if (deleted !== null) {
-      const segments = this.#log.segments;
-      for (const topic of deleted) {
-        let created = false;
-        for (let j = 0; j < i && !created; j++) created = segments[j]!.createdTopics?.has(topic) === true;
-        // No older segment creates it, and none can appear: this DELETE_TOPIC is done for good.
-        if (!created) deleted.delete(topic);
-      }
-      if (deleted.size > 0) return true;
-      segment.deletedTopics = null;
-    }
-    return false;
-  }
-
-  /** Segments (never the active one) replay does not need, oldest first. */
+  /** Segments (never the active one) the policy calls removable, oldest first. */
   #unneeded(): Segment[] {
     const segments = this.#log.segments;
     const out: Segment[] = [];
     for (let i = 0; i < segments.length - 1; i++) {
-      const s = segments[i]!;
-      if (s.liveMessages > 0 || s.refMessages > 0 || s.topicMarks > 0) continue;
-      if (s.neededAcks().length > 0 || this.#neededDeletes(s, i)) continue;
-      out.push(s);
+      if (this.#policy.isRemovable(segments, i)) out.push(segments[i]!);
     }
     return out;
   }
@@ -322,8 +315,8 @@ export class Compactor {
   }
 
   /**
-   * Segments worth copying forward: those needed only for what can be written again (live
-   * messages, topics, ACKs), at most `maxLiveRatio` of their bytes, emptiest first, up to
+   * Segments worth copying forward: those the policy can make removable by copying, at most
+   * `maxLiveRatio` of their bytes, emptiest first, up to
    * `budgetBytes` in total; when `firstRound`, only once that would free `copyMinGarbageBytes`.
    * Small segments (under a quarter of `segmentBytes`, left by earlier copies) are merged once
    * there are MERGE_SMALL_SEGMENTS of them. The newest `graceSegments` closed segments wait: what
@@ -336,11 +329,8 @@ export class Compactor {
     let garbageBytes = 0;
     for (let i = 0; i < segments.length - 1 - this.#graceSegments; i++) {
       const s = segments[i]!;
-      const acks = s.neededAcks();
-      if (s.liveMessages === 0 && s.refMessages === 0 && s.topicMarks === 0 && acks.length === 0) continue;
-      if (this.#neededDeletes(s, i)) continue; // copying would not free it
-      let neededBytes = s.liveBytes + s.refBytes + s.topicMarks * TOPIC_RECORD_BYTES;
-      for (const ref of acks) neededBytes += recordSizeBytes(RecordType.ACK, ref.topic.length, 0);
+      const neededBytes = this.#policy.copyForwardBytes(segments, i);
+      if (neededBytes === null) continue; // removable already, or copying would not free it
       const ratio = neededBytes / Math.max(s.sizeBytes, 1);
       if (ratio <= this.#maxLiveRatio) {
         candidates.push({ segment: s, neededBytes, ratio });

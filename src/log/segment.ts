@@ -5,20 +5,14 @@
  * Writes go through the single {@link LogWriter} only; reads (payloads of messages that are not
  * kept in memory) use positional `readSync`, which is safe beside an in-flight positional write
  * because they never touch the same bytes.
+ *
+ * A segment knows bytes and offsets only. Which of its records replay still needs (what decides
+ * whether compaction may delete it) is the broker's knowledge, kept in
+ * broker/segment-accounting.ts and asked for through compactor.ts's CompactionPolicy.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { segmentFileName } from './files.js';
-
-/** An ACK record that replay needs while one of `deps` (older segments) exists. */
-export interface AckRef {
-  readonly messageId: number;
-  readonly topic: string;
-  /** Segments holding a PUBLISH/RESTORE of the message; pruned as they are deleted. */
-  deps: Segment[];
-  /** Set once compaction wrote the ACK again in a newer segment, which then keeps it. */
-  moved: boolean;
-}
 
 export class Segment {
   /** Offset of the first record this segment holds (or will hold). */
@@ -31,34 +25,6 @@ export class Segment {
   sizeBytes: number;
   /** Offset of the last record in this segment, or baseOffset - 1 when empty. */
   lastOffset: number;
-  // Live accounting for compaction (compactor.ts), kept by the broker from the records that are
-  // durable: replay rebuilds it, completed appends update it. A segment may be removed once every
-  // count below is zero and the conditions on acks and deletedTopics hold.
-  /** Live messages whose current PUBLISH/RESTORE record (their payload) is in this segment. */
-  liveMessages = 0;
-  /** Bytes of those PUBLISH/RESTORE records. */
-  liveBytes = 0;
-  /**
-   * Live messages whose current PUBLISH/RESTORE is in another segment but that have a NACK, BACK,
-   * DACK or DELIVER record here: that record decides their place or dackCount on replay.
-   */
-  refMessages = 0;
-  /** Bytes of the PUBLISH/RESTORE records of those messages (what copying them forward costs). */
-  refBytes = 0;
-  /** Existing topics whose newest PUBLISH, RESTORE or TOPIC record is here (their existence). */
-  topicMarks = 0;
-  /**
-   * ACKs here of messages that still have a PUBLISH/RESTORE in an older segment: while one of
-   * those exists, the ACK must stay (or be written again later in the log), or the message would
-   * come back on replay. Null when none.
-   */
-  acks: AckRef[] | null = null;
-  /** Topics with a DELETE_TOPIC record here; it must stay while an older segment created the topic. */
-  deletedTopics: Set<string> | null = null;
-  /** Topics with a PUBLISH, RESTORE or TOPIC record here, live or not. */
-  createdTopics: Set<string> | null = null;
-  /** The last topic added to createdTopics (saves a Set lookup per publish). */
-  lastCreatedTopic = '';
   /** False once the file is closed: after shutdown, or once compaction has deleted it; reads then fail. */
   open = true;
 
@@ -132,32 +98,7 @@ export class Segment {
     this.sizeBytes = sizeBytes;
   }
 
-  /**
-   * The ACKs in {@link acks} replay still needs (dropping those whose dependencies are all gone).
-   * Empty when none.
-   */
-  neededAcks(): AckRef[] {
-    const acks = this.acks;
-    if (acks === null) return [];
-    const needed: AckRef[] = [];
-    for (const ref of acks) {
-      if (ref.moved) continue;
-      let open = 0;
-      for (const d of ref.deps) if (d.open) ref.deps[open++] = d;
-      ref.deps.length = open;
-      if (open > 0) needed.push(ref);
-    }
-    this.acks = needed.length > 0 ? needed : null;
-    return needed;
-  }
-
-  /** Notes a PUBLISH, RESTORE or TOPIC record of `topic` in this segment (see createdTopics). */
-  noteCreatedTopic(topic: string): void {
-    if (this.lastCreatedTopic === topic) return;
-    this.lastCreatedTopic = topic;
-    (this.createdTopics ??= new Set()).add(topic);
-  }
-
+  /** Closes the file descriptor; later calls do nothing. Throws the fs error of the close. */
   close(): void {
     if (!this.open) return;
     this.open = false;
