@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // Makes sure the command-line tools the tests drive are installed: redis-cli (Debian
-// redis-tools), curl with HTTP/2, Prometheus (scrapes /metrics over HTTP/1.1 and HTTP/2) and
-// Chromium (the /dashboard test, at /usr/bin/chromium). On a fresh Debian machine, as root, it installs them with
-// apt-get; anywhere else it says what is missing and exits non-zero, so `npm test` never runs
-// half a suite silently.
+// redis-tools), curl with HTTP/2, Prometheus (scrapes /metrics over HTTP/1.1 and HTTP/2),
+// Chromium (the /dashboard test, at /usr/bin/chromium) and strace (the power-loss checker records
+// the server with it). On a fresh Debian machine, as root, it installs them with apt-get;
+// anywhere else it says what is missing and exits non-zero, so `npm test` never runs half a
+// suite silently.
 import { execFileSync, spawnSync } from 'node:child_process';
 
 const needed = [
@@ -11,6 +12,7 @@ const needed = [
   { cmd: 'curl', pkg: 'curl' },
   { cmd: 'prometheus', pkg: 'prometheus' },
   { cmd: 'chromium', pkg: 'chromium' },
+  { cmd: 'strace', pkg: 'strace' },
 ];
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const missing = needed.filter((t) => !has(t.cmd));

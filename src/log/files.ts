@@ -45,9 +45,10 @@ export function fsyncDirectory(dir: string): void {
 }
 
 /**
- * `mkdir -p dir`: creates `dir` and its missing parents, one `mkdir` each, and does nothing when
- * `dir` is a directory already. Node's own `mkdirSync(dir, { recursive: true })` is not used: when
- * `mkdir` fails with ENOENT although the parent exists (a path under /proc or /sys), Node 20 retries
+ * `mkdir -p dir`: creates `dir` and its missing parents, one `mkdir` each, fsyncing the parent of
+ * each one it made (so they survive a power cut), and does nothing when `dir` is a directory
+ * already. Node's own `mkdirSync(dir, { recursive: true })` is not used: when `mkdir` fails
+ * with ENOENT although the parent exists (a path under /proc or /sys), Node 20 retries
  * it for ever at 100% CPU (issue 13). Throws the fs error of the first directory that cannot be
  * made (EACCES, ENOENT, ENOTDIR, EEXIST for a file in the way, EROFS, ...), whose `path` names it.
  */
@@ -66,14 +67,20 @@ export function makeDirectory(dir: string): void {
     if (parent === p) break;
     p = parent;
   }
+  const made: string[] = [];
   for (let i = missing.length - 1; i >= 0; i--) {
     try {
       fs.mkdirSync(missing[i]!);
+      made.push(missing[i]!);
     } catch (err) {
       // Made meanwhile by someone else: fine, as long as it is a directory.
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !fs.statSync(missing[i]!).isDirectory()) throw err;
     }
   }
+  // A new directory's entry lives in its parent, which nothing else ever fsyncs: without this a
+  // power cut after the first start on a new --db could take away the whole directory with every
+  // publish answered under --fsync always (found by the power-loss checker, issue 13).
+  for (const d of made) fsyncDirectory(path.dirname(d));
   if (missing.length === 0 && !fs.statSync(p).isDirectory()) {
     throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${p}'`), { code: 'ENOTDIR', syscall: 'mkdir', path: p });
   }
