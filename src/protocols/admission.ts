@@ -18,9 +18,11 @@ export type ListenerProtocol = 'http2' | 'resp';
  * - `unauthorized`: a missing or wrong token (HTTP 401, RESP `-NOAUTH` / `-WRONGPASS`);
  * - `message_too_large`: a publish over `--max-message-bytes` (HTTP 413, RESP `-ERR`/protocol error);
  * - `too_many_arguments`: a RESP command with more than 1024 arguments (protocol error);
- * - `output_limit`: a RESP client whose unsent replies passed the output bound (disconnected).
+ * - `output_limit`: a RESP client whose unsent replies passed the output bound (disconnected);
+ * - `input_limit`: a RESP command over `--max-command-bytes`, or the connection holding the most
+ *   input when all of them together passed `--max-input-bytes` (protocol error, disconnected).
  */
-export type RefusalReason = 'max_connections' | 'unauthorized' | 'message_too_large' | 'too_many_arguments' | 'output_limit';
+export type RefusalReason = 'max_connections' | 'unauthorized' | 'message_too_large' | 'too_many_arguments' | 'output_limit' | 'input_limit';
 
 /** Every {@link RefusalReason}, in a fixed order (metrics export each one, zeros included). */
 export const REFUSAL_REASONS: readonly RefusalReason[] = [
@@ -29,6 +31,7 @@ export const REFUSAL_REASONS: readonly RefusalReason[] = [
   'message_too_large',
   'too_many_arguments',
   'output_limit',
+  'input_limit',
 ];
 
 /** The refusals each listener can make (HTTP/2 has no argument lists and no output bound of its own). */
@@ -156,7 +159,7 @@ export class Admission {
 }
 
 function zeroRefusals(): Record<RefusalReason, number> {
-  return { max_connections: 0, unauthorized: 0, message_too_large: 0, too_many_arguments: 0, output_limit: 0 };
+  return { max_connections: 0, unauthorized: 0, message_too_large: 0, too_many_arguments: 0, output_limit: 0, input_limit: 0 };
 }
 
 /**

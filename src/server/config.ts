@@ -89,6 +89,20 @@ export interface Config {
    * [0, 1000000]; 0 = unlimited. `--max-deliveries`, default 0.
    */
   readonly maxDeliveries: number;
+  /**
+   * Most payload bytes of the arguments of one RESP command, judged on each announced bulk length,
+   * so an unfinished command never holds more (issue 13). Integer in [`maxMessageBytes` + 4 KiB,
+   * 4 GiB]. `--max-command-bytes`, default `maxMessageBytes` + 1 MiB (a PUBLISH of the largest
+   * message, or a DEL of 1024 topic names, fits).
+   */
+  readonly maxCommandBytes: number;
+  /**
+   * Most RESP input held across all connections (unfinished commands, and commands waiting behind
+   * a blocking RESERVE); past it the connection holding the most is cut off. Integer in
+   * [`maxCommandBytes`, 64 GiB]. `--max-input-bytes`, default the larger of 256 MiB and
+   * 2 × `maxCommandBytes`.
+   */
+  readonly maxInputBytes: number;
 }
 
 /** Smallest accepted `--segment-bytes`: smaller segments would roll on almost every record. */
@@ -163,7 +177,9 @@ type OptionName =
   | 'auth-token'
   | 'max-connections'
   | 'ack-timeout'
-  | 'max-deliveries';
+  | 'max-deliveries'
+  | 'max-command-bytes'
+  | 'max-input-bytes';
 
 interface OptionSpec {
   readonly type: 'string' | 'boolean';
@@ -233,6 +249,16 @@ const OPTIONS: Readonly<Record<OptionName, OptionSpec>> = {
     type: 'string',
     describe: 'move a message to <topic>.dead when its Nth delivery ends without an ACK; 0 = unlimited',
     defaultText: '0',
+  },
+  'max-command-bytes': {
+    type: 'string',
+    describe: 'most bytes of arguments one RESP command may announce; a larger or never-finished command is refused with a protocol error',
+    defaultText: '--max-message-bytes + 1MiB',
+  },
+  'max-input-bytes': {
+    type: 'string',
+    describe: 'most RESP input held across all connections; past it the connection holding the most is cut off',
+    defaultText: 'max(256MiB, 2 x --max-command-bytes)',
   },
 };
 
@@ -365,7 +391,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   const values = new RawValues(parsed.argv, env);
   const tls = values.boolean('tls', true);
   const certGiven = values.has('cert') || values.has('key');
-  const config: Config = {
+  const config: { -readonly [K in keyof Config]: Config[K] } = {
     port: values.integer('port', '8080', 0, 65535),
     host: values.host('host', '0.0.0.0'),
     redisPort: values.integer('redis-port', '6379', -1, 65535),
@@ -388,7 +414,13 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     maxConnections: values.integer('max-connections', '10000', 1, MAX_CONNECTIONS_MAX),
     ackTimeoutMs: values.durationOrOff('ack-timeout'),
     maxDeliveries: values.integer('max-deliveries', '0', 0, MAX_DELIVERIES_MAX),
+    maxCommandBytes: 0,
+    maxInputBytes: 0,
   };
+  const maxMessageBytes = config.maxMessageBytes;
+  const maxCommandBytes = values.bytes('max-command-bytes', String(maxMessageBytes + 1024 ** 2), maxMessageBytes + 4096, 4 * 1024 ** 3);
+  config.maxCommandBytes = maxCommandBytes;
+  config.maxInputBytes = values.bytes('max-input-bytes', String(Math.max(256 * 1024 ** 2, 2 * maxCommandBytes)), maxCommandBytes, 64 * 1024 ** 3);
   // An unused certificate should not stop a cleartext start, so the files are checked only with TLS.
   if (tls && certGiven) {
     checkReadableFile('--cert', config.certPath, values.has('cert'));

@@ -102,6 +102,8 @@ export async function startServer(
         logger,
         version: VERSION,
         admission,
+        maxCommandBytes: config.maxCommandBytes,
+        maxInputBytes: config.maxInputBytes,
       }).catch((err: unknown): never => {
         throw withListenerFlags(err, '--redis-port', '--redis-host');
       });

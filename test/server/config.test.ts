@@ -73,6 +73,8 @@ describe('parseConfig defaults', () => {
         maxConnections: 10000,
         ackTimeoutMs: 0,
         maxDeliveries: 0,
+        maxCommandBytes: 2 * 1024 * 1024,
+        maxInputBytes: 256 * 1024 * 1024,
       },
     );
     assert.ok(Object.isFrozen(config));

@@ -25,7 +25,8 @@ import { BrokerError } from '../../errors.js';
 import type { Admission } from '../admission.js';
 import { COMMANDS, commandName, dispatch, type CommandContext } from './command-table.js';
 import { NULL_RESP3, OK } from './encoder.js';
-import { RespParser, RespProtocolError } from './parser.js';
+import type { InputBudget } from './input-budget.js';
+import { RespParser, RespProtocolError, UNAUTHENTICATED_LIMITS } from './parser.js';
 import { QueueSession } from './queue-commands.js';
 import { ReplyQueue } from './reply-queue.js';
 
@@ -47,6 +48,10 @@ export interface RespConnectionOptions {
    * disconnected as one that does not read; see {@link RESP_MAX_OUTPUT_BYTES}.
    */
   maxOutputBytes: number;
+  /** Most payload bytes of one command's arguments (`--max-command-bytes`). */
+  maxCommandBytes: number;
+  /** Input held across all connections (`--max-input-bytes`); this connection reports to it. */
+  inputBudget: InputBudget;
 }
 
 /**
@@ -108,6 +113,8 @@ export class RespConnection implements CommandContext {
       maxBulkBytes: Math.max(opts.maxMessageBytes, 4096),
       maxArrayLength: opts.maxArrayLength,
       maxInlineBytes: MAX_INLINE_BYTES,
+      maxCommandBytes: opts.maxCommandBytes,
+      ...(this.#authenticated ? {} : { unauthenticated: UNAUTHENTICATED_LIMITS }),
     });
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
@@ -138,6 +145,7 @@ export class RespConnection implements CommandContext {
     const ok = tokenOk && (user === null || user.toString('latin1') === 'default');
     if (ok) {
       this.#authenticated = true;
+      this.#parser.authenticate();
     } else {
       this.options.admission.refuse('resp', 'unauthorized');
       this.#logger.debug({ connectionId: this.options.id, remoteAddress: this.#socket.remoteAddress }, 'resp AUTH failed');
@@ -196,6 +204,8 @@ export class RespConnection implements CommandContext {
       if (args instanceof RespProtocolError) {
         if (args.kind === 'bulk-too-large') this.options.admission.refuse('resp', 'message_too_large');
         else if (args.kind === 'multibulk-too-long') this.options.admission.refuse('resp', 'too_many_arguments');
+        else if (args.kind === 'command-too-large') this.options.admission.refuse('resp', 'input_limit');
+        else if (args.kind.startsWith('unauthenticated')) this.options.admission.refuse('resp', 'unauthorized');
         this.#protocolError(args.reason);
         break;
       }
@@ -209,6 +219,15 @@ export class RespConnection implements CommandContext {
     }
     // Input that arrives while a command is held waits in the parser, up to a bound.
     if (this.#holding() && this.#parser.bufferedBytes > MAX_BUFFERED_INPUT_BYTES) this.#pause();
+    this.options.inputBudget.update(this, this.#parser.bufferedBytes);
+  }
+
+  /** `--max-input-bytes` is exceeded and this connection holds the most input (InputBudget). */
+  cutOffOverInputLimit(heldBytes: number, limitBytes: number): void {
+    const err = this.#parser.abort('input-limit', `this connection holds ${heldBytes} bytes of unfinished input while all connections together exceed --max-input-bytes ${limitBytes}`);
+    this.options.admission.refuse('resp', 'input_limit');
+    this.#logger.warn({ connectionId: this.options.id, remoteAddress: this.#socket.remoteAddress, heldBytes, limitBytes }, 'resp input over --max-input-bytes: cutting off the connection holding the most');
+    if (!this.#closing) this.#protocolError(err.reason);
   }
 
   #pause(): void {
@@ -286,6 +305,7 @@ export class RespConnection implements CommandContext {
   #onClose(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.options.inputBudget.update(this, 0);
     this.replies.close();
     if (this.#authTimer !== undefined) clearTimeout(this.#authTimer);
     this.queue.close();

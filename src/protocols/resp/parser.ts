@@ -61,7 +61,11 @@ export type RespProtocolErrorKind =
   | 'missing-crlf'
   | 'inline-too-long'
   | 'unbalanced-quotes'
-  | 'invalid-inline-character';
+  | 'invalid-inline-character'
+  | 'command-too-large'
+  | 'unauthenticated-multibulk-length'
+  | 'unauthenticated-bulk-length'
+  | 'input-limit';
 
 /**
  * Broken framing on a RESP connection. {@link RespParser.next} returns it (it never throws it);
@@ -92,7 +96,26 @@ export interface RespParserOptions {
   maxArrayLength: number;
   /** Longest inline line, in bytes before its LF, a CR included (the server uses 64 KiB). */
   maxInlineBytes: number;
+  /**
+   * Most payload bytes of all the arguments of one multibulk command together (`--max-command-bytes`).
+   * Judged on each `$` header, from the announced length, before the bulk is buffered: so neither
+   * a huge announced length nor many large arguments of a command that never ends can make the
+   * parser hold more than this. Default: no bound beyond `maxArrayLength * maxBulkBytes`.
+   */
+  maxCommandBytes?: number;
+  /**
+   * Stricter limits until {@link RespParser.authenticate} is called (with `--auth-token`), as Redis
+   * has for unauthenticated clients since its multibulk-length CVE fix: an unauthenticated client
+   * cannot make the server buffer large arguments. Absent: no stricter limits.
+   */
+  unauthenticated?: { maxArrayLength: number; maxBulkBytes: number };
 }
+
+/**
+ * Limits of a connection that has not authenticated yet, Redis's own: 10 arguments (HELLO 3 AUTH
+ * user pass SETNAME name takes 7) and 16 KiB per argument (`--auth-token` is at most 4096 bytes).
+ */
+export const UNAUTHENTICATED_LIMITS = Object.freeze({ maxArrayLength: 10, maxBulkBytes: 16 * 1024 });
 
 /**
  * Turns the bytes of one RESP connection into commands. Feed every chunk read from the socket to
@@ -108,6 +131,9 @@ export class RespParser {
   readonly #maxBulkBytes: number;
   readonly #maxArrayLength: number;
   readonly #maxInlineBytes: number;
+  readonly #maxCommandBytes: number;
+  /** Stricter limits while unauthenticated, null once authenticated (or when there are none). */
+  #unauthenticated: { maxArrayLength: number; maxBulkBytes: number } | null;
 
   /** The chunk being parsed and the position of the first unparsed byte in it. */
   #buf: Buffer = EMPTY;
@@ -145,6 +171,26 @@ export class RespParser {
     this.#maxBulkBytes = opts.maxBulkBytes;
     this.#maxArrayLength = opts.maxArrayLength;
     this.#maxInlineBytes = opts.maxInlineBytes;
+    this.#maxCommandBytes = opts.maxCommandBytes ?? Number.MAX_SAFE_INTEGER;
+    assert(Number.isSafeInteger(this.#maxCommandBytes) && this.#maxCommandBytes > 0, 'maxCommandBytes');
+    this.#unauthenticated = opts.unauthenticated ?? null;
+  }
+
+  /**
+   * The connection has authenticated: from the next command on, the ordinary limits apply instead
+   * of the `unauthenticated` ones. Commands are parsed one at a time, so a pipeline's AUTH is
+   * executed before the command after it is read.
+   */
+  authenticate(): void {
+    this.#unauthenticated = null;
+  }
+
+  /**
+   * Kills the parser from outside (the server's `--max-input-bytes` budget chose this connection):
+   * drops every byte it held and returns the error, which every later {@link next} returns too.
+   */
+  abort(kind: RespProtocolErrorKind, reason: string): RespProtocolError {
+    return this.#error ?? this.#fail(kind, reason);
   }
 
   /**
@@ -227,6 +273,10 @@ export class RespParser {
           `multibulk length ${count} exceeds limit ${this.#maxArrayLength}`,
         );
       }
+      if (this.#unauthenticated !== null && count > this.#unauthenticated.maxArrayLength) {
+        // Redis's words (networking.c) for the same refusal.
+        return this.#fail('unauthenticated-multibulk-length', 'unauthenticated multibulk length');
+      }
       // SPEC §4 makes a negative array length a protocol error (Redis itself skips it: a client
       // never sends a null array, so one is garbage here). `*0` is an empty command, skipped.
       if (count < 0) return this.#fail('invalid-multibulk-length', 'invalid multibulk length');
@@ -265,6 +315,17 @@ export class RespParser {
         if (len > this.#maxBulkBytes) {
           // Refused on the header, before the payload is buffered.
           return this.#fail('bulk-too-large', `bulk length ${len} exceeds limit ${this.#maxBulkBytes}`);
+        }
+        if (this.#unauthenticated !== null && len > this.#unauthenticated.maxBulkBytes) {
+          return this.#fail('unauthenticated-bulk-length', 'unauthenticated bulk length');
+        }
+        if (this.#argsBytes + len > this.#maxCommandBytes) {
+          // Refused on the announced length: what the command would hold, not what arrived so
+          // far, so the verdict does not depend on how the bytes were split.
+          return this.#fail(
+            'command-too-large',
+            `command arguments of ${this.#argsBytes + len} bytes or more exceed --max-command-bytes ${this.#maxCommandBytes}`,
+          );
         }
         pos = after;
       }

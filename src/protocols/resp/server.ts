@@ -11,6 +11,7 @@ import { BrokerError } from '../../errors.js';
 import { isLoopbackAddress, type Admission } from '../admission.js';
 import { RESP_MAX_OUTPUT_BYTES, RespConnection } from './connection.js';
 import { encodeError } from './encoder.js';
+import { InputBudget } from './input-budget.js';
 
 export interface RespListenerOptions {
   broker: Broker;
@@ -21,6 +22,10 @@ export interface RespListenerOptions {
   version: string;
   /** Connection budget, token check and refusal counters shared with the HTTP/2 listener. */
   admission: Admission;
+  /** Most payload bytes of one command's arguments (`--max-command-bytes`). */
+  maxCommandBytes: number;
+  /** Most input bytes held across all RESP connections (`--max-input-bytes`). */
+  maxInputBytes: number;
 }
 
 /** `-ERR max number of clients reached`, Redis's words at `maxclients`. */
@@ -30,6 +35,8 @@ const REFUSED_SOCKET_GRACE_MS = 1000;
 
 export interface RespListener {
   server: net.Server;
+  /** Input held across connections, against `--max-input-bytes`. */
+  inputBudget: InputBudget;
   port: number;
   address: string;
   /** Stops accepting and closes every connection (their in-flight messages are NACKed). */
@@ -43,6 +50,7 @@ export async function startRespListener(opts: RespListenerOptions): Promise<Resp
   const refused = new Set<net.Socket>();
   // One delivery of the largest message must always fit, whatever --max-message-bytes is.
   const maxOutputBytes = Math.max(RESP_MAX_OUTPUT_BYTES, 2 * opts.maxMessageBytes);
+  const inputBudget = new InputBudget(opts.maxInputBytes);
   let nextId = 1;
   const server = net.createServer((socket) => {
     if (!admission.admit('resp')) {
@@ -66,6 +74,8 @@ export async function startRespListener(opts: RespListenerOptions): Promise<Resp
       version: opts.version,
       admission,
       maxOutputBytes,
+      maxCommandBytes: opts.maxCommandBytes,
+      inputBudget,
     });
     connections.add(conn);
     socket.on('close', () => {
@@ -91,6 +101,7 @@ export async function startRespListener(opts: RespListenerOptions): Promise<Resp
   }
   return {
     server,
+    inputBudget,
     port: address.port,
     address: address.address,
     close: () =>
