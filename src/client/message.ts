@@ -132,7 +132,7 @@ export class Message {
    * Unlike the settles, touch waits for the server's verdict: it sends a second, deliberately
    * unknown command right after TOUCH (`"mq.sync.<n>.end"`), which every server answers with an
    * error line that echoes it. If an error line arrives before that echo, it is TOUCH's and
-   * touch rejects with it (`MQ_ERR_STREAM`, message = the server's text); otherwise touch
+   * touch rejects with it (the line's code, else `MQ_ERR_STREAM`; message = the server's text); otherwise touch
    * resolves. Servers without TOUCH support (before issue #6) answer `unknown command`, so on
    * them touch rejects with `MQ_ERR_STREAM` and the message is unaffected.
    * Also rejects like the settles (`MQ_ERR_ALREADY_SETTLED`, `MQ_ERR_STALE_MESSAGE`,

@@ -24,7 +24,8 @@ export interface SubscribeOptions {
   reconnect?: BackoffOptions | false;
   /**
    * Called with errors that do not end the subscription: `{"error":...}` lines from the server
-   * (code `MQ_ERR_STREAM`, e.g. a settle refused because the topic was deleted) and each drop
+   * (the server's code when the line has one, e.g. `MQ_ERR_TOPIC_DELETED` for a settle refused
+   * because the topic was deleted, else `MQ_ERR_STREAM`) and each drop
    * that triggers a reconnect (`MQ_ERR_CONNECTION` or the server's 5xx code). Must not throw.
    */
   onError?: (err: MiniqueueError) => void;

@@ -235,7 +235,8 @@ describe('topics and deleteTopic', () => {
     // error line, which reaches onError because the protocol cannot tie it to the call.
     await msg.ack();
     await waitFor(() => streamErrors.length === 1);
-    assert.equal(streamErrors[0]!.code, 'MQ_ERR_STREAM');
+    // The line carries the server's code (issue 13), which the client passes on.
+    assert.equal(streamErrors[0]!.code, 'MQ_ERR_TOPIC_DELETED');
     assert.equal(streamErrors[0]!.statusCode, undefined);
     // The subscriber stays attached and gets what is published next.
     await client.publish(topic, 'after delete');

@@ -195,7 +195,7 @@ export class SubscribeStream {
       try {
         this.#broker.touch(this.#consumer, msg.id);
       } catch (err) {
-        this.#error(errorMessage(err));
+        this.#error(errorMessage(err), errorCode(err));
       }
       return;
     }
@@ -222,7 +222,7 @@ export class SubscribeStream {
       this.#broker.attach(consumer, this.#topic);
       this.#requestNext();
     } catch (err) {
-      this.#error(errorMessage(err));
+      this.#error(errorMessage(err), errorCode(err));
     }
   }
 
@@ -263,12 +263,12 @@ export class SubscribeStream {
     try {
       this.#broker.settle(this.#consumer!, msg.id, kind, delaySeconds, (err) => {
         this.#settlesWriting--;
-        if (err !== null) this.#error(err.message);
+        if (err !== null) this.#error(err.message, { code: err.code });
         this.#maybeFinish();
       });
     } catch (err) {
       this.#settlesWriting--;
-      this.#error(errorMessage(err));
+      this.#error(errorMessage(err), errorCode(err));
     }
     this.#requestNext();
   }
@@ -290,6 +290,11 @@ export class SubscribeStream {
 
 function clip(s: string): string {
   return s.length > 64 ? `${s.slice(0, 64)}...` : s;
+}
+
+/** `{ code }` of a BrokerError (e.g. MQ_ERR_TOPIC_DELETED), so clients can tell errors apart without matching text. */
+function errorCode(err: unknown): { code: string } | undefined {
+  return err instanceof BrokerError ? { code: err.code } : undefined;
 }
 
 function errorMessage(err: unknown): string {
