@@ -20,9 +20,10 @@ export type ListenerProtocol = 'http2' | 'resp';
  * - `too_many_arguments`: a RESP command with more than 1024 arguments (protocol error);
  * - `output_limit`: a RESP client whose unsent replies passed the output bound (disconnected);
  * - `input_limit`: a RESP command over `--max-command-bytes`, or the connection holding the most
- *   input when all of them together passed `--max-input-bytes` (protocol error, disconnected).
+ *   input when all of them together passed `--max-input-bytes` (protocol error, disconnected);
+ * - `cross_protocol`: an HTTP request (`POST`, `Host:`) on the RESP port (disconnected, no reply).
  */
-export type RefusalReason = 'max_connections' | 'unauthorized' | 'message_too_large' | 'too_many_arguments' | 'output_limit' | 'input_limit';
+export type RefusalReason = 'max_connections' | 'unauthorized' | 'message_too_large' | 'too_many_arguments' | 'output_limit' | 'input_limit' | 'cross_protocol';
 
 /** Every {@link RefusalReason}, in a fixed order (metrics export each one, zeros included). */
 export const REFUSAL_REASONS: readonly RefusalReason[] = [
@@ -32,6 +33,7 @@ export const REFUSAL_REASONS: readonly RefusalReason[] = [
   'too_many_arguments',
   'output_limit',
   'input_limit',
+  'cross_protocol',
 ];
 
 /** The refusals each listener can make (HTTP/2 has no argument lists and no output bound of its own). */
@@ -159,7 +161,7 @@ export class Admission {
 }
 
 function zeroRefusals(): Record<RefusalReason, number> {
-  return { max_connections: 0, unauthorized: 0, message_too_large: 0, too_many_arguments: 0, output_limit: 0, input_limit: 0 };
+  return { max_connections: 0, unauthorized: 0, message_too_large: 0, too_many_arguments: 0, output_limit: 0, input_limit: 0, cross_protocol: 0 };
 }
 
 /**

@@ -224,7 +224,7 @@ const OPTIONS: Readonly<Record<OptionName, OptionSpec>> = {
     defaultText: '64MiB',
   },
   'max-message-bytes': { type: 'string', describe: 'largest message accepted (bytes, or with K/M/G suffix)', defaultText: '1MiB' },
-  repair: { type: 'boolean', describe: 'move damaged log parts aside into <db>/damaged/ and start with what precedes them', defaultText: 'false' },
+  repair: { type: 'boolean', describe: 'move damaged bytes of the log aside into <db>/damaged/ and start with every intact record before and after them', defaultText: 'false' },
   compaction: {
     type: 'boolean',
     describe: 'reclaim log segments whose records are no longer needed in the background; --no-compaction keeps every segment',

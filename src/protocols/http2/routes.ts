@@ -82,7 +82,7 @@ export function registerRoutes(fastify: Http2Fastify, broker: Broker, opts: Rout
     const e = error as { statusCode?: number; code?: string; message: string };
     if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       admission.refuse('http2', 'message_too_large');
-      return send(reply, new BrokerError('MQ_ERR_TOO_LARGE', ['more than the limit', 'of']));
+      return send(reply, new BrokerError('MQ_ERR_TOO_LARGE', [`more than ${fastify.initialConfig.bodyLimit}`, fastify.initialConfig.bodyLimit ?? '']));
     }
     const status = e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500 ? e.statusCode : 500;
     return reply.code(status).send({ error: e.message, code: e.code ?? 'MQ_ERR_INTERNAL', statusCode: status });

@@ -210,6 +210,10 @@ export class RespConnection implements CommandContext {
         break;
       }
       const name = commandName(args[0]!);
+      if (name === 'POST' || name === 'HOST:') {
+        this.#crossProtocolRequest(name);
+        break;
+      }
       const spec = COMMANDS.get(name);
       if (spec?.readsPendingWrites === true && this.queue.pendingWrites > 0 && !this.queue.subscribed) {
         this.#heldCommand = args.map((a) => Buffer.from(a));
@@ -275,6 +279,21 @@ export class RespConnection implements CommandContext {
       },
       'resp client is not reading its replies: unsent output over the limit, disconnecting',
     );
+    this.#socket.destroy();
+  }
+
+  /**
+   * An HTTP request sent to the RESP port (a browser page can make one to a loopback address):
+   * its body lines would otherwise run as inline commands. Redis's answer to the same cross
+   * protocol scripting: no reply, a warning, and the connection is closed at once.
+   */
+  #crossProtocolRequest(name: string): void {
+    this.options.admission.refuse('resp', 'cross_protocol');
+    this.#logger.warn(
+      { connectionId: this.options.id, remoteAddress: this.#socket.remoteAddress, command: name },
+      'possible cross protocol scripting: an HTTP request (POST or Host:) arrived on the RESP port; connection closed',
+    );
+    this.#closing = true;
     this.#socket.destroy();
   }
 

@@ -15,7 +15,8 @@ import type { Broker, SettleKind } from '../../broker/broker.js';
 import type { Consumer } from '../../broker/consumer.js';
 import type { Message } from '../../broker/message.js';
 import { BrokerError } from '../../errors.js';
-import { parseWholeNumber } from './arguments.js';
+import { isValidTopicName } from '../../broker/topic-name.js';
+import { parseWholeNumber, printable } from './arguments.js';
 import type { CommandContext } from './command-table.js';
 import { NIL_ARRAY, OK, SplicedReply, encodeArray, encodeError, encodeInteger, splicedBulk, type RespValue } from './encoder.js';
 import type { Reply, ReplyQueue } from './reply-queue.js';
@@ -23,8 +24,8 @@ import { StreamMode } from './stream-mode.js';
 
 /** Longest RESERVE timeout accepted (ms): about 24 days, the setTimeout limit. */
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
-/** Longest DACK delay accepted, in seconds. */
-const MAX_DACK_SECONDS = 1e9;
+/** Longest DACK delay accepted, in seconds, inclusive: the same bound as the HTTP/2 stream and the client. */
+const MAX_DACK_SECONDS = 999_999_999;
 
 const SETTLE_KINDS: Record<string, SettleKind> = { ACK: 'ACK', NACK: 'NACK', BACK: 'BACK', DACK: 'DACK' };
 
@@ -124,7 +125,7 @@ export class QueueSession {
   settleById(name: string, args: Buffer[]): void {
     const id = this.#messageId(args[2]!);
     if (id === undefined) return;
-    const delaySeconds = name === 'DACK' ? this.#wholeNumber(args[3], MAX_DACK_SECONDS, 'DACK seconds must be a whole number >= 0') : 0;
+    const delaySeconds = name === 'DACK' ? this.#wholeNumber(args[3], MAX_DACK_SECONDS, 'DACK seconds must be a whole number from 0 to 999999999') : 0;
     if (delaySeconds === undefined) return;
     if (this.#consumer === null) return this.#replies.replyError(new BrokerError('MQ_ERR_NOT_IN_FLIGHT', [id]));
     this.#settle(this.#consumer, id, name, delaySeconds, args[1]!.toString('latin1'));
@@ -155,7 +156,7 @@ export class QueueSession {
   settleStreamed(name: string, args: Buffer[]): void {
     // DACK checks its own argument count: a missing or extra argument gets the usage, not an arity error.
     const delaySeconds =
-      name === 'DACK' ? this.#wholeNumber(args.length === 2 ? args[1] : undefined, MAX_DACK_SECONDS, 'DACK needs whole seconds >= 0: DACK 5') : 0;
+      name === 'DACK' ? this.#wholeNumber(args.length === 2 ? args[1] : undefined, MAX_DACK_SECONDS, 'DACK needs whole seconds from 0 to 999999999: DACK 5') : 0;
     if (delaySeconds === undefined) return;
     const stream = this.#stream!;
     const msg = stream.takeInFlight();
@@ -211,6 +212,7 @@ export class QueueSession {
   /** `STATS topic`: the topic's counts as a flat field/value array (zeros for an unknown topic). */
   stats(args: Buffer[]): void {
     const name = args[1]!.toString('latin1');
+    if (!isValidTopicName(name)) return this.#replies.replyError(new BrokerError('MQ_ERR_BAD_TOPIC', [printable(args[1]!, 64)]));
     const stats = this.#broker.topicStats(name);
     if (stats === undefined) return this.#replies.reply(encodeArray(['topic', name, ...EMPTY_STATS]));
     const flat: RespValue[] = [];
