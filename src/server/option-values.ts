@@ -193,13 +193,7 @@ export class OptionValues {
   /** A Go duration in ms, in [1, {@link TIMER_MS_MAX}]. */
   duration(name: StringOptionName): number {
     const { text, source } = this.#string(name);
-    let ms: number;
-    try {
-      ms = parseDurationMs(text);
-    } catch (err) {
-      const reason = err instanceof Error ? err.message : String(err);
-      throw badValue(`--${name}`, source, text, `is not a duration like 250ms, 1s, 2m (${reason})`);
-    }
+    const ms = parseOrThrow(parseDurationMs, name, source, text, 'a duration like 250ms, 1s, 2m');
     if (ms < 1 || ms > TIMER_MS_MAX) throw badValue(`--${name}`, source, text, 'is out of range: use 1ms to 596h');
     return ms;
   }
@@ -217,15 +211,19 @@ export class OptionValues {
    */
   bytes(name: StringOptionName, min: number, max: number, derivedDefault?: number): number {
     const { text, source } = this.#string(name, derivedDefault === undefined ? undefined : String(derivedDefault));
-    let bytes: number;
-    try {
-      bytes = parseByteSize(text);
-    } catch (err) {
-      const reason = err instanceof Error ? err.message : String(err);
-      throw badValue(`--${name}`, source, text, `is not a size like 4096, 64KiB, 1MiB (${reason})`);
-    }
+    const bytes = parseOrThrow(parseByteSize, name, source, text, 'a size like 4096, 64KiB, 1MiB');
     if (bytes < min || bytes > max) throw badValue(`--${name}`, source, text, `is out of range ${formatBytes(min)}..${formatBytes(max)}`);
     return bytes;
+  }
+}
+
+/** `parse(text)`, or a {@link badValue} saying the value is not `expected`, with the parser's reason. */
+function parseOrThrow(parse: (text: string) => number, name: OptionName, source: string, text: string, expected: string): number {
+  try {
+    return parse(text);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw badValue(`--${name}`, source, text, `is not ${expected} (${reason})`);
   }
 }
 
