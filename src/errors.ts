@@ -1,9 +1,15 @@
 /**
- * Every error a client can see, in one table (STYLE.md "Errors").
+ * Every error code of the server, in one table (STYLE.md "Errors").
  *
  * Each code maps to an HTTP status (plain routes answer `{ statusCode, code, error, message }`)
  * and to a RESP error prefix (`-<PREFIX> <message>`). Messages are fixed text with `%s` holes
  * filled by {@link BrokerError}'s constructor. Never reuse a retired code.
+ *
+ * A few codes never reach a client (they stop the start, or name an internal failure): their
+ * entries say so, and still give both mappings so every code has one shape. The client package
+ * (`src/client/errors.ts`) takes server codes from here as a type only and keeps its own table for
+ * the codes only it raises; test/errors.test.ts checks that the two tables do not overlap, that
+ * no `MQ_ERR_*` literal in src/ is missing from them, and that the README lists every code here.
  */
 export const ERRORS = {
   MQ_ERR_BAD_TOPIC: {
@@ -110,10 +116,34 @@ export const ERRORS = {
     message: 'AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?',
   },
   MQ_ERR_INTERNAL: {
-    // An error that is not a BrokerError reached a protocol: a bug or an unforeseen failure.
+    // An error that is not a BrokerError reached a protocol: a bug or an unforeseen failure. RESP
+    // answers it with this entry (resp/reply-queue.ts); the HTTP error handler (http2/routes.ts)
+    // sends this code with the error's own message, and the status of a Fastify 4xx error, else 500.
     statusCode: 500,
     respPrefix: 'ERR',
     message: '%s',
+  },
+  MQ_ERR_CONFIG: {
+    // Never sent to a client: a bad option stops the start with `miniqueue: <message>` on stderr
+    // and exit status 2 (server/config-error.ts). The message is one line naming the option and
+    // the value given, composed by the option parser, hence the single hole.
+    statusCode: 400,
+    respPrefix: 'ERR',
+    message: '%s',
+  },
+  MQ_ERR_DB_LOCKED: {
+    // Never sent to a client: another live process holds `--db` (server/lock.ts); exit status 2.
+    statusCode: 503,
+    respPrefix: 'ERR',
+    message: 'data directory %s is in use by %s (--db); stop it first, or remove %s if no miniqueue is running there',
+  },
+  MQ_ERR_LOG_CORRUPT: {
+    // Never sent to a client: a damaged record before the tail stops the start (log/segment-log.ts,
+    // SPEC §5); exit status 1.
+    statusCode: 500,
+    respPrefix: 'ERR',
+    message:
+      'damaged record in %s at byte position %s (%s); start with --repair to move the damaged bytes into <db>/damaged/ and keep every intact record',
   },
 } as const;
 

@@ -4,4 +4,5 @@
 export { Broker, type BrokerOptions, type TopicStats, type SettleKind } from './broker/broker.js';
 export { BrokerError, ERRORS, type ErrorCode } from './errors.js';
 export { parseConfig, type Config, ConfigError } from './server/config.js';
-export { startServer, VERSION, type RunningServer } from './server/server.js';
+export { startServer, type RunningServer } from './server/server.js';
+export { VERSION } from './server/version.js';

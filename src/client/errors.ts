@@ -3,7 +3,8 @@
  * raises. Server codes (`MQ_ERR_BAD_TOPIC`, `MQ_ERR_TOO_LARGE`, ...) are taken verbatim from
  * the JSON error body `{"error","code","statusCode"}` of SPEC §3 and are listed in
  * `src/errors.ts`; this module imports only that table's type, so the client stays free of
- * server code at run time.
+ * server code at run time. test/errors.test.ts checks that no code here is also a server code and
+ * that every `MQ_ERR_*` literal in src/ is in one of the two tables.
  */
 import type { ErrorCode } from '../errors.js';
 

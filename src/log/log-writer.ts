@@ -18,6 +18,7 @@
  */
 import fs from 'node:fs';
 import type { Logger } from 'pino';
+import { BrokerError } from '../errors.js';
 import { MAX_U48, encodeRecord, recordSizeBytes, type RecordType } from './record.js';
 import type { Segment } from './segment.js';
 import type { SegmentLog } from './segment-log.js';
@@ -234,7 +235,7 @@ export class LogWriter {
    */
   append(rec: LogAppend): void {
     if (this.#closed) {
-      const err = Object.assign(new Error('log writer is closed'), { code: 'MQ_ERR_SHUTTING_DOWN' });
+      const err = new BrokerError('MQ_ERR_SHUTTING_DOWN');
       process.nextTick(rec.done, err, rec);
       return;
     }

@@ -15,6 +15,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { BrokerError } from '../errors.js';
 import { damagedDir, fsyncDirectory, listSegments, makeDirectory, segmentFileName } from './files.js';
 import { RECORD_HEADER_BYTES, RECORD_MAGIC, RecordType, decodeRecordInto, emptyDecodedRecord, type CorruptReason, type DecodedRecord } from './record.js';
 import { Segment } from './segment.js';
@@ -28,18 +29,19 @@ const MAX_RECORD_BYTES = 2 ** 31;
  */
 const MAX_OFFSET_JUMP = 2 ** 32;
 
-/** Thrown by {@link SegmentLog.open} when a record before the tail of the log is damaged. */
-export class LogCorruptError extends Error {
-  readonly code = 'MQ_ERR_LOG_CORRUPT';
+/**
+ * Thrown by {@link SegmentLog.open} when a record before the tail of the log is damaged. Code
+ * `MQ_ERR_LOG_CORRUPT` (src/errors.ts); it stops the start and never reaches a client.
+ */
+export class LogCorruptError extends BrokerError {
+  declare readonly code: 'MQ_ERR_LOG_CORRUPT';
   readonly file: string;
   readonly position: number;
   readonly reason: CorruptReason | 'offset-not-increasing';
 
   constructor(file: string, position: number, reason: CorruptReason | 'offset-not-increasing') {
-    super(
-      `damaged record in ${file} at byte position ${position} (${reason}); ` +
-        'start with --repair to move the damaged bytes into <db>/damaged/ and keep every intact record',
-    );
+    super('MQ_ERR_LOG_CORRUPT', [file, position, reason]);
+    this.name = 'LogCorruptError';
     this.file = file;
     this.position = position;
     this.reason = reason;

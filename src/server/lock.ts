@@ -22,20 +22,22 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { BrokerError } from '../errors.js';
 import { makeDirectory } from '../log/files.js';
 import { ConfigError } from './config.js';
 
-/** Thrown when another live process holds the lock. `code` is `MQ_ERR_DB_LOCKED`. */
-export class DataDirLockedError extends Error {
-  readonly code = 'MQ_ERR_DB_LOCKED';
+/**
+ * Thrown when another live process holds the lock. Code `MQ_ERR_DB_LOCKED` (src/errors.ts); it
+ * stops the start and never reaches a client.
+ */
+export class DataDirLockedError extends BrokerError {
+  declare readonly code: 'MQ_ERR_DB_LOCKED';
   /** The owner's pid, or null when it could not be read. */
   readonly pid: number | null;
 
   constructor(db: string, pid: number | null) {
-    super(
-      `data directory ${db} is in use by ${pid === null ? 'another process' : `process ${pid}`} (--db); stop it first, or remove ` +
-        `${path.join(db, 'LOCK')} if no miniqueue is running there`,
-    );
+    super('MQ_ERR_DB_LOCKED', [db, pid === null ? 'another process' : `process ${pid}`, path.join(db, 'LOCK')]);
+    this.name = 'DataDirLockedError';
     this.pid = pid;
   }
 }

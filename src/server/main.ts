@@ -10,7 +10,8 @@ import { ConfigError, checkDataDir } from './config.js';
 import { isToolCommand, runToolCommand } from '../tools/cli.js';
 import { DataDirLockedError } from './lock.js';
 import { createLogger } from './logger.js';
-import { startServer, VERSION } from './server.js';
+import { startServer } from './server.js';
+import { VERSION } from './version.js';
 
 // `miniqueue inspect|check ...` reads a data directory and exits; it never starts the server.
 if (isToolCommand(process.argv[2])) process.exit(runToolCommand(process.argv.slice(2)));

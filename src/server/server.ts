@@ -2,7 +2,6 @@
  * Wiring: one broker, the HTTP/2 listener and the RESP listener, started and stopped together.
  * Used by main.ts and by the integration tests (which start real servers on ephemeral ports).
  */
-import fs from 'node:fs';
 import type { Logger } from 'pino';
 import { Broker } from '../broker/broker.js';
 import type { ReplayStats } from '../log/segment-log.js';
@@ -13,6 +12,7 @@ import type { Config } from './config.js';
 import { lockDataDir } from './lock.js';
 import { createDashboardSource } from './dashboard-data.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
+import { VERSION } from './version.js';
 
 export interface RunningServer {
   broker: Broker;
@@ -36,16 +36,6 @@ function withListenerFlags(err: unknown, portFlag: string, hostFlag: string): un
   if (err instanceof Error) Object.assign(err, { portFlag, hostFlag });
   return err;
 }
-
-/** The package version, from package.json. */
-export const VERSION: string = (() => {
-  try {
-    const url = new URL('../../../package.json', import.meta.url);
-    return (JSON.parse(fs.readFileSync(url, 'utf8')) as { version: string }).version;
-  } catch {
-    return '0.0.0';
-  }
-})();
 
 /**
  * Starts miniqueue, in this order: bind the listeners (so a port in use fails the start before

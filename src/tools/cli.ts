@@ -2,10 +2,10 @@
  * The command line of the offline tools, `miniqueue inspect` and `miniqueue check` (SPEC §10):
  * yargs parsing, progress on stderr, output on stdout, exit codes. server/main.ts hands the
  * command line here when its first word is one of {@link TOOL_COMMANDS}; the server's own
- * `--help` lists them (server/config.ts).
+ * `--help` lists them (server/argv.ts).
  */
 import fs from 'node:fs';
-// yargs 18 ships no type declarations (see server/config.ts); `Yargs` below types what is used.
+// yargs 18 ships no type declarations (see server/argv.ts); `Yargs` below types what is used.
 // @ts-ignore
 import yargsFactory from 'yargs';
 import { CHECK_EXIT, verifyDataDir } from './check.js';

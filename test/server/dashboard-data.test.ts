@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { DashboardSnapshot } from '../../src/protocols/http2/dashboard.js';
-import { VERSION } from '../../src/server/server.js';
+import { VERSION } from '../../src/server/version.js';
 import { removeDir, startInProcess, tempDir } from '../helpers.js';
 import { RespConn } from '../integration/util.js';
 

@@ -84,8 +84,9 @@ export function registerRoutes(fastify: Http2Fastify, broker: Broker, opts: Rout
       admission.refuse('http2', 'message_too_large');
       return send(reply, new BrokerError('MQ_ERR_TOO_LARGE', [`more than ${fastify.initialConfig.bodyLimit}`, fastify.initialConfig.bodyLimit ?? '']));
     }
+    // An error without a BrokerError's mapping: MQ_ERR_INTERNAL of src/errors.ts, with its own message.
     const status = e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500 ? e.statusCode : 500;
-    return reply.code(status).send({ error: e.message, code: e.code ?? 'MQ_ERR_INTERNAL', statusCode: status });
+    return reply.code(status).send({ error: e.message, code: e.code ?? ('MQ_ERR_INTERNAL' satisfies BrokerError['code']), statusCode: status });
   });
 
   fastify.setNotFoundHandler((request, reply) => {
