@@ -65,11 +65,17 @@ export interface ChildServer {
 
 /**
  * Starts `node dist/src/server/main.js` as a child process with `--port 0 --redis-port 0` and
- * resolves when both "listening" lines and "miniqueue ready" have been logged.
- * Rejects if the process exits first (with its stderr). `options.argv0` sets the process's
- * argv[0] (what `ps` and /proc/<pid>/cmdline show first).
+ * resolves when both "listening" lines and "miniqueue ready" have been logged (with
+ * `options.until` `'listening'`: as soon as both "listening" lines have, while the log may still be
+ * replayed; `lines` goes on filling). Rejects if the process exits first (with its stderr).
+ * `options.argv0` sets the process's argv[0] (what `ps` and /proc/<pid>/cmdline show first).
  */
-export function startChild(db: string, args: string[] = [], timeoutMs = 15_000, options: { argv0?: string } = {}): Promise<ChildServer> {
+export function startChild(
+  db: string,
+  args: string[] = [],
+  timeoutMs = 15_000,
+  options: { argv0?: string; until?: 'ready' | 'listening' } = {},
+): Promise<ChildServer> {
   const proc = spawn(
     process.execPath,
     [MAIN_JS, '--port', '0', '--redis-port', '0', '--host', '127.0.0.1', '--db', db, '--no-tls', '--level', 'info', ...args],
@@ -115,7 +121,9 @@ export function startChild(db: string, args: string[] = [], timeoutMs = 15_000, 
         }
         if (obj.msg === 'listening' && obj.protocol === 'resp') respPort = obj.port!;
         else if (obj.msg === 'listening') httpPort = obj.port!;
-        if (obj.msg === 'miniqueue ready') {
+        const started =
+          options.until === 'listening' ? obj.msg === 'listening' && httpPort !== 0 && respPort !== 0 : obj.msg === 'miniqueue ready';
+        if (started) {
           clearTimeout(timer);
           proc.off('exit', onEarlyExit);
           resolve({

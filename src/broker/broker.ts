@@ -28,6 +28,7 @@ import { AckDeadlines } from './ack-deadlines.js';
 import { Consumer, type DeliveryHandler } from './consumer.js';
 import { compactionPolicy } from './evacuate.js';
 import { LiveAccounting } from './live-accounting.js';
+import { LoadingProgress, REPLAY_SLICE_MS } from './loading-progress.js';
 import { Message, MessageState } from './message.js';
 import { MessageStore } from './message-store.js';
 import type { SegmentLiveness } from './segment-accounting.js';
@@ -181,6 +182,8 @@ export class Broker {
   #replaySizing: { logBytes: number; records: number; recordBytes: number } | null = null;
   /** What replay still needs of each segment, for compaction (live-accounting.ts). */
   readonly #live: LiveAccounting;
+  /** Set while openSliced() replays. */
+  #loadingProgress: LoadingProgress | null = null;
 
   constructor(opts: BrokerOptions) {
     this.#opts = opts;
@@ -217,6 +220,39 @@ export class Broker {
       { dir: this.#opts.dir, repair: this.#opts.repair, logger: this.#logger },
       (rec, segment) => this.#replay(rec, segment),
     );
+    return this.#opened(log, stats);
+  }
+
+  /**
+   * {@link open} in slices of about `sliceMs` (SPEC §8): between slices the event loop runs, so the
+   * listeners answer MQ_ERR_LOADING while {@link loading} (true until this resolves), and a
+   * progress line is logged about once a second ({@link loadingProgress}). Aborting `signal` stops
+   * the replay at the next slice and rejects with its reason (the broker stays unopened; close()
+   * it). Rejects with LogCorruptError and fs errors as open() throws them.
+   */
+  async openSliced(opts: { sliceMs?: number; signal?: AbortSignal } = {}): Promise<ReplayStats> {
+    this.#replaySizing = { logBytes: logSizeBytes(this.#opts.dir), records: 0, recordBytes: 0 };
+    const progress = new LoadingProgress(this.#logger, () => this.#store.liveCount);
+    this.#loadingProgress = progress;
+    try {
+      const { log, stats } = await SegmentLog.openSliced(
+        { dir: this.#opts.dir, repair: this.#opts.repair, logger: this.#logger },
+        (rec, segment) => this.#replay(rec, segment),
+        { sliceMs: opts.sliceMs ?? REPLAY_SLICE_MS, signal: opts.signal, onSlice: (p) => progress.update(p) },
+      );
+      return this.#opened(log, stats);
+    } finally {
+      this.#loadingProgress = null;
+    }
+  }
+
+  /** While {@link openSliced} replays: how far it has come (null before and after). */
+  get loadingProgress(): LoadingProgress | null {
+    return this.#loadingProgress;
+  }
+
+  /** The end of open(): queues put in order, the writer, the tickers and compaction started. */
+  #opened(log: SegmentLog, stats: ReplayStats): ReplayStats {
     this.#replaySizing = null;
     this.#store.endReserve();
     // Ready messages placed by RESTORE records join their queues by rank (record.ts).

@@ -19,9 +19,10 @@ import { BrokerError } from '../errors.js';
 import { damagedDir, fsyncDirectory, listSegments, makeDirectory, segmentFileName } from './files.js';
 import { RECORD_HEADER_BYTES, RECORD_MAGIC, RecordType, decodeRecordInto, emptyDecodedRecord, type CorruptReason, type DecodedRecord } from './record.js';
 import { Segment } from './segment.js';
+import { MAX_RECORD_BYTES, REPLAY_CHUNK_BYTES, SegmentScan } from './segment-scan.js';
 
-/** Records larger than this are taken as a damaged length field (bytes). */
-const MAX_RECORD_BYTES = 2 ** 31;
+export { scanSegment } from './segment-scan.js';
+
 /**
  * Repair, in the newest segment (no next segment bounds its offsets): a record whose offset is
  * this far past the last intact one is not taken as the next intact record. Offsets skip only
@@ -71,6 +72,62 @@ export interface ReplayStats {
   truncatedBytes: number;
 }
 
+/** How a replay is sliced by {@link SegmentLog.openSliced}. */
+export interface ReplaySlicing {
+  /** Replay runs about this long (ms) before it yields to the event loop. */
+  sliceMs: number;
+  /** Called after each slice but the last. */
+  onSlice?: (progress: ReplayProgress) => void;
+  /** Aborting stops the replay at the next slice boundary. */
+  signal?: AbortSignal;
+}
+
+/** How far a replay has come (for progress lines, `INFO` and `Retry-After`). */
+export interface ReplayProgress {
+  /** Records replayed so far. */
+  records: number;
+  /** Bytes of the log replayed so far. */
+  bytes: number;
+  /** Bytes of all segment files when the replay began. */
+  totalBytes: number;
+  /** Segment files opened so far. */
+  segments: number;
+  /** Since the replay began (ms). */
+  elapsedMs: number;
+}
+
+/**
+ * Records replayed between two looks at the clock in {@link SegmentLog.openSliced}: about a
+ * millisecond of replay, so a slice overruns its `sliceMs` by about that much at most.
+ */
+const RECORDS_PER_REPLAY_STEP = 1024;
+
+/** The state of a replay between two of its steps. */
+interface ReplayState {
+  readonly opts: SegmentLogOptions;
+  readonly visit: ReplayVisitor;
+  /** Base offsets of the segment files, in order. */
+  readonly bases: number[];
+  readonly stats: ReplayStats;
+  /** Reused for every record. */
+  readonly record: DecodedRecord;
+  /** performance.now() when the replay began. */
+  readonly started: number;
+  readonly totalBytes: number;
+  /** Index in `bases` of the segment being replayed. */
+  index: number;
+  /** The scan of that segment; null before it is opened. */
+  scan: SegmentScan | null;
+  /** `visit` for the records of that segment (counts them too). */
+  visitRecord: ((rec: DecodedRecord) => void) | null;
+  /** The scan replays the intact records a repair kept: it must reach the end of the file. */
+  repaired: boolean;
+  /** Size of that segment's file (bytes); a repair changes it. */
+  fileSize: number;
+  /** Offset of the last record replayed. */
+  lastOffset: number;
+}
+
 export class SegmentLog {
   readonly dir: string;
   /** Segments in offset order; the last one is the active segment. */
@@ -80,6 +137,8 @@ export class SegmentLog {
   /** Called after each roll with the new active segment (compaction looks for work then). */
   onRoll: ((segment: Segment) => void) | undefined;
   readonly #logger: Logger;
+  /** Set while the log is being replayed (between SegmentLog.#begin and #endReplay). */
+  #replay: ReplayState | null = null;
 
   private constructor(dir: string, logger: Logger) {
     this.dir = dir;
@@ -93,64 +152,154 @@ export class SegmentLog {
 
   /**
    * Opens (creating if missing) the log in `opts.dir`, replays every record through `visit`, and
-   * recovers the tail. Throws {@link LogCorruptError} for damage before the tail without
-   * `repair`, and fs errors (EACCES, EIO, ...) unchanged.
+   * recovers the tail, all at once. Throws {@link LogCorruptError} for damage before the tail
+   * without `repair`, and fs errors (EACCES, EIO, ...) unchanged.
    */
   static open(opts: SegmentLogOptions, visit: ReplayVisitor): { log: SegmentLog; stats: ReplayStats } {
+    const log = SegmentLog.#begin(opts, visit);
+    while (!log.#replayStep(Infinity));
+    return log.#endReplay();
+  }
+
+  /**
+   * {@link open} in slices: replays for about `slicing.sliceMs`, then yields to the event loop
+   * (setImmediate) and goes on, so that sockets are served while a long log is replayed (SPEC §8).
+   * The records, their order and the recovery are exactly those of {@link open}; a torn-tail cut or
+   * a repair happens inside one slice. `slicing.onSlice` gets the progress after every slice.
+   * When `slicing.signal` is aborted, the replay stops at the next slice boundary, closes the
+   * segment files it opened and rejects with the signal's reason; it has changed nothing on disk
+   * but what recovery of the segments replayed so far did. Rejects with {@link LogCorruptError} and
+   * fs errors as {@link open} throws them.
+   */
+  static async openSliced(
+    opts: SegmentLogOptions,
+    visit: ReplayVisitor,
+    slicing: ReplaySlicing,
+  ): Promise<{ log: SegmentLog; stats: ReplayStats }> {
+    const log = SegmentLog.#begin(opts, visit);
+    try {
+      for (;;) {
+        slicing.signal?.throwIfAborted();
+        const sliceStarted = performance.now();
+        let done: boolean;
+        do done = log.#replayStep(RECORDS_PER_REPLAY_STEP);
+        while (!done && performance.now() - sliceStarted < slicing.sliceMs);
+        if (done) break;
+        slicing.onSlice?.(log.#replayProgress());
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    } catch (err) {
+      log.close();
+      throw err;
+    }
+    return log.#endReplay();
+  }
+
+  /** Starts a replay of the log in `opts.dir` (creating the directory if missing): see {@link open}. */
+  static #begin(opts: SegmentLogOptions, visit: ReplayVisitor): SegmentLog {
     const started = performance.now();
     makeDirectory(opts.dir);
     const log = new SegmentLog(opts.dir, opts.logger);
     const bases = listSegments(opts.dir);
-    const stats: ReplayStats = { segments: 0, records: 0, bytes: 0, durationMs: 0, truncatedBytes: 0 };
-    let lastOffset = -1;
-    const record = emptyDecodedRecord();
-    for (let i = 0; i < bases.length; i++) {
-      const isNewest = i === bases.length - 1;
-      const segment = Segment.openExisting(opts.dir, bases[i]!, true);
-      log.segments.push(segment);
+    let totalBytes = 0;
+    for (const base of bases) totalBytes += fs.statSync(path.join(opts.dir, segmentFileName(base))).size;
+    log.#replay = {
+      opts,
+      visit,
+      bases,
+      stats: { segments: 0, records: 0, bytes: 0, durationMs: 0, truncatedBytes: 0 },
+      record: emptyDecodedRecord(),
+      started,
+      totalBytes,
+      index: 0,
+      scan: null,
+      visitRecord: null,
+      repaired: false,
+      fileSize: 0,
+      lastOffset: -1,
+    };
+    return log;
+  }
+
+  /**
+   * Replays up to about `maxRecords` more records (Infinity: everything) and at most one read of
+   * a segment file, or finishes a segment (its recovery included). Returns true once every
+   * segment has been replayed. Throws {@link LogCorruptError} (after closing every segment) and fs errors.
+   */
+  #replayStep(maxRecords: number): boolean {
+    const r = this.#replay!;
+    const { opts, bases, stats } = r;
+    if (r.index >= bases.length) return true;
+    if (r.scan === null) {
+      const segment = Segment.openExisting(opts.dir, bases[r.index]!, true);
+      this.segments.push(segment);
       stats.segments++;
-      const visitRecord = (rec: DecodedRecord): void => {
+      const visit = r.visit;
+      r.visitRecord = (rec: DecodedRecord): void => {
         visit(rec, segment);
         stats.records++;
       };
-      let fileSize = segment.sizeBytes;
-      const scan = scanSegment(segment, fileSize, lastOffset, record, visitRecord);
-      lastOffset = scan.lastOffset;
-      const bad = scan.bad;
-      if (bad !== undefined) {
-        const position = scan.position;
-        const tail = segment.readAt(position, fileSize - position);
-        if (isNewest && isTornTail(tail, 0, bad)) {
-          log.#moveAside(tail, `${segmentFileName(segment.baseOffset)}.${position}.torn`);
-          segment.truncateTo(position);
-          stats.truncatedBytes += tail.length;
-          stats.bytes += position;
-          opts.logger.warn(
-            { file: segment.path, position, truncatedBytes: tail.length, reason: bad },
-            'truncated a torn record at the end of the log',
-          );
-          continue;
-        }
-        if (!opts.repair) {
-          for (const s of log.segments) s.close();
-          throw new LogCorruptError(segment.path, position, bad);
-        }
-        fileSize = log.#repair(segment, tail, position, bad, lastOffset, bases[i + 1]);
-        // From `position` on, the rewritten file holds exactly the intact records: replay them.
-        const rest = scanSegment(segment, fileSize, lastOffset, record, visitRecord, position);
-        assert.equal(rest.bad, undefined, 'a repaired segment replays to its end');
-        lastOffset = rest.lastOffset;
+      r.fileSize = segment.sizeBytes;
+      r.repaired = false;
+      r.scan = new SegmentScan(segment, r.fileSize, r.lastOffset, r.record, r.visitRecord);
+    }
+    const scan = r.scan;
+    if (!scan.step(maxRecords)) return false;
+    const segment = this.active;
+    r.lastOffset = scan.lastOffset;
+    r.scan = null;
+    const bad = scan.bad;
+    if (bad !== undefined) {
+      assert.ok(!r.repaired, 'a repaired segment replays to its end');
+      const position = scan.position;
+      const tail = segment.readAt(position, r.fileSize - position);
+      if (r.index === bases.length - 1 && isTornTail(tail, 0, bad)) {
+        this.#moveAside(tail, `${segmentFileName(segment.baseOffset)}.${position}.torn`);
+        segment.truncateTo(position);
+        stats.truncatedBytes += tail.length;
+        stats.bytes += position;
+        opts.logger.warn(
+          { file: segment.path, position, truncatedBytes: tail.length, reason: bad },
+          'truncated a torn record at the end of the log',
+        );
+        r.index++;
+        return r.index >= bases.length;
       }
-      segment.sizeBytes = fileSize;
-      stats.bytes += fileSize;
+      if (!opts.repair) {
+        this.close();
+        throw new LogCorruptError(segment.path, position, bad);
+      }
+      r.fileSize = this.#repair(segment, tail, position, bad, r.lastOffset, bases[r.index + 1]);
+      // From `position` on, the rewritten file holds exactly the intact records: replay them.
+      r.repaired = true;
+      r.scan = new SegmentScan(segment, r.fileSize, r.lastOffset, r.record, r.visitRecord!, position);
+      return false;
     }
-    if (log.segments.length === 0) {
-      log.segments.push(Segment.create(opts.dir, 0));
-      fsyncDirectory(opts.dir);
+    segment.sizeBytes = r.fileSize;
+    stats.bytes += r.fileSize;
+    r.index++;
+    return r.index >= bases.length;
+  }
+
+  /** Where the replay is, for progress lines and estimates. */
+  #replayProgress(): ReplayProgress {
+    const r = this.#replay!;
+    let bytes = r.stats.bytes;
+    if (r.scan !== null) bytes += r.scan.position;
+    return { records: r.stats.records, bytes, totalBytes: r.totalBytes, segments: r.stats.segments, elapsedMs: performance.now() - r.started };
+  }
+
+  /** Ends the replay: makes the first segment of an empty log and sets {@link nextOffset}. */
+  #endReplay(): { log: SegmentLog; stats: ReplayStats } {
+    const r = this.#replay!;
+    this.#replay = null;
+    if (this.segments.length === 0) {
+      this.segments.push(Segment.create(this.dir, 0));
+      fsyncDirectory(this.dir);
     }
-    log.nextOffset = Math.max(lastOffset + 1, log.active.baseOffset);
-    stats.durationMs = performance.now() - started;
-    return { log, stats };
+    this.nextOffset = Math.max(r.lastOffset + 1, this.active.baseOffset);
+    r.stats.durationMs = performance.now() - r.started;
+    return { log: this, stats: r.stats };
   }
 
   /** Moves `bytes` into `<db>/damaged/<name>` durably, so nothing is deleted silently. */
@@ -336,72 +485,6 @@ function freePath(dir: string, name: string): string {
   let target = path.join(dir, name);
   for (let n = 1; fs.existsSync(target); n++) target = path.join(dir, `${name}.${n}`);
   return target;
-}
-
-/** Bytes read per call while replaying a segment; a larger record gets a buffer of its own size. */
-const REPLAY_CHUNK_BYTES = 8 * 1024 * 1024;
-
-/**
- * Reads `segment` from `startPosition` (0: the start) in chunks and calls `visit` for each valid record, in order.
- * Stops at the first record that does not decode, or whose offset does not increase past
- * `lastOffset`, and returns its position and reason (bad undefined when the whole file is valid).
- * `rec` is reused for every record.
- */
-export function scanSegment(
-  segment: Segment,
-  sizeBytes: number,
-  lastOffset: number,
-  rec: DecodedRecord,
-  visit: (rec: DecodedRecord) => void,
-  startPosition = 0,
-): { position: number; bad: CorruptReason | 'offset-not-increasing' | undefined; lastOffset: number } {
-  let fileSize = sizeBytes;
-  let chunk = Buffer.allocUnsafe(Math.min(REPLAY_CHUNK_BYTES, Math.max(fileSize - startPosition, 1)));
-  let chunkStart = startPosition; // file position of chunk[0]
-  let chunkEnd = 0; // bytes of chunk filled
-  let position = startPosition; // file position of the next record
-  for (;;) {
-    let p = position - chunkStart;
-    while (p < chunkEnd) {
-      const bad = decodeRecordInto(chunk, p, chunkEnd, MAX_RECORD_BYTES, rec);
-      if (bad !== undefined) {
-        const wholeFileRead = chunkStart + chunkEnd >= fileSize;
-        const needMore = (bad === 'truncated-header' || bad === 'truncated-body') && !wholeFileRead;
-        if (needMore) break;
-        return { position, bad, lastOffset };
-      }
-      if (rec.offset <= lastOffset || rec.offset < segment.baseOffset) {
-        return { position, bad: 'offset-not-increasing', lastOffset };
-      }
-      lastOffset = rec.offset;
-      segment.lastOffset = rec.offset;
-      rec.payloadPosition += chunkStart;
-      visit(rec);
-      position += rec.sizeBytes;
-      p += rec.sizeBytes;
-    }
-    if (position >= fileSize) return { position, bad: undefined, lastOffset };
-    // Move the partial record to the front and read on; grow for a record larger than a chunk.
-    const leftover = chunkStart + chunkEnd - position;
-    let need = REPLAY_CHUNK_BYTES;
-    if (leftover >= 4) {
-      const recordBytes = chunk.readUInt32LE(position - chunkStart) + 4;
-      if (recordBytes <= MAX_RECORD_BYTES) need = Math.max(need, recordBytes);
-    }
-    need = Math.min(need, fileSize - position);
-    const next = need > chunk.length ? Buffer.allocUnsafe(need) : chunk;
-    chunk.copy(next, 0, position - chunkStart, chunkEnd);
-    chunk = next;
-    chunkStart = position;
-    chunkEnd = leftover;
-    while (chunkEnd < need) {
-      const n = fs.readSync(segment.fd, chunk, chunkEnd, need - chunkEnd, chunkStart + chunkEnd);
-      if (n === 0) break;
-      chunkEnd += n;
-    }
-    // The file turned out shorter than its size said: what we have is all there is.
-    if (chunkEnd < need) fileSize = chunkStart + chunkEnd;
-  }
 }
 
 /**

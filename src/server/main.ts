@@ -10,7 +10,7 @@ import { ConfigError, checkDataDir } from './config.js';
 import { isToolCommand, runToolCommand } from '../tools/cli.js';
 import { DataDirLockedError } from './lock.js';
 import { createLogger } from './logger.js';
-import { startServer } from './server.js';
+import { startListening, type StartingServer } from './server.js';
 import { VERSION } from './version.js';
 
 // `miniqueue inspect|check ...` reads a data directory and exits; it never starts the server.
@@ -23,37 +23,53 @@ function fail(message: string, code = 1): never {
   process.exit(code);
 }
 
+/** The server once it listens; a signal before that stops it as soon as it does. */
+let server: StartingServer | null = null;
+let stopSignal: string | null = null;
+
+function shutdown(running: StartingServer, signal: string): void {
+  logger.info({ signal }, 'shutting down');
+  const forced = setTimeout(() => {
+    logger.error('shutdown took longer than 10 s; exiting');
+    process.exit(1);
+  }, 10_000);
+  forced.unref();
+  running.close().then(
+    () => {
+      logger.info('stopped');
+      process.exit(0);
+    },
+    (err: unknown) => {
+      logger.error({ err }, 'error while shutting down');
+      process.exit(1);
+    },
+  );
+}
+
+const stop = (signal: string): void => {
+  if (stopSignal !== null) return;
+  stopSignal = signal;
+  if (server !== null) shutdown(server, signal);
+};
+
 try {
   checkDataDir(config.db);
   const tls = config.tls ? await ensureDevCert(config, logger) : null;
-  const server = await startServer(config, logger, tls);
-
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
-    const forced = setTimeout(() => {
-      logger.error('shutdown took longer than 10 s; exiting');
-      process.exit(1);
-    }, 10_000);
-    forced.unref();
-    server.close().then(
-      () => {
-        logger.info('stopped');
-        process.exit(0);
-      },
-      (err: unknown) => {
-        logger.error({ err }, 'error while shutting down');
-        process.exit(1);
-      },
-    );
-  };
+  // Before the "listening" lines: whoever waits for them may signal at once, and without a
+  // handler a SIGTERM would kill the process during the replay instead of stopping it.
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
-  // Only now: whoever waits for this line may signal at once, and before process.on() a SIGTERM
-  // would kill the process without a graceful stop.
-  logger.info({ version: VERSION, db: config.db, fsync: config.fsync }, 'miniqueue ready');
+  server = await startListening(config, logger, tls);
+  if (stopSignal !== null) shutdown(server, stopSignal);
+  let replayed = true;
+  try {
+    await server.ready;
+  } catch (err) {
+    // Stopped during the replay: shutdown() is under way and exits.
+    if (stopSignal === null) throw err;
+    replayed = false;
+  }
+  if (replayed && stopSignal === null) logger.info({ version: VERSION, db: config.db, fsync: config.fsync }, 'miniqueue ready');
 } catch (err) {
   // Exit codes (README "Options"): 2 = the start was refused because of the configuration or the
   // environment it names (an option, a port, the data directory or its lock, a certificate);

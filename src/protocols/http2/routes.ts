@@ -6,6 +6,7 @@
  * `{"error":message,"code":...,"statusCode":...}`.
  */
 import type { Broker } from '../../broker/broker.js';
+import { retryAfterSeconds } from '../../broker/loading-progress.js';
 import { BrokerError } from '../../errors.js';
 import { StorageHealth } from '../../log/storage-health.js';
 import type { IncomingMessage } from 'node:http';
@@ -37,13 +38,16 @@ export function bearerChallenge(err: BrokerError): string {
   return err.code === 'MQ_ERR_UNAUTHORIZED' ? 'Bearer realm="miniqueue", error="invalid_token"' : 'Bearer realm="miniqueue"';
 }
 
+/** The health check (SPEC §8). */
+const HEALTH_PATH = '/healthz';
+
 /**
  * The paths left open when `--auth-token` is set: `/healthz`, so load balancers can probe without
  * it, and the dashboard's page and static files, which hold no data (the page sends the token
  * itself on its data requests, see dashboard.ts).
  */
 function isUnauthenticatedPath(path: string): boolean {
-  return path === '/healthz' || isDashboardAssetPath(path);
+  return path === HEALTH_PATH || isDashboardAssetPath(path);
 }
 
 /**
@@ -108,9 +112,17 @@ export function registerRoutes(fastify: Http2Fastify, broker: Broker, opts: Rout
     throw new BrokerError(verdict === 'missing' ? 'MQ_ERR_NOAUTH' : 'MQ_ERR_UNAUTHORIZED');
   });
 
-  fastify.addHook('onRequest', async (request) => {
-    // The dashboard page loads during a replay too, and says so (its data route answers 503).
-    if (broker.loading && !isDashboardAssetPath(request.url)) throw new BrokerError('MQ_ERR_LOADING');
+  // While the log is replayed (SPEC §8): every route answers 503 MQ_ERR_LOADING, /healthz
+  // `{"status":"loading"}`, both with a Retry-After from the replay's progress. The dashboard
+  // page loads during a replay too, and says so (its data route answers 503).
+  fastify.addHook('onRequest', async (request, reply) => {
+    if (!broker.loading || isDashboardAssetPath(request.url)) return;
+    reply.header('retry-after', String(retryAfterSeconds(broker.loadingProgress)));
+    const q = request.url.indexOf('?');
+    if ((q < 0 ? request.url : request.url.slice(0, q)) === HEALTH_PATH) {
+      return reply.code(503).type('application/json; charset=utf-8').send({ status: 'loading' });
+    }
+    return send(reply, new BrokerError('MQ_ERR_LOADING'));
   });
 
   // 503 naming the storage failure while writes fail, 200 again once they work (SPEC §8).

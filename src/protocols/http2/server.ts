@@ -16,6 +16,7 @@ import type { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Broker } from '../../broker/broker.js';
+import { retryAfterSeconds } from '../../broker/loading-progress.js';
 import { isValidTopicName } from '../../broker/topic-name.js';
 import { BrokerError } from '../../errors.js';
 import type { Admission } from '../admission.js';
@@ -98,11 +99,13 @@ function ownedCopy(chunk: Buffer): Buffer {
   return chunk.byteOffset === 0 && chunk.length === chunk.buffer.byteLength ? chunk : Buffer.from(chunk);
 }
 
-function respondError(stream: ServerHttp2Stream, err: BrokerError): void {
+/** `retryAfterSeconds`: sent as `Retry-After` (a 503 MQ_ERR_LOADING). */
+function respondError(stream: ServerHttp2Stream, err: BrokerError, retryAfterSeconds?: number): void {
   if (stream.destroyed || stream.closed) return;
   if (!stream.headersSent) {
     const headers: http2.OutgoingHttpHeaders = { ':status': err.statusCode, 'content-type': 'application/json; charset=utf-8' };
     if (err.statusCode === 401) headers['www-authenticate'] = bearerChallenge(err);
+    if (retryAfterSeconds !== undefined) headers['retry-after'] = String(retryAfterSeconds);
     stream.respond(headers);
   }
   stream.end(errorBody(err));
@@ -305,7 +308,7 @@ export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Ht
       return true;
     }
     if (broker.loading) {
-      respondError(stream, new BrokerError('MQ_ERR_LOADING'));
+      respondError(stream, new BrokerError('MQ_ERR_LOADING'), retryAfterSeconds(broker.loadingProgress));
       return true;
     }
     if (topic === undefined || !isValidTopicName(topic)) {

@@ -8,7 +8,9 @@
  *    arity and handler; any other is answered `MQ_ERR_BUSY_SUBSCRIBED`;
  * 3. an unknown name is answered `MQ_ERR_UNKNOWN_COMMAND`;
  * 4. an argument count outside the arity is answered `MQ_ERR_WRONG_ARITY`;
- * 5. the handler runs.
+ * 5. while the log is replayed at start (SPEC §8) only commands flagged `allowedWhileLoading` run;
+ *    any other is answered `-LOADING`, as Redis does while it loads (PING included);
+ * 6. the handler runs.
  *
  * `readsPendingWrites` is read by the connection before dispatch: such a command waits until the
  * connection's PUBLISH / DEL records are durable (see connection.ts).
@@ -69,6 +71,8 @@ export interface CommandForm {
 export interface CommandSpec extends CommandForm {
   /** Runs before AUTH when `--auth-token` is set. */
   readonly allowedBeforeAuth: boolean;
+  /** Runs while the log is replayed (Redis's `loading` flag); the others are answered `-LOADING`. */
+  readonly allowedWhileLoading: boolean;
   /** Waits until this connection's pending PUBLISH / DEL records are durable (Redis runs a pipeline in order). */
   readonly readsPendingWrites: boolean;
   /** The form the command takes in SUBSCRIBE stream mode; null: refused there. */
@@ -81,6 +85,7 @@ interface Declaration {
   arity: Arity;
   handler: CommandHandler;
   allowedBeforeAuth?: true;
+  allowedWhileLoading?: true;
   readsPendingWrites?: true;
   whileSubscribed?: { arity: Arity; handler: CommandHandler };
 }
@@ -121,18 +126,26 @@ const DECLARATIONS: Readonly<Record<string, Declaration>> = {
   PURGE: { arity: [2, ANY], handler: (c, args) => c.queue.del(args), readsPendingWrites: true },
   STATS: { arity: [2, 2], handler: (c, args) => c.queue.stats(args), readsPendingWrites: true },
 
+  // While loading, the connection commands work (client libraries connect, and ioredis polls INFO
+  // until loading:0); PING is answered -LOADING, as Redis does, so a health check sees it.
   PING: { arity: [1, 2], handler: compat.ping, whileSubscribed: { arity: [1, ANY], handler: compat.pingSubscribed } },
-  ECHO: { arity: [2, 2], handler: compat.echo },
-  QUIT: { arity: [1, ANY], handler: compat.quit, allowedBeforeAuth: true, whileSubscribed: { arity: [1, ANY], handler: compat.quit } },
-  SELECT: { arity: [2, 2], handler: compat.select },
-  INFO: { arity: [1, ANY], handler: compat.info },
-  CLIENT: { arity: [2, ANY], handler: compat.client },
-  HELLO: { arity: [1, ANY], handler: compat.hello, allowedBeforeAuth: true },
-  COMMAND: { arity: [1, ANY], handler: compat.command },
-  AUTH: { arity: [2, 3], handler: compat.auth, allowedBeforeAuth: true },
-  READONLY: { arity: [1, ANY], handler: compat.ok },
-  READWRITE: { arity: [1, ANY], handler: compat.ok },
-  RESET: { arity: [1, ANY], handler: compat.ok },
+  ECHO: { arity: [2, 2], handler: compat.echo, allowedWhileLoading: true },
+  QUIT: {
+    arity: [1, ANY],
+    handler: compat.quit,
+    allowedBeforeAuth: true,
+    allowedWhileLoading: true,
+    whileSubscribed: { arity: [1, ANY], handler: compat.quit },
+  },
+  SELECT: { arity: [2, 2], handler: compat.select, allowedWhileLoading: true },
+  INFO: { arity: [1, ANY], handler: compat.info, allowedWhileLoading: true },
+  CLIENT: { arity: [2, ANY], handler: compat.client, allowedWhileLoading: true },
+  HELLO: { arity: [1, ANY], handler: compat.hello, allowedBeforeAuth: true, allowedWhileLoading: true },
+  COMMAND: { arity: [1, ANY], handler: compat.command, allowedWhileLoading: true },
+  AUTH: { arity: [2, 3], handler: compat.auth, allowedBeforeAuth: true, allowedWhileLoading: true },
+  READONLY: { arity: [1, ANY], handler: compat.ok, allowedWhileLoading: true },
+  READWRITE: { arity: [1, ANY], handler: compat.ok, allowedWhileLoading: true },
+  RESET: { arity: [1, ANY], handler: compat.ok, allowedWhileLoading: true },
 };
 
 function form(arity: Arity, handler: CommandHandler): CommandForm {
@@ -146,6 +159,7 @@ export const COMMANDS: ReadonlyMap<string, CommandSpec> = new Map(
     {
       ...form(d.arity, d.handler),
       allowedBeforeAuth: d.allowedBeforeAuth === true,
+      allowedWhileLoading: d.allowedWhileLoading === true,
       readsPendingWrites: d.readsPendingWrites === true,
       whileSubscribed: d.whileSubscribed === undefined ? null : form(d.whileSubscribed.arity, d.whileSubscribed.handler),
     },
@@ -173,6 +187,8 @@ export function dispatch(c: CommandContext, spec: CommandSpec | undefined, name:
   if (args.length < run.minArgs || args.length > run.maxArgs) {
     return c.replies.replyError(new BrokerError('MQ_ERR_WRONG_ARITY', [name.toLowerCase()]));
   }
+  // `run` is `spec` or one of its forms, so `spec` is set here.
+  if (!spec!.allowedWhileLoading && c.options.broker.loading) return c.replies.replyError(new BrokerError('MQ_ERR_LOADING'));
   run.handler(c, args, name);
 }
 

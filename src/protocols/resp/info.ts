@@ -107,7 +107,20 @@ const FIELDS: Record<SectionName, (s: InfoSource) => Fields> = {
       ['aof_enabled', 1],
       ['rdb_bgsave_in_progress', 0],
     ];
-    if (loading) return fields;
+    if (loading) {
+      // Redis's loading_* fields: ioredis waits loading_eta_seconds before it asks again.
+      const progress = b.loadingProgress;
+      if (progress !== null) {
+        fields.push(
+          ['loading_start_time', Math.floor(progress.startedAtMs / 1000)],
+          ['loading_total_bytes', progress.totalBytes],
+          ['loading_loaded_bytes', progress.loadedBytes],
+          ['loading_loaded_perc', progress.percent.toFixed(2)],
+          ['loading_eta_seconds', progress.etaSeconds],
+        );
+      }
+      return fields;
+    }
     const c = b.compactionStats;
     const w = b.writer.stats;
     fields.push(

@@ -97,7 +97,7 @@ interface Recorded {
  * A context that records replies, refusals and QUIT, and throws on anything else a handler
  * might reach for (so a test fails if dispatch runs a handler it should not).
  */
-function recordingContext(state: { authenticated: boolean; subscribed: boolean }): Recorded {
+function recordingContext(state: { authenticated: boolean; subscribed: boolean; loading?: boolean }): Recorded {
   const rec: Recorded = { c: undefined as unknown as CommandContext, replies: [], refusals: [], quits: 0 };
   const replies = {
     reply: (r: unknown) => rec.replies.push(r),
@@ -115,7 +115,10 @@ function recordingContext(state: { authenticated: boolean; subscribed: boolean }
   rec.c = {
     replies,
     queue,
-    options: { admission: { refuse: (_p: string, reason: string) => rec.refusals.push(reason) } },
+    options: {
+      admission: { refuse: (_p: string, reason: string) => rec.refusals.push(reason) },
+      broker: { loading: state.loading === true },
+    },
     authenticated: state.authenticated,
     quit: () => rec.quits++,
   } as unknown as CommandContext;
@@ -176,6 +179,31 @@ test('dispatch in stream mode: the subscribed form runs, with its own arity; oth
     "-ERR only ACK, NACK, BACK, DACK, PING and QUIT are allowed while subscribed, got 'NOSUCH'",
   ]);
   run(rec, 'QUIT', 'x');
+  assert.equal(rec.quits, 1);
+});
+
+test('issue 13 finding 3: dispatch while the log is replayed: queue commands and PING get -LOADING, connection commands run; unknown and arity errors come first', () => {
+  const rec = recordingContext({ authenticated: true, subscribed: false, loading: true });
+  const loading = '-LOADING miniqueue is replaying its log, try again shortly';
+  const refused = ['PUBLISH', 'RESERVE', 'ACK', 'NACK', 'BACK', 'DACK', 'TOUCH', 'SUBSCRIBE', 'TOPICS', 'DEL', 'PURGE', 'STATS', 'PING'];
+  for (const name of refused) {
+    const spec = COMMANDS.get(name)!;
+    assert.equal(spec.allowedWhileLoading, false, name);
+    run(rec, name, ...Array<string>(spec.minArgs - 1).fill('1'));
+  }
+  assert.deepEqual(rec.replies, Array(refused.length).fill(loading), 'the handler never ran (the queue proxy would throw)');
+  const allowed = [...COMMANDS].filter(([, spec]) => spec.allowedWhileLoading).map(([name]) => name).sort();
+  assert.deepEqual(allowed, ['AUTH', 'CLIENT', 'COMMAND', 'ECHO', 'HELLO', 'INFO', 'QUIT', 'READONLY', 'READWRITE', 'RESET', 'SELECT']);
+  rec.replies.length = 0;
+  run(rec, 'ECHO', 'hi');
+  run(rec, 'QUIT');
+  run(rec, 'NOSUCH');
+  run(rec, 'PUBLISH', 'only-a-topic');
+  assert.deepEqual(rec.replies, [
+    Buffer.from('$2\r\nhi\r\n'),
+    "-ERR unknown command 'NOSUCH', with args beginning with: ",
+    "-ERR wrong number of arguments for 'publish' command",
+  ]);
   assert.equal(rec.quits, 1);
 });
 
