@@ -1,8 +1,8 @@
 /**
  * The state the broker's pieces share (the façade in broker.ts owns one): the message and topic
- * store and its live accounting, the log writer once replay is over, the shutdown flag, the ack deadlines, and what the
- * last failed write said (for health). Each piece (replay, dispatch, settle, dead letters) gets
- * this object instead of reaching into the façade.
+ * store and its live accounting, the log writer once replay is over, the shutdown flag and the
+ * ack deadlines. Each piece (replay, dispatch, settle, dead letters) gets this object instead of
+ * reaching into the façade.
  */
 import type { Logger } from 'pino';
 import { BrokerError } from '../errors.js';
@@ -36,9 +36,6 @@ export class BrokerCore {
   writer: LogWriter | null = null;
   closing = false;
   #nextDeliveryId = 1;
-  #storageFailure: Error | null = null;
-  /** The writer's count of durable records when the last failure was seen. */
-  #recordsAtFailure = 0;
 
   constructor(opts: BrokerCoreOptions) {
     this.logger = opts.logger;
@@ -74,21 +71,6 @@ export class BrokerCore {
   /** The error of a failed append (`err` from the writer), as a reply: MQ_ERR_STORAGE or MQ_ERR_SHUTTING_DOWN. */
   storageError(err: Error & { code?: string }): BrokerError {
     if (err.code === 'MQ_ERR_SHUTTING_DOWN') return new BrokerError('MQ_ERR_SHUTTING_DOWN', [], { cause: err });
-    this.noteFailure(err);
     return new BrokerError('MQ_ERR_STORAGE', [err.code ?? err.message], { cause: err });
-  }
-
-  /** An append failed with `err` (storage health, until a record is made durable again). */
-  noteFailure(err: Error & { code?: string }): void {
-    if (err.code === 'MQ_ERR_SHUTTING_DOWN' || this.writer === null) return;
-    this.#storageFailure = err;
-    this.#recordsAtFailure = this.writer.stats.records;
-  }
-
-  /** The storage error writes fail with now: the last failure, unless a record was made durable since. */
-  get storageFailure(): Error | null {
-    if (this.#storageFailure === null || this.writer === null) return null;
-    if (this.writer.stats.records !== this.#recordsAtFailure) this.#storageFailure = null;
-    return this.#storageFailure;
   }
 }

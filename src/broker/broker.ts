@@ -44,6 +44,7 @@ import { LogAppend, LogWriter } from '../log/log-writer.js';
 import { RecordType } from '../log/record.js';
 import { SegmentLog, type ReplayStats } from '../log/segment-log.js';
 import type { Segment } from '../log/segment.js';
+import { StorageHealth } from '../log/storage-health.js';
 import { BrokerAppend } from './broker-append.js';
 import type { BrokerOptions } from './broker-options.js';
 import { BrokerCore } from './broker-core.js';
@@ -69,6 +70,7 @@ export class Broker implements QueueEngine, ConsumerHost {
   #ticker: NodeJS.Timeout | undefined;
   #ackTicker: NodeJS.Timeout | undefined;
   #compactor: Compactor | null = null;
+  readonly #storageHealth = new StorageHealth();
 
   /** Touches no file: {@link open} replays the log. */
   constructor(opts: BrokerOptions) {
@@ -380,9 +382,15 @@ export class Broker implements QueueEngine, ConsumerHost {
     };
   }
 
-  /** QueueEngine.health: storage is failing from a failed append until a record is durable again. */
-  health(): Promise<EngineHealth> {
-    return Promise.resolve({ loading: this.loading, storageFailure: this.#core.storageFailure });
+  /**
+   * QueueEngine.health: storage is failing while the writer answers with a storage error, until a
+   * write succeeds again; while no client writes, a probe write decides, at most once a second
+   * (log/storage-health.ts).
+   */
+  async health(): Promise<EngineHealth> {
+    const writer = this.#core.writer;
+    if (writer === null) return { loading: true, storageFailure: null };
+    return { loading: false, storageFailure: await this.#storageHealth.check(writer) };
   }
 
   /**

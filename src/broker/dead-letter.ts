@@ -135,8 +135,6 @@ export class DeadLetters {
       const topic = core.topics.get(rec.topic);
       if (topic !== undefined && topic.exists) topic.acked++;
       if (core.store.isCurrent(h, id)) core.live.noteAcked(h, rec.segment!);
-    } else {
-      core.noteFailure(err);
     }
     cb?.(null);
   };

@@ -138,8 +138,7 @@ export class Dispatcher {
   readonly #onPlaced = (err: Error | null, rec: LogAppend): void => {
     assert.ok(rec instanceof BrokerAppend);
     const h = rec.h;
-    if (err !== null) this.#core.noteFailure(err);
-    else if (this.#core.store.isCurrent(h, rec.messageId)) this.#core.live.noteRef(h, rec.segment!);
+    if (err === null && this.#core.store.isCurrent(h, rec.messageId)) this.#core.live.noteRef(h, rec.segment!);
   };
 
   /** Hands ready messages to waiting consumers, first come first served. */
