@@ -29,6 +29,13 @@ export const ERRORS = {
     respPrefix: 'ERR',
     message: 'message %s was not settled within --ack-timeout and %s',
   },
+  MQ_ERR_DELIVERY_EXPIRED: {
+    // A stream consumer's settle or TOUCH after --ack-timeout took its message back
+    // (engine/stream-consumer.ts); the client library matches the text up to "in flight".
+    statusCode: 409,
+    respPrefix: 'ERR',
+    message: '%s: message %s is no longer in flight: it was not settled within --ack-timeout',
+  },
   MQ_ERR_TOPIC_DELETED: {
     statusCode: 409,
     respPrefix: 'ERR',

@@ -1,6 +1,10 @@
 /**
- * Message states, and the read-only view of one message that the broker hands to protocols.
+ * Message states, and the read-only view of one message that the broker hands to protocols: a
+ * delivery's view implements the engine's {@link Delivery}.
  */
+import { BrokerError } from '../errors.js';
+import type { Delivery } from '../engine/queue-engine.js';
+import type { Consumer } from './consumer.js';
 import type { MessageStore } from './message-store.js';
 
 export const MessageState = {
@@ -18,13 +22,18 @@ export type MessageState = (typeof MessageState)[keyof typeof MessageState];
  * there; once it is gone (acked, deleted, moved) `state` is GONE and the counts read 0.
  *
  * A delivery's view is kept while the message is in flight (`owner`, `ackToken`), so a consumer's
- * in-flight table and the ack deadlines hold the same object; other views are made on demand.
+ * in-flight table and the ack deadlines hold the same object; other views are made on demand
+ * (their `deliveryId` and `attempt` are 0).
  */
-export class Message {
+export class Message implements Delivery {
   readonly id: number;
   readonly topic: string;
+  /** Unique per delivery in this process (Delivery.deliveryId); 0 on a view that is no delivery. */
+  deliveryId = 0;
+  /** 1 on the first delivery in its topic, +1 per redelivery (Delivery.attempt); 0 on other views. */
+  attempt = 0;
   /** The consumer it is in flight to, when IN_FLIGHT (set on its delivery's view). */
-  owner: object | null = null;
+  owner: Consumer | null = null;
   /**
    * IN_FLIGHT with `--ack-timeout`: the token of its current entry in the broker's AckDeadlines
    * (0: none). A TOUCH or a new delivery gives it a new one, which makes the old entry stale.
@@ -38,6 +47,20 @@ export class Message {
     this.#handle = handle;
     this.id = store.ids[handle]!;
     this.topic = store.topicOf(handle).name;
+  }
+
+  /** Delivery.messageId: the same as {@link id}. */
+  get messageId(): number {
+    return this.id;
+  }
+
+  /**
+   * The payload bytes: the cached Buffer (do not change it), or a copy read back from its
+   * segment. Throws MQ_ERR_NOT_IN_FLIGHT once the message is gone, and the fs error of the read.
+   */
+  get payload(): Buffer {
+    if (!this.#current()) throw new BrokerError('MQ_ERR_NOT_IN_FLIGHT', [this.id]);
+    return this.#store.payloadOf(this.#handle);
   }
 
   /** The store handle (valid while {@link MessageStore.isCurrent}). */

@@ -156,7 +156,7 @@ test('random competing consumers: no message is in flight twice, each is acked e
     assert.ok(steps++ < 20_000, 'progress');
     const k = randInt(rand, 0, consumers.length);
     const c = consumers[k]!;
-    const mine = [...c.inFlight.keys()];
+    const mine = [...c.inFlight.values()].map((m) => m.id);
     if (mine.length === 0 || rand() < 0.4) {
       broker.request(c, 'stress');
       continue;

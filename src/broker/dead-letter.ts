@@ -1,0 +1,141 @@
+/**
+ * Dead letters (SPEC §7): a message whose Nth delivery (`--max-deliveries`) ends without an ACK
+ * (NACK, BACK, DACK, ack timeout, disconnect) moves to `<topic>.dead`, with its dackCount and
+ * deliveries.
+ *
+ * Two records: a RESTORE in the dead-letter topic, a new message whose id is the record's own
+ * offset (so the id is new and unique, and replay tells it from compaction's RESTOREs), placed
+ * at the back; then, only once that is durable, an ACK of the original. A crash in between
+ * leaves both, a duplicate (at-least-once), never neither. The new message is visible once its
+ * record is durable, as a publish is. If the RESTORE fails the original goes back to the front,
+ * and dead-lettering pauses for a second rather than spin on the failing disk.
+ */
+import assert from 'node:assert/strict';
+import { DEAD_LETTER_SUFFIX, type DoneCallback } from '../engine/queue-engine.js';
+import type { LogAppend, LogWriter } from '../log/log-writer.js';
+import { Placement, RESTORE_TAIL_BYTES, RecordType, restorePayload } from '../log/record.js';
+import { BrokerAppend } from './broker-append.js';
+import type { BrokerCore } from './broker-core.js';
+import type { Dispatcher } from './dispatch.js';
+import type { Topic } from './topic.js';
+
+/** How long dead-lettering pauses after a dead-letter record failed (ms). */
+const PAUSE_AFTER_FAILURE_MS = 1000;
+
+export class DeadLetters {
+  readonly #core: BrokerCore;
+  readonly #dispatcher: Dispatcher;
+  readonly #maxDeliveries: number;
+  /**
+   * Until this time (Date.now() ms) no dead-lettering is tried: the last dead-letter record failed
+   * (disk full, EIO), and retrying at every delivery attempt would spin on the failing disk.
+   */
+  #pausedUntilMs = 0;
+
+  constructor(core: BrokerCore, maxDeliveries: number, dispatcher: Dispatcher) {
+    this.#core = core;
+    this.#maxDeliveries = maxDeliveries;
+    this.#dispatcher = dispatcher;
+  }
+
+  /** Whether message `h`, whose delivery just ended without an ACK, has used up `--max-deliveries`. */
+  exhausted(h: number, topic: Topic): boolean {
+    return (
+      this.#maxDeliveries > 0 &&
+      this.#core.store.deliveries[h]! >= this.#maxDeliveries &&
+      !topic.name.endsWith(DEAD_LETTER_SUFFIX) &&
+      (this.#pausedUntilMs === 0 || Date.now() >= this.#pausedUntilMs)
+    );
+  }
+
+  /**
+   * Moves message `h` (taken out of every queue by the caller, or just popped from the ready
+   * queue) to `<topic>.dead` (see the file comment). Returns false, and changes nothing, when
+   * that is impossible: the payload cannot be read back, or the topic name is too long for the
+   * suffix. `cb` (a settle's reply) runs once the move is durable.
+   */
+  move(writer: LogWriter, h: number, topic: Topic, cb: DoneCallback | null): boolean {
+    const { store, logger } = this.#core;
+    const msgId = store.ids[h]!;
+    const deadName = topic.name + DEAD_LETTER_SUFFIX;
+    if (deadName.length > 255) {
+      if (!topic.deadLetterNameWarned) {
+        topic.deadLetterNameWarned = true;
+        logger.warn({ topic: topic.name, id: msgId }, 'topic name too long for a dead-letter topic: its messages are never dead-lettered (logged once)');
+      }
+      return false;
+    }
+    let payload: Buffer;
+    try {
+      payload = store.payloadOf(h);
+    } catch (err) {
+      logger.error({ err, topic: topic.name, id: msgId }, 'could not read a payload back to dead-letter it: message kept');
+      return false;
+    }
+    this.#core.topics.forget(h, topic);
+    topic.deadLettered++;
+    const id = writer.nextAppendOffset;
+    const deliveries = store.deliveries[h]!;
+    const dackCount = store.dackCounts[h]!;
+    const body = restorePayload(Placement.BACK, id, deliveries, payload);
+    const original = { h, id: msgId, deletes: this.#core.topics.deletesOf(deadName), reply: cb };
+    writer.append(BrokerAppend.deadLetter(RecordType.RESTORE, deadName, id, dackCount, body, original, this.#onWritten));
+    logger.warn(
+      { topic: topic.name, id: msgId, deliveries, dackCount, deadLetterTopic: deadName, deadLetterId: id },
+      'message moved to its dead-letter topic after --max-deliveries deliveries',
+    );
+    return true;
+  }
+
+  readonly #onWritten = (err: Error | null, rec: LogAppend): void => {
+    assert.ok(rec instanceof BrokerAppend);
+    const { h, originalId: id, onDone: cb, deletes } = rec;
+    const core = this.#core;
+    const store = core.store;
+    // The original stays allocated (GONE, pinned) until its ACK is durable.
+    const current = store.isCurrent(h, id);
+    if (err !== null) {
+      // Delivered normally for a second, rather than moved again at once onto the failing disk.
+      this.#pausedUntilMs = Date.now() + PAUSE_AFTER_FAILURE_MS;
+      const topic = current ? this.#dispatcher.reinstate(h) : undefined;
+      if (topic !== undefined) topic.deadLettered--;
+      cb?.(core.storageError(err));
+      return;
+    }
+    const segment = rec.segment!;
+    core.live.noteCreatedTopic(segment, rec.topic);
+    const deadTopic = core.topics.topic(rec.topic);
+    if (deletes === core.topics.deletesOf(rec.topic)) {
+      const payload = rec.payload!.subarray(RESTORE_TAIL_BYTES);
+      const copy = core.topics.addDurable(rec.offset, deadTopic, segment, rec.payloadPosition + RESTORE_TAIL_BYTES, payload, rec.sizeBytes);
+      core.live.setTopicMark(deadTopic, segment);
+      store.dackCounts[copy] = rec.dackCount;
+      // The deliveries field ends the RESTORE tail (record.ts).
+      const deliveries = rec.payload!.readUInt32LE(RESTORE_TAIL_BYTES - 4);
+      store.deliveries[copy] = deliveries;
+      store.carried.set(copy, deliveries);
+      deadTopic.exists = true;
+      deadTopic.published++;
+      deadTopic.pushReadyBack(copy);
+    }
+    // else: the dead-letter topic was deleted after the append; its DELETE_TOPIC follows in the log.
+    const topicName = current ? store.topicOf(h).name : rec.topic.slice(0, -DEAD_LETTER_SUFFIX.length);
+    core.writer!.append(BrokerAppend.deadLetter(RecordType.ACK, topicName, id, 0, null, { h, id, deletes, reply: cb }, this.#onAcked));
+    this.#dispatcher.dispatch(deadTopic);
+  };
+
+  readonly #onAcked = (err: Error | null, rec: LogAppend): void => {
+    assert.ok(rec instanceof BrokerAppend);
+    const { h, originalId: id, onDone: cb } = rec;
+    const core = this.#core;
+    // On failure the original stays in the log next to its copy: a duplicate after a restart, and
+    // its segment is kept until then. The move itself is durable, so the settle succeeded.
+    if (err === null) {
+      // Left its topic through an ACK record, as replay will count it.
+      const topic = core.topics.get(rec.topic);
+      if (topic !== undefined && topic.exists) topic.acked++;
+      if (core.store.isCurrent(h, id)) core.live.noteAcked(h, rec.segment!);
+    }
+    cb?.(null);
+  };
+}
