@@ -20,6 +20,8 @@ export async function snapshotBuild({ attempts = 10, waitMs = 2000 } = {}) {
     const remove = () => fs.rmSync(dir, { recursive: true, force: true });
     try {
       fs.cpSync(path.join(ROOT, 'dist'), path.join(dir, 'dist'), { recursive: true });
+      // The dashboard's page and scripts are served from assets/ next to dist/.
+      fs.cpSync(path.join(ROOT, 'assets'), path.join(dir, 'assets'), { recursive: true });
       fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(dir, 'package.json'));
       fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
       const mainPath = path.join(dir, 'dist', 'src', 'server', 'main.js');
