@@ -142,6 +142,20 @@ function bindLockSocket(db: string, logger: Logger): Promise<net.Server | 'busy'
 }
 
 /**
+ * Creates the data directory `db` (and missing parents, each fsynced into its parent) if it is
+ * not there. Called before anything else is written (the development certificate), so a start
+ * refused for its `--db` leaves nothing behind.
+ * @throws ConfigError (`--db`) when the directory cannot be created.
+ */
+export function createDataDir(db: string): void {
+  try {
+    makeDirectory(db);
+  } catch (err) {
+    throw new ConfigError('--db', `cannot create the data directory --db ${JSON.stringify(db)}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/**
  * Takes the lock of `db` (creating the directory if missing) and resolves with the function that
  * releases it.
  * @throws ConfigError (`--db`) when the directory cannot be created.
@@ -149,11 +163,7 @@ function bindLockSocket(db: string, logger: Logger): Promise<net.Server | 'busy'
  * @throws fs errors of reading or writing `<db>/LOCK`.
  */
 export async function lockDataDir(db: string, logger: Logger): Promise<() => void> {
-  try {
-    makeDirectory(db);
-  } catch (err) {
-    throw new ConfigError('--db', `cannot create the data directory --db ${JSON.stringify(db)}: ${(err as Error).message}`, { cause: err });
-  }
+  createDataDir(db);
   const file = path.join(db, 'LOCK');
   const me: LockOwner = { pid: process.pid, start: processStartTime(process.pid), boot: currentBootId() };
   const mine = formatLock(me);

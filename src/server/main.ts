@@ -8,7 +8,7 @@ import { ensureDevCert } from './certs.js';
 import { parseCliOrExit } from './cli.js';
 import { ConfigError, checkDataDir } from './config.js';
 import { isToolCommand, runToolCommand } from '../tools/cli.js';
-import { DataDirLockedError } from './lock.js';
+import { DataDirLockedError, createDataDir } from './lock.js';
 import { createLogger } from './logger.js';
 import { startListening, type StartingServer } from './server.js';
 import { VERSION } from './version.js';
@@ -54,6 +54,8 @@ const stop = (signal: string): void => {
 
 try {
   checkDataDir(config.db);
+  // Before the certificate is generated: a start refused for its --db writes nothing.
+  createDataDir(config.db);
   const tls = config.tls ? await ensureDevCert(config, logger) : null;
   // Before the "listening" lines: whoever waits for them may signal at once, and without a
   // handler a SIGTERM would kill the process during the replay instead of stopping it.

@@ -167,3 +167,15 @@ test('issue 13 finding 5: servers started at the same moment on a crashed data d
   assert.equal(running.length, 1, `exactly one server runs; refusals: ${refusals.join(' | ')}`);
   for (const r of refusals) assert.match(r, /exited with code 2 .*in use by/s);
 });
+
+test('a start refused for its --db writes no development certificate first (new-user finding)', { timeout: 30_000 }, async (t) => {
+  const cwd = tempDir('mq-i13-nocert-');
+  t.after(() => removeDir(cwd));
+  const proc = spawn(process.execPath, [MAIN_JS, '--host', '127.0.0.1', '--port', '0', '--redis-port', '0', '--db', '/proc/forbidden/db'], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((resolve) => proc.on('exit', (c) => resolve(c)));
+  assert.equal(code, 2, stderr);
+  assert.match(stderr, /--db/);
+  assert.deepEqual(fs.readdirSync(cwd), [], 'nothing written in the working directory (no certs/)');
+});
