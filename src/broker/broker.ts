@@ -56,7 +56,7 @@ import type { Message } from './message.js';
 import { Replay, logSizeBytes } from './replay.js';
 import type { SegmentLiveness } from './segment-accounting.js';
 import { Settlements } from './settle.js';
-import { inspectTopic, topicCounters, topicNames, topicStats, type TopicQueues } from './stats.js';
+import { inspectTopic, storageStatsOf, topicCounters, topicNames, topicStats, type TopicQueues } from './stats.js';
 
 export type { BrokerCompactionOptions, BrokerOptions } from './broker-options.js';
 export { DEAD_LETTER_SUFFIX } from '../engine/queue-engine.js';
@@ -408,18 +408,7 @@ export class Broker implements QueueEngine, ConsumerHost {
   /** QueueEngine.storageStats: the log's files, the writer's and compaction's counters. */
   storageStats(): StorageStats | undefined {
     const writer = this.#core.writer;
-    if (writer === null || this.#log === null) return undefined;
-    const w = writer.stats;
-    return {
-      logBytes: this.#log.sizeBytes,
-      logSegments: this.#log.segments.length,
-      writtenBytes: w.bytes,
-      writtenRecords: w.records,
-      writeBatches: w.batches,
-      failedBatches: w.failedBatches,
-      fsyncs: w.fsyncs,
-      compaction: { ...this.compactionStats },
-    };
+    return writer === null || this.#log === null ? undefined : storageStatsOf(this.#log, writer, this.compactionStats);
   }
 
   /**

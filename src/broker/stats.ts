@@ -2,7 +2,10 @@
  * Read-only figures of the topics (SPEC §7 Stats and Metrics) and a diagnostic view of their
  * queues. The counters themselves live on Topic and are kept by the pieces that change them.
  */
-import type { TopicCounters, TopicStats } from '../engine/queue-engine.js';
+import type { StorageStats, TopicCounters, TopicStats } from '../engine/queue-engine.js';
+import type { CompactionStats } from '../log/compactor.js';
+import type { LogWriter } from '../log/log-writer.js';
+import type { SegmentLog } from '../log/segment-log.js';
 import type { Message } from './message.js';
 import { isRestoredReady, type TopicStore } from './topic-store.js';
 
@@ -64,4 +67,19 @@ export function inspectTopic(topics: TopicStore, topicName: string): TopicQueues
   t.ready.forEach((h) => ready.push(view(h)));
   if (t.restoredReady !== null) for (const h of t.restoredReady) if (isRestoredReady(store, h, t)) ready.push(view(h));
   return { ready, delayed: [...t.delayed].map(view), inFlight: [...t.inFlight].map(view) };
+}
+
+/** The engine's storage figures (INFO, metrics, dashboard): the log's files, the writer's and compaction's counters. */
+export function storageStatsOf(log: SegmentLog, writer: LogWriter, compaction: CompactionStats): StorageStats {
+  const w = writer.stats;
+  return {
+    logBytes: log.sizeBytes,
+    logSegments: log.segments.length,
+    writtenBytes: w.bytes,
+    writtenRecords: w.records,
+    writeBatches: w.batches,
+    failedBatches: w.failedBatches,
+    fsyncs: w.fsyncs,
+    compaction: { ...compaction },
+  };
 }

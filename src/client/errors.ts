@@ -100,3 +100,9 @@ export function responseError(statusCode: number, body: Buffer): MiniqueueError 
   const text = body.toString('utf8', 0, Math.min(body.length, 200));
   return new MiniqueueError('MQ_ERR_BAD_RESPONSE', `${CLIENT_ERRORS.MQ_ERR_BAD_RESPONSE}: status ${statusCode}, body ${JSON.stringify(text)}`, statusCode);
 }
+
+/** `err` itself when it is a MiniqueueError, else an MQ_ERR_CONNECTION wrapping it (a dropped stream or session). */
+export function asClientError(err: unknown): MiniqueueError {
+  if (err instanceof MiniqueueError) return err;
+  return clientError('MQ_ERR_CONNECTION', err instanceof Error ? err.message : String(err), err);
+}

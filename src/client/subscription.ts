@@ -10,7 +10,7 @@
  */
 import http2, { type ClientHttp2Stream } from 'node:http2';
 import { backoffDelayMs, resolveBackoff, type BackoffOptions, type ResolvedBackoff } from './backoff.js';
-import { clientError, MiniqueueError, responseError } from './errors.js';
+import { asClientError, clientError, MiniqueueError, responseError } from './errors.js';
 import { MAX_DACK_SECONDS, Message, type MessageOwner, type SettleCommand } from './message.js';
 
 /** Options of {@link MiniqueueClient.subscribe}. */
@@ -446,9 +446,4 @@ export class Subscription implements AsyncIterableIterator<Message> {
       });
     });
   }
-}
-
-function asClientError(err: unknown): MiniqueueError {
-  if (err instanceof MiniqueueError) return err;
-  return clientError('MQ_ERR_CONNECTION', err instanceof Error ? err.message : String(err), err);
 }

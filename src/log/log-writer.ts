@@ -19,125 +19,17 @@
 import fs from 'node:fs';
 import type { Logger } from 'pino';
 import { BrokerError } from '../errors.js';
-import { MAX_U48, encodeRecord, recordSizeBytes, type RecordType } from './record.js';
+import { LogAppend, type FsyncPolicy } from './log-append.js';
+import { MAX_U48, encodeRecord } from './record.js';
 import type { Segment } from './segment.js';
 import type { SegmentLog } from './segment-log.js';
+import type { LogWriterOptions, WriterStats } from './writer-options.js';
+import { FSYNC_EWMA_WEIGHT, SYNC_ON_LOOP_MAX_MS, fdatasyncNow, writeNow, type WriterFs } from './writer-io.js';
 
-export type FsyncPolicy = 'always' | 'interval' | 'never';
+export { LogAppend, type AppendCallback, type FsyncPolicy } from './log-append.js';
+export { SYNC_ON_LOOP_MAX_MS, type WriterFs } from './writer-io.js';
+export type { LogWriterOptions, WriterStats } from './writer-options.js';
 
-/** Called when a record is durable per policy (err null) or could not be written (err set). */
-export type AppendCallback = (err: Error | null, append: LogAppend) => void;
-
-/**
- * One record waiting to be written. The broker fills the first fields; the writer fills
- * `offset`, `segment` and `payloadPosition` before calling `done`.
- */
-export class LogAppend {
-  offset = -1;
-  segment: Segment | null = null;
-  /** Byte position of the payload in `segment`'s file (PUBLISH and RESTORE). */
-  payloadPosition = -1;
-  sizeBytes: number;
-  /** Free slot for the appender (e.g. the reply callback), so `done` can be a shared function. */
-  ctx: unknown = undefined;
-
-  constructor(
-    readonly type: RecordType,
-    readonly topic: string,
-    readonly messageId: number,
-    readonly dueAtMs: number,
-    readonly dackCount: number,
-    readonly payload: Buffer | null,
-    readonly done: AppendCallback,
-  ) {
-    this.sizeBytes = recordSizeBytes(type, topic.length, payload === null ? 0 : payload.length);
-  }
-}
-
-export interface LogWriterOptions {
-  fsync: FsyncPolicy;
-  /** fdatasync period for `interval` (ms). */
-  fsyncIntervalMs: number;
-  /** Size at which the active segment is closed and a new one started (bytes). */
-  segmentBytes: number;
-  /** Largest batch written in one call (bytes); a single larger record is written alone. */
-  batchMaxBytes?: number;
-  logger: Logger;
-}
-
-/** Test-only seam: replaces fs.write / fs.fdatasync to inject storage failures. */
-export interface WriterFs {
-  write: (
-    fd: number,
-    buf: Buffer,
-    offset: number,
-    length: number,
-    position: number,
-    cb: (err: NodeJS.ErrnoException | null, written: number) => void,
-  ) => void;
-  fdatasync: (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => void;
-}
-
-/**
- * `fs.write` done synchronously, with the callback called before it returns. A batch goes to the
- * page cache in microseconds, far less than a round trip through libuv's thread pool, and the
- * event loop has nothing better to do meanwhile: answers go out sooner and batches stay large.
- * The fdatasync, which takes far longer, stays asynchronous (group commit continues meanwhile).
- */
-function writeNow(
-  fd: number,
-  buf: Buffer,
-  offset: number,
-  length: number,
-  position: number,
-  cb: (err: NodeJS.ErrnoException | null, written: number) => void,
-): void {
-  let written: number;
-  try {
-    written = fs.writeSync(fd, buf, offset, length, position);
-  } catch (err) {
-    cb(err as NodeJS.ErrnoException, 0);
-    return;
-  }
-  cb(null, written);
-}
-
-/**
- * `fs.fdatasync` done on the event loop, with the callback called before it returns. Redis does
- * the same in `beforeSleep`: when a sync takes tens of microseconds, a round trip through libuv's
- * thread pool (two thread wake-ups and an extra loop turn) costs about as much as the sync, and
- * with the loop blocked every request that arrives meanwhile joins the next turn's batch, so
- * closed-loop clients stay in one group per sync instead of splitting into alternating groups.
- */
-function fdatasyncNow(fd: number, cb: (err: NodeJS.ErrnoException | null) => void): void {
-  try {
-    fs.fdatasyncSync(fd);
-  } catch (err) {
-    cb(err as NodeJS.ErrnoException);
-    return;
-  }
-  cb(null);
-}
-
-/**
- * Largest moving average of fdatasync time (ms) below which the writer syncs on the event loop
- * (Redis's way); at or above it the sync runs on the thread pool and the loop keeps serving and
- * writing the next batch meanwhile. 0 (the default) keeps every sync on the thread pool: on this
- * project's 2-core machines fdatasync took 0.5-1 ms, and an A/B of RESP PUBLISH -c 12 -P 16
- * (alternating builds, 3 pairs) gave on-loop syncs a median of 0.885x the previous writer and
- * thread-pool syncs 1.016x. `MQ_SYNC_ON_LOOP_MAX_MS` overrides it for such A/B runs.
- */
-export const SYNC_ON_LOOP_MAX_MS = Number(process.env.MQ_SYNC_ON_LOOP_MAX_MS ?? 0);
-/** Weight of the newest fdatasync in the moving average. */
-const FSYNC_EWMA_WEIGHT = 0.2;
-
-export interface WriterStats {
-  batches: number;
-  records: number;
-  bytes: number;
-  fsyncs: number;
-  failedBatches: number;
-}
 
 export class LogWriter {
   readonly #log: SegmentLog;

@@ -20,6 +20,7 @@ import { retryAfterSeconds } from '../../broker/loading-progress.js';
 import { isValidTopicName } from '../../broker/topic-name.js';
 import { BrokerError } from '../../errors.js';
 import type { Admission } from '../admission.js';
+import { closeUnlessAuthorized, refuseSession } from './session-refusal.js';
 import { SubscribeStream } from './subscribe-stream.js';
 import { bearerChallenge, registerRoutes, type MetricsSource } from './routes.js';
 import { sniffProtocol } from './h2c-sniffer.js';
@@ -56,10 +57,6 @@ export interface Http2ListenerOptions {
  */
 export const MAX_CONCURRENT_STREAMS = 256;
 
-/** Debug data of the GOAWAY that refuses a session over `--max-connections` (Redis's words). */
-const MAX_CONNECTIONS_GOAWAY = Buffer.from(new BrokerError('MQ_ERR_MAX_CONNECTIONS').message);
-/** How long a refused session may take to read its GOAWAY before it is destroyed, in ms. */
-const REFUSED_SESSION_GRACE_MS = 1000;
 /**
  * How long a connection over `--max-connections` may stay open at all, from TCP accept, in ms:
  * time to finish the TLS handshake and read the GOAWAY. Refused connections are not counted as
@@ -114,52 +111,6 @@ function respondError(stream: ServerHttp2Stream, err: BrokerError, retryAfterSec
 function toBrokerError(err: unknown): BrokerError {
   if (err instanceof BrokerError) return err;
   return new BrokerError('MQ_ERR_STORAGE', [err instanceof Error ? err.message : String(err)], { cause: err });
-}
-
-/**
- * Refuses a session whose TCP connection was over `--max-connections` when it was accepted (the
- * decision is made at accept, the refusal sent once the handshake is done): a GOAWAY with
- * ENHANCE_YOUR_CALM (0xb) and the debug data "max number of clients reached", before any stream
- * is accepted (last stream id 0), then the connection is closed. A client sees the GOAWAY and its requests fail with that code;
- * nothing was processed, so retrying later is safe.
- */
-function refuseSession(session: Http2Session): void {
-  try {
-    session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM, 0, MAX_CONNECTIONS_GOAWAY);
-    session.close();
-  } catch {
-    // Already closing or destroyed: nothing left to refuse.
-  }
-  // A client that never reads would keep a gracefully closing session open: cut it off.
-  setTimeout(() => {
-    if (!session.destroyed) session.destroy();
-  }, REFUSED_SESSION_GRACE_MS).unref();
-}
-
-/** Debug data of the GOAWAY that closes a session without an authorized request in time. */
-const AUTH_DEADLINE_GOAWAY = Buffer.from('no request with the right bearer token in time');
-
-/**
- * With `--auth-token`: closes `session` (GOAWAY NO_ERROR with a readable reason) unless it has made
- * a request with the right token within `admission.authDeadlineMs` of its start, so that idle
- * unauthenticated connections cannot hold `--max-connections` slots. Counted as `unauthorized`.
- */
-function closeUnlessAuthorized(session: Http2Session, admission: Admission): void {
-  const timer = setTimeout(() => {
-    if (session.destroyed || session.closed || admission.isAuthorized(session)) return;
-    admission.refuse('http2', 'unauthorized');
-    try {
-      session.goaway(http2.constants.NGHTTP2_NO_ERROR, 0, AUTH_DEADLINE_GOAWAY);
-      session.close();
-    } catch {
-      return; // already closing
-    }
-    setTimeout(() => {
-      if (!session.destroyed) session.destroy();
-    }, REFUSED_SESSION_GRACE_MS).unref();
-  }, admission.authDeadlineMs);
-  timer.unref();
-  session.once('close', () => clearTimeout(timer));
 }
 
 /** The local and remote address and port of a connected socket (or the TLS socket over it). */
