@@ -6,8 +6,9 @@
  * hot paths is at `debug` level through child loggers, so the cost of a synchronous write is paid
  * only for the rare info/warn/error lines.
  */
+import { createRequire } from 'node:module';
 import { pino, type DestinationStream, type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
 import type { Config } from './config.js';
 
 export type { Logger } from 'pino';
@@ -29,6 +30,8 @@ export type { Logger } from 'pino';
 export function createLogger(config: Pick<Config, 'level' | 'human'>, destination?: NodeJS.WritableStream): Logger {
   const options = { level: config.level };
   if (config.human) {
+    // Loaded only when asked for: pino-pretty and its dependencies cost ~10 ms of start time.
+    const pretty = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
     const stream = pretty({
       sync: true,
       destination: destination ?? 1,
