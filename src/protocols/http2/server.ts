@@ -27,6 +27,7 @@ import { sniffProtocol } from './h2c-sniffer.js';
 import { HTTP1_KEEP_ALIVE_TIMEOUT_MS, closeHttp1UnlessAuthorized, refuseHttp1Connection, registerHttp1Routes } from './http1.js';
 import { topicFromPath } from './topic-path.js';
 import { registerDashboard, type DashboardSource } from './dashboard.js';
+import { lazySchemaController } from './lazy-schema-compilers.js';
 
 export interface Http2ListenerOptions {
   broker: Broker;
@@ -278,6 +279,7 @@ export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Ht
     // A topic name is up to 255 bytes, up to 765 characters percent-encoded (`DELETE /:topic`);
     // find-my-way's default of 100 answered longer names 414.
     routerOptions: { maxParamLength: 1024 },
+    schemaController: lazySchemaController,
     serverFactory: (handler) => {
       const settings = { maxConcurrentStreams: MAX_CONCURRENT_STREAMS };
       const firstBytesTimeoutMs = opts.tlsHandshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS;
