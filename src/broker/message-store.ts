@@ -18,13 +18,13 @@ import assert from 'node:assert/strict';
 import type { Segment } from '../log/segment.js';
 import { IdIndex } from './id-index.js';
 import { Message, MessageState } from './message.js';
+import { PayloadCache } from './payload-cache.js';
 import type { Topic } from './topic.js';
 
 /** Handles are Int32 in the ready queues and the id index. */
 const MAX_HANDLES = 2 ** 31 - 1;
 
-/** What one cached payload costs beyond its bytes (a Buffer object and a Map entry), counted against the cache size. */
-export const CACHE_ENTRY_OVERHEAD_BYTES = 128;
+export { CACHE_ENTRY_OVERHEAD_BYTES } from './payload-cache.js';
 
 export class MessageStore {
   #capacity = 0;
@@ -52,6 +52,8 @@ export class MessageStore {
   dueAts: Float64Array = new Float64Array(0);
   /** Token of the ready-queue slot that holds it (ready-queue.ts); -1: placed by a RESTORE during replay. */
   slots: Float64Array = new Float64Array(0);
+  /** Its payload's reference in the payload cache (payload-cache.ts); 0: not cached. */
+  cacheRefs: Uint32Array = new Uint32Array(0);
 
   /** Dead-letter copies: the deliveries carried over from the original (not redeliveries here). */
   readonly carried = new Map<number, number>();
@@ -61,10 +63,8 @@ export class MessageStore {
   readonly prevOrigins = new Map<number, Segment[]>();
   /** The Message view of a message in flight to a consumer (carries its owner and ack deadline). */
   readonly views = new Map<number, Message>();
-  /** Cached payloads. */
-  readonly #payloads = new Map<number, Buffer>();
-  #cachedBytes = 0;
-  readonly #cacheLimitBytes: number;
+  /** Cached payloads (their references are in {@link cacheRefs}). */
+  readonly #cache: PayloadCache;
 
   /** Live messages (not GONE) by id. */
   readonly #index = new IdIndex();
@@ -83,7 +83,7 @@ export class MessageStore {
   #lastSegmentNumber = 0;
 
   constructor(cacheLimitBytes: number) {
-    this.#cacheLimitBytes = cacheLimitBytes;
+    this.#cache = new PayloadCache(cacheLimitBytes);
   }
 
   /** Live messages (ready, in flight, delayed). */
@@ -130,6 +130,7 @@ export class MessageStore {
     this.placeOffsets[h] = id;
     this.dueAts[h] = 0;
     this.slots[h] = 0;
+    this.cacheRefs[h] = 0;
     this.#index.set(id, h);
     return h;
   }
@@ -201,31 +202,37 @@ export class MessageStore {
     this.segments[h] = this.#lastSegmentNumber;
   }
 
-  /** Keeps `payload` in memory for message `h` if the cache has room. */
+  /**
+   * Keeps `payload` in memory for message `h` if the cache has room (copied, or for a long one the
+   * Buffer itself, which the caller must then not change).
+   */
   cachePayload(h: number, payload: Buffer): void {
-    const cost = payload.length + CACHE_ENTRY_OVERHEAD_BYTES;
-    if (this.#cachedBytes + cost > this.#cacheLimitBytes) return;
-    this.#payloads.set(h, payload);
-    this.#cachedBytes += cost;
+    if (this.cacheRefs[h] !== 0) this.uncachePayload(h);
+    this.cacheRefs[h] = this.#cache.add(payload);
   }
 
   /** Whether message `h`'s payload is in the cache. */
   isCached(h: number): boolean {
-    return this.#payloads.has(h);
+    return this.cacheRefs[h] !== 0;
   }
 
   uncachePayload(h: number): void {
-    const payload = this.#payloads.get(h);
-    if (payload === undefined) return;
-    this.#payloads.delete(h);
-    this.#cachedBytes -= payload.length + CACHE_ENTRY_OVERHEAD_BYTES;
+    const ref = this.cacheRefs[h]!;
+    if (ref === 0) return;
+    this.cacheRefs[h] = 0;
+    this.#cache.release(ref);
+  }
+
+  /** Bytes the payload cache holds now. */
+  get cachedBytes(): number {
+    return this.#cache.heldBytes;
   }
 
   /** The payload of message `h`: the cached Buffer, or a copy read back from its segment (throws the fs error). */
   payloadOf(h: number): Buffer {
-    const cached = this.#payloads.get(h);
-    if (cached !== undefined) return cached;
+    const ref = this.cacheRefs[h]!;
     const size = this.sizes[h]!;
+    if (ref !== 0) return this.#cache.view(ref, size);
     if (size === 0) return Buffer.alloc(0);
     const segment = this.segmentOf(h);
     if (segment === null) throw new Error(`message ${this.ids[h]} has no segment to read its payload from`);
@@ -303,6 +310,7 @@ export class MessageStore {
     this.placeOffsets = f64(this.placeOffsets);
     this.dueAts = f64(this.dueAts);
     this.slots = f64(this.slots);
+    this.cacheRefs = u32(this.cacheRefs);
     this.#capacity = cap;
   }
 }

@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CACHE_ENTRY_OVERHEAD_BYTES, MessageStore } from '../../src/broker/message-store.js';
+import { MessageStore } from '../../src/broker/message-store.js';
+import { CACHE_ENTRY_OVERHEAD_BYTES, PayloadCache } from '../../src/broker/payload-cache.js';
 import { Topic } from '../../src/broker/topic.js';
 import { harness, publish, recorder, settle, takeAll, text } from './broker-fixtures.js';
 
@@ -55,4 +56,46 @@ test('the broker caches publishes up to payloadCacheBytes and reads the rest bac
   const ready = broker.inspect('q')!.ready;
   assert.equal(ready.length, 1);
   assert.equal(ready[0]!.payloadCached, true, 'the acked payloads left room');
+});
+
+test('PayloadCache: small payloads share slabs within the bound; views keep their bytes; an emptied slab is freed', () => {
+  const cache = new PayloadCache(1 << 20); // 8 slabs of 128 KiB
+  assert.equal(cache.slabBytes, 128 * 1024);
+  const refs: number[] = [];
+  const payload = (i: number): Buffer => Buffer.from(`message-${i}`.padEnd(100, '.'));
+  for (let i = 0; refs.length === i; i++) {
+    const ref = cache.add(payload(i));
+    if (ref === 0) break;
+    refs.push(ref);
+    assert.ok(cache.heldBytes <= 1 << 20, 'never past the bound');
+  }
+  // 8 slabs of 1310 payloads (100 bytes each, 131072 / 100 = 1310.72).
+  assert.equal(refs.length, 8 * 1310);
+  assert.equal(cache.heldBytes, 1 << 20);
+  const firstView = cache.view(refs[0]!, 100);
+  assert.equal(firstView.toString().slice(0, 10), 'message-0.');
+  // Emptying the first slab frees it: room for another slab's worth.
+  for (const ref of refs.slice(0, 1310)) cache.release(ref);
+  assert.equal(cache.heldBytes, 7 * 128 * 1024);
+  const again = cache.add(payload(99_999));
+  assert.notEqual(again, 0);
+  assert.equal(cache.view(again, 100).toString().slice(0, 14), 'message-99999.');
+  assert.equal(firstView.toString().slice(0, 10), 'message-0.', 'a view handed out earlier keeps its bytes');
+  for (let i = 1310; i < refs.length; i += 997) assert.equal(cache.view(refs[i]!, 100).toString(), payload(i).toString());
+});
+
+test('PayloadCache: long payloads are kept as given, empty ones are not cached, and a zero bound caches nothing', () => {
+  const cache = new PayloadCache(1 << 20);
+  const long = Buffer.alloc(cache.dedicatedMinBytes, 7);
+  const ref = cache.add(long);
+  assert.notEqual(ref, 0);
+  assert.equal(cache.view(ref, long.length).buffer, long.buffer, 'not copied');
+  assert.equal(cache.heldBytes, long.length + CACHE_ENTRY_OVERHEAD_BYTES);
+  cache.release(ref);
+  assert.equal(cache.heldBytes, 0);
+  assert.equal(cache.add(Buffer.alloc(0)), 0);
+  const none = new PayloadCache(0);
+  assert.equal(none.add(Buffer.from('x')), 0);
+  assert.equal(none.add(Buffer.alloc(1000)), 0);
+  assert.equal(none.heldBytes, 0);
 });
