@@ -24,7 +24,7 @@ import { MAX_U48, encodeRecord } from './record.js';
 import type { Segment } from './segment.js';
 import type { SegmentLog } from './segment-log.js';
 import type { LogWriterOptions, WriterStats } from './writer-options.js';
-import { FSYNC_EWMA_WEIGHT, SYNC_ON_LOOP_MAX_MS, fdatasyncNow, writeNow, type WriterFs } from './writer-io.js';
+import { FSYNC_EWMA_WEIGHT, SYNC_ON_LOOP_MAX_MS, WRITE_ON_THREAD_POOL, fdatasyncNow, writeNow, type WriterFs } from './writer-io.js';
 
 export { LogAppend, type AppendCallback, type FsyncPolicy } from './log-append.js';
 export { SYNC_ON_LOOP_MAX_MS, type WriterFs } from './writer-io.js';
@@ -67,7 +67,7 @@ export class LogWriter {
   readonly #dirty = new Set<Segment>();
   #intervalTimer: NodeJS.Timeout | undefined;
   #idleWaiters: (() => void)[] = [];
-  fs: WriterFs = { write: writeNow, fdatasync: fs.fdatasync };
+  fs: WriterFs = { write: WRITE_ON_THREAD_POOL ? fs.write : writeNow, fdatasync: fs.fdatasync };
   readonly stats: WriterStats = { batches: 0, records: 0, bytes: 0, fsyncs: 0, failedBatches: 0 };
   /** Called after each successful fdatasync with its duration (ms), for metrics. */
   onFsync: ((durationMs: number) => void) | undefined;

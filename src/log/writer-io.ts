@@ -68,5 +68,12 @@ export function fdatasyncNow(fd: number, cb: (err: NodeJS.ErrnoException | null)
  * thread-pool syncs 1.016x. `MQ_SYNC_ON_LOOP_MAX_MS` overrides it for such A/B runs.
  */
 export const SYNC_ON_LOOP_MAX_MS = Number(process.env.MQ_SYNC_ON_LOOP_MAX_MS ?? 0);
+/**
+ * Whether batches are written on libuv's thread pool (`fs.write`) instead of on the event loop
+ * ({@link writeNow}). Off by default; `MQ_WRITE_ASYNC=1` turns it on for A/B runs: on a disk busy
+ * with other processes' writes, a synchronous append blocked the loop for milliseconds (a
+ * quarter of the CPU profile of RESP PUBLISH -P16 under load 8 was `writeBuffer`).
+ */
+export const WRITE_ON_THREAD_POOL = process.env.MQ_WRITE_ASYNC === '1';
 /** Weight of the newest fdatasync in the moving average. */
 export const FSYNC_EWMA_WEIGHT = 0.2;
