@@ -9,10 +9,12 @@
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import os from 'node:os';
 import { ROOT, tail } from './lib/procs.mjs';
 import { ensureCerts } from './lib/servers.mjs';
 import { snapshotBuild } from './lib/snapshot.mjs';
 import { environment, environmentLine, fmtMs, fmtRate } from './lib/stats.mjs';
+import { fsyncText, probeFdatasync } from './lib/fsync-probe.mjs';
 
 const DURATION_S = Number(process.env.DURATION_S || 10);
 const WARMUP_S = Number(process.env.WARMUP_S || 1);
@@ -149,6 +151,8 @@ const env = environment();
 console.log(`miniqueue benchmarks — ${startedAt.toISOString()}`);
 console.log(`environment: ${environmentLine(env)}`);
 console.log(`tools: ${env.h2load ?? 'h2load missing'} | ${env.redisBenchmark ?? 'redis-benchmark missing'} | ${env.redisServer ?? 'redis-server missing'}`);
+const fsyncBefore = probeFdatasync();
+console.log(`${fsyncText(fsyncBefore)}`);
 console.log(`DURATION_S=${DURATION_S} WARMUP_S=${WARMUP_S}${FILTER ? ` SCENARIOS=${FILTER.source}` : ''}; targets apply to --fsync always\n`);
 
 // Certificates first (gen-certs imports dist/), then a private copy of the broker build.
@@ -181,10 +185,12 @@ function finish() {
     r.pass = checks.length === 0 ? null : checks.every(Boolean);
   }
   printTable(rows);
+  const fsyncAfter = probeFdatasync();
+  console.log(`\nafter the scenarios: ${fsyncText(fsyncAfter)}; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   const dir = path.join(ROOT, 'bench', 'results');
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
-  const report = { startedAt: startedAt.toISOString(), wallTimeS, interrupted, env, knobs: { DURATION_S, WARMUP_S, SCENARIOS: FILTER?.source ?? null }, rows };
+  const report = { startedAt: startedAt.toISOString(), wallTimeS, interrupted, env, fsync: { before: fsyncBefore, after: fsyncAfter }, loadAverageAfter: os.loadavg(), knobs: { DURATION_S, WARMUP_S, SCENARIOS: FILTER?.source ?? null }, rows };
   fs.writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
   console.log(`\nwall time ${wallTimeS.toFixed(0)} s; results in ${path.relative(ROOT, file)}`);
 }
