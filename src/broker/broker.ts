@@ -140,7 +140,7 @@ export class Broker implements QueueEngine, ConsumerHost {
     }
   }
 
-  /** While {@link openSliced} replays: how far it has come (null before and after). */
+  /** QueueEngine.loadingProgress: while {@link openSliced} replays, how far it has come (null before and after). */
   get loadingProgress(): LoadingProgress | null {
     return this.#loadingProgress;
   }

@@ -1,25 +1,19 @@
 /**
  * How far the replay at start has come (SPEC §8, issue 13): a progress line about once a second
  * for a long replay, and the estimates that `INFO` (`loading_*` fields, as Redis) and the
- * `Retry-After` of a 503 MQ_ERR_LOADING give clients.
+ * `Retry-After` of a 503 MQ_ERR_LOADING give clients (engine/loading-status.ts).
  */
 import type { Logger } from 'pino';
+import { MAX_WAIT_HINT_SECONDS, type LoadingStatus } from '../engine/loading-status.js';
 import type { ReplayProgress } from '../log/segment-log.js';
 
 /** Replay runs this long (ms) before it lets the event loop serve sockets (Broker.openSliced). */
 export const REPLAY_SLICE_MS = 10;
 /** Time between two progress lines of one replay (ms). */
 export const PROGRESS_LINE_INTERVAL_MS = 1000;
-/**
- * The longest wait (s) a client is told, as `Retry-After` or INFO `loading_eta_seconds` (which
- * ioredis sleeps before it asks again): an estimate made early in a replay can be far off (the
- * first second replays several times slower than the rest, while the code warms up), and a
- * client told too little only asks once more, while one told too much waits for nothing.
- */
-export const MAX_WAIT_HINT_SECONDS = 5;
 
 /** The progress of one replay, updated after each slice. */
-export class LoadingProgress {
+export class LoadingProgress implements LoadingStatus {
   /** When the replay began (Unix epoch, ms). */
   readonly startedAtMs = Date.now();
   readonly #logger: Logger;
@@ -92,12 +86,4 @@ export class LoadingProgress {
     const seconds = Math.ceil(((leftBytes / p.bytes) * p.elapsedMs) / 1000);
     return Math.min(MAX_WAIT_HINT_SECONDS, Math.max(1, seconds));
   }
-}
-
-/**
- * The `Retry-After` (whole seconds, 1..{@link MAX_WAIT_HINT_SECONDS}) of a 503 MQ_ERR_LOADING,
- * from the replay's `progress` (null: not begun yet).
- */
-export function retryAfterSeconds(progress: LoadingProgress | null): number {
-  return progress?.etaSeconds ?? 1;
 }

@@ -9,9 +9,13 @@
  */
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type OutgoingHttpHeaders } from 'node:http2';
 import type { SecureClientSessionOptions } from 'node:http2';
+// A type only (erased from the JS): the client stays free of server code at run time.
+import type { TopicStats } from '../engine/queue-engine.js';
 import { DEFAULT_BACKOFF, resolveBackoff, type BackoffOptions } from './backoff.js';
 import { clientError, MiniqueueError, responseError } from './errors.js';
 import { Subscription, type StreamOpener, type SubscribeOptions } from './subscription.js';
+
+export type { TopicStats };
 
 /** Options of {@link MiniqueueClient}. Every field is optional. */
 export interface ClientOptions {
@@ -52,24 +56,6 @@ export interface ClientOptions {
    * `MQ_ERR_UNAUTHORIZED`). Default: none.
    */
   authToken?: string;
-}
-
-/** Per-topic figures from `GET /topics` (SPEC §7). Counts of messages. */
-export interface TopicStats {
-  /** The topic name. */
-  topic: string;
-  /** Waiting to be delivered. */
-  ready: number;
-  /** Delivered and not yet settled. */
-  inFlight: number;
-  /** DACKed and waiting for their due time. */
-  delayed: number;
-  /** Attached subscribers (HTTP/2 streams and RESP consumers). */
-  consumers: number;
-  /** Published since the topic was created (survives restarts). */
-  published: number;
-  /** Acked since the topic was created. */
-  acked: number;
 }
 
 /** A payload accepted by {@link MiniqueueClient.publish}. Strings are sent as UTF-8. */

@@ -17,6 +17,7 @@
  * - Durations are milliseconds; topic names follow SPEC §2 (topic-name.ts).
  */
 import type { BrokerError } from '../errors.js';
+import type { LoadingStatus } from './loading-status.js';
 
 /** Largest DACK delay in seconds, inclusive (SPEC §2 `DACK n`; about 31.7 years). */
 export const MAX_DACK_SECONDS = 999_999_999;
@@ -132,14 +133,25 @@ export interface ConsumerHandle {
   close(): void;
 }
 
-/** Per-topic figures of SPEC §7 Stats. */
+/**
+ * Per-topic figures of SPEC §7 Stats: the body of `GET /topics`, RESP `STATS`, the dashboard's
+ * rows and metrics' gauges. Counts of messages. The one declaration: the client package
+ * (`miniqueue/client`) imports it as a type.
+ */
 export interface TopicStats {
+  /** The topic name. */
   topic: string;
+  /** Waiting to be delivered. */
   ready: number;
+  /** Delivered and not yet settled. */
   inFlight: number;
+  /** DACKed and waiting for their due time. */
   delayed: number;
+  /** Attached subscribers (HTTP/2 streams and RESP consumers). */
   consumers: number;
+  /** Published since the topic was created (survives restarts). */
   published: number;
+  /** Acked since the topic was created. */
   acked: number;
 }
 
@@ -190,6 +202,13 @@ export interface StorageStats {
 export interface QueueEngine {
   /** True until the engine has recovered its state; most calls throw MQ_ERR_LOADING meanwhile. */
   readonly loading: boolean;
+  /**
+   * How far the recovery has come while {@link loading}, for the wait hints clients are given
+   * (`Retry-After`, INFO `loading_*`; see loading-status.ts); null when not loading, before the
+   * recovery has begun, or when the engine measures no progress (a remote engine that only
+   * connects).
+   */
+  readonly loadingProgress: LoadingStatus | null;
   /** Live messages (ready, in flight, delayed) across all topics. */
   readonly messageCount: number;
   /**

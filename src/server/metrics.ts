@@ -1,15 +1,17 @@
 /**
- * `GET /metrics` (SPEC §7): the broker's figures in the Prometheus text format, through
+ * `GET /metrics` (SPEC §7): the engine's figures in the Prometheus text format, through
  * prom-client, on a registry of this server's own (so two servers in one process, as in the
  * tests, never share series).
  *
- * Nearly everything is read at scrape time from counters the broker, the log writer, the
- * compactor and the listeners' {@link Admission} keep anyway, so serving metrics costs nothing on
+ * Nearly everything is read at scrape time, through the engine seam (QueueEngine: topics,
+ * counters, storage figures), from counters the engine (for the segment log: the broker, its
+ * writer and compactor) and the listeners' {@link Admission} keep anyway, so serving metrics costs nothing on
  * the hot paths. Counters whose source is such a figure are prom-client Counters whose
  * `collect()` resets them and adds the source's value: the exposed type is `counter` (Prometheus
  * computes `rate()` over them and treats a decrease, after a restart or a deleted topic, as a
  * counter reset), while prom-client's Counter has no `set()`. The one thing measured here is the
- * fsync latency histogram, fed by the log writer's `onFsync` hook.
+ * fsync latency histogram, fed by the log writer's `onFsync` hook (server.ts installs it; an engine
+ * without a local log leaves it empty).
  *
  * Topic label cardinality is bounded: the first {@link TOPIC_LABELS_MAX} topics seen by a scrape
  * keep their own `topic` label value for as long as they exist (sticky, so a series does not
@@ -17,7 +19,7 @@
  * up under `topic="_other"`.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Broker, TopicCounters, TopicStats } from '../broker/broker.js';
+import type { QueueEngine, StorageStats, TopicCounters, TopicStats } from '../engine/queue-engine.js';
 import { LISTENER_PROTOCOLS, REFUSAL_REASONS_BY_PROTOCOL, type Admission } from '../protocols/admission.js';
 import type { MetricsSource } from '../protocols/http2/routes.js';
 
@@ -37,7 +39,7 @@ type TopicFigures = Omit<TopicStats, 'topic'> & TopicCounters;
 
 /** Options of {@link createMetrics}. */
 export interface MetricsOptions {
-  broker: Broker;
+  engine: QueueEngine;
   admission: Admission;
   /** Also export prom-client's default process and Node.js metrics (`process_*`, `nodejs_*`). Default true. */
   defaultMetrics?: boolean;
@@ -46,7 +48,7 @@ export interface MetricsOptions {
 /** The metrics of one server. */
 export interface ServerMetrics extends MetricsSource {
   readonly registry: Registry;
-  /** Records one fdatasync; install as `broker.writer.onFsync` once the broker is open. */
+  /** Records one fdatasync; server.ts installs it as the log writer's `onFsync` once the broker is open. */
   observeFsync(durationMs: number): void;
   /** The fsync latency histogram as numbers: count, sum and cumulative count per upper bound, in seconds. */
   fsyncHistogram(): Promise<FsyncHistogram>;
@@ -62,11 +64,11 @@ export interface FsyncHistogram {
 
 /**
  * Creates the registry with every miniqueue metric. Call once per server; {@link
- * ServerMetrics.render} computes the exposition at call time. Reading `broker` before it is open
- * is safe: log and writer figures are then left out.
+ * ServerMetrics.render} computes the exposition at call time. Reading `engine` while it is loading
+ * is safe: its storage figures are then 0.
  */
 export function createMetrics(opts: MetricsOptions): ServerMetrics {
-  const { broker, admission } = opts;
+  const { engine, admission } = opts;
   const registry = new Registry();
   if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
 
@@ -75,13 +77,13 @@ export function createMetrics(opts: MetricsOptions): ServerMetrics {
 
   /** Reads every topic once per scrape, before the collect() functions below run. */
   function snapshotTopics(): void {
-    const names = broker.topicNames();
+    const names = engine.topicNames();
     const existing = new Set(names);
     for (const name of labelled) if (!existing.has(name)) labelled.delete(name);
     const next = new Map<string, TopicFigures>();
     for (const name of names) {
-      const stats = broker.topicStats(name);
-      const counters = broker.topicCounters(name);
+      const stats = engine.topicStats(name);
+      const counters = engine.topicCounters(name);
       if (stats === undefined || counters === undefined) continue;
       if (!labelled.has(name) && labelled.size < TOPIC_LABELS_MAX && name !== OTHER_TOPICS_LABEL) labelled.add(name);
       const label = labelled.has(name) ? name : OTHER_TOPICS_LABEL;
@@ -160,17 +162,21 @@ export function createMetrics(opts: MetricsOptions): ServerMetrics {
   );
   topicCounter('miniqueue_topic_ack_timeouts_total', 'Deliveries not settled within --ack-timeout and returned to the queue.', 'ackTimeouts');
   topicCounter('miniqueue_topic_dead_lettered_total', 'Messages moved to <topic>.dead after --max-deliveries deliveries.', 'deadLettered');
-  sourceGauge('miniqueue_topics', 'Topics that exist (every one, also those folded into topic="_other").', () => broker.topicNames().length);
-  sourceGauge('miniqueue_messages', 'Live messages (ready, in flight, delayed) across all topics.', () => broker.messageCount);
+  sourceGauge('miniqueue_topics', 'Topics that exist (every one, also those folded into topic="_other").', () => engine.topicNames().length);
+  sourceGauge('miniqueue_messages', 'Live messages (ready, in flight, delayed) across all topics.', () => engine.messageCount);
 
-  const whenOpen = <T>(read: () => T): T | undefined => (broker.loading ? undefined : read());
-  sourceGauge('miniqueue_log_bytes', 'Bytes in the log segment files.', () => whenOpen(() => broker.log.sizeBytes) ?? 0);
-  sourceGauge('miniqueue_log_segments', 'Log segment files.', () => whenOpen(() => broker.log.segments.length) ?? 0);
-  sourceCounter('miniqueue_log_written_bytes_total', 'Bytes written to the log since start.', () => whenOpen(() => broker.writer.stats.bytes));
-  sourceCounter('miniqueue_log_records_total', 'Records written to the log since start.', () => whenOpen(() => broker.writer.stats.records));
-  sourceCounter('miniqueue_log_batches_total', 'Write calls (batches of records) since start.', () => whenOpen(() => broker.writer.stats.batches));
-  sourceCounter('miniqueue_log_failed_batches_total', 'Batches whose write or fdatasync failed.', () => whenOpen(() => broker.writer.stats.failedBatches));
-  sourceCounter('miniqueue_log_fsyncs_total', 'fdatasync calls since start.', () => whenOpen(() => broker.writer.stats.fsyncs));
+  /** A figure of the engine's storage; undefined while it is loading. */
+  const storage = <T>(read: (s: StorageStats) => T): T | undefined => {
+    const stats = engine.storageStats();
+    return stats === undefined ? undefined : read(stats);
+  };
+  sourceGauge('miniqueue_log_bytes', 'Bytes in the log segment files.', () => storage((s) => s.logBytes) ?? 0);
+  sourceGauge('miniqueue_log_segments', 'Log segment files.', () => storage((s) => s.logSegments) ?? 0);
+  sourceCounter('miniqueue_log_written_bytes_total', 'Bytes written to the log since start.', () => storage((s) => s.writtenBytes));
+  sourceCounter('miniqueue_log_records_total', 'Records written to the log since start.', () => storage((s) => s.writtenRecords));
+  sourceCounter('miniqueue_log_batches_total', 'Write calls (batches of records) since start.', () => storage((s) => s.writeBatches));
+  sourceCounter('miniqueue_log_failed_batches_total', 'Batches whose write or fdatasync failed.', () => storage((s) => s.failedBatches));
+  sourceCounter('miniqueue_log_fsyncs_total', 'fdatasync calls since start.', () => storage((s) => s.fsyncs));
   const fsyncSeconds = new Histogram({
     name: 'miniqueue_fsync_duration_seconds',
     help: 'Duration of each fdatasync of the log.',
@@ -178,11 +184,11 @@ export function createMetrics(opts: MetricsOptions): ServerMetrics {
     registers: [registry],
   });
 
-  sourceCounter('miniqueue_compaction_runs_total', 'Compaction passes that removed or copied something.', () => broker.compactionStats.runs);
-  sourceCounter('miniqueue_compaction_segments_removed_total', 'Log segments deleted by compaction.', () => broker.compactionStats.segmentsRemoved);
-  sourceCounter('miniqueue_compaction_reclaimed_bytes_total', 'Bytes of the segment files deleted by compaction.', () => broker.compactionStats.bytesReclaimed);
-  sourceCounter('miniqueue_compaction_copied_bytes_total', 'Bytes of live records copied forward by compaction.', () => broker.compactionStats.bytesCopied);
-  sourceCounter('miniqueue_compaction_failures_total', 'Compaction passes cut short by an I/O error.', () => broker.compactionStats.failures);
+  sourceCounter('miniqueue_compaction_runs_total', 'Compaction passes that removed or copied something.', () => storage((s) => s.compaction.runs));
+  sourceCounter('miniqueue_compaction_segments_removed_total', 'Log segments deleted by compaction.', () => storage((s) => s.compaction.segmentsRemoved));
+  sourceCounter('miniqueue_compaction_reclaimed_bytes_total', 'Bytes of the segment files deleted by compaction.', () => storage((s) => s.compaction.bytesReclaimed));
+  sourceCounter('miniqueue_compaction_copied_bytes_total', 'Bytes of live records copied forward by compaction.', () => storage((s) => s.compaction.bytesCopied));
+  sourceCounter('miniqueue_compaction_failures_total', 'Compaction passes cut short by an I/O error.', () => storage((s) => s.compaction.failures));
 
   new Gauge({
     name: 'miniqueue_connections',

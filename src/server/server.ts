@@ -4,6 +4,7 @@
  */
 import type { Logger } from 'pino';
 import { Broker } from '../broker/broker.js';
+import type { QueueEngine } from '../engine/queue-engine.js';
 import type { ReplayStats } from '../log/segment-log.js';
 import { Admission } from '../protocols/admission.js';
 import { startHttp2Listener, type Http2Listener } from '../protocols/http2/server.js';
@@ -94,13 +95,16 @@ export async function startListening(
     logger,
   });
   const admission = new Admission({ maxConnections: config.maxConnections, authToken: config.authToken });
-  const metrics = createMetrics({ broker, admission });
+  // The broker is handed to the listeners, metrics and dashboard as the QueueEngine: they use
+  // nothing else of it. This file alone knows the segment log (its lock, replay, writer hook).
+  const engine: QueueEngine = broker;
+  const metrics = createMetrics({ engine, admission });
   let http: Http2Listener | null = null;
   let unlock: (() => void) | null = null;
   let resp: RespListener | null = null;
   try {
     http = await startHttp2Listener({
-      broker,
+      engine,
       host: config.host,
       port: config.port,
       tls,
@@ -108,7 +112,7 @@ export async function startListening(
       logger,
       admission,
       metrics,
-      dashboard: createDashboardSource({ broker, admission, metrics, version: VERSION, fsyncPolicy: config.fsync }),
+      dashboard: createDashboardSource({ engine, admission, metrics, version: VERSION, fsyncPolicy: config.fsync }),
     }).catch((err: unknown): never => {
       throw withListenerFlags(err, '--port', '--host');
     });

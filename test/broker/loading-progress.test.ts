@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { LoadingProgress, MAX_WAIT_HINT_SECONDS, retryAfterSeconds } from '../../src/broker/loading-progress.js';
+import { LoadingProgress } from '../../src/broker/loading-progress.js';
+import { MAX_WAIT_HINT_SECONDS, retryAfterSeconds } from '../../src/engine/loading-status.js';
 import type { ReplayProgress } from '../../src/log/segment-log.js';
 import { recordingLogger } from '../helpers.js';
 

@@ -228,6 +228,8 @@ export interface SubscribeLine {
   id?: number;
   dackCount?: number;
   error?: string;
+  /** The error code of an error line (`MQ_ERR_*`). */
+  code?: string;
 }
 
 /**

@@ -200,7 +200,7 @@ describe('--max-connections counts HTTP/2 connections from TCP accept', () => {
     const admission = new Admission({ maxConnections: 1, authToken: null });
     const handshakeTimeoutMs = 300;
     const listener = await startHttp2Listener({
-      broker,
+      engine: broker,
       host: '127.0.0.1',
       port: 0,
       tls: pair,

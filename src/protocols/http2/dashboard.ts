@@ -16,20 +16,14 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CompactionStats } from '../../log/compactor.js';
+import type { StorageStats, TopicStats } from '../../engine/queue-engine.js';
 import type { Http2Fastify } from './server.js';
 
-/** One topic on the dashboard: the figures of `GET /topics` and the dead letters. */
-export interface DashboardTopic {
-  topic: string;
-  ready: number;
-  inFlight: number;
-  delayed: number;
-  consumers: number;
-  /** Messages published since the topic was created (a counter; the page derives the rate). */
-  published: number;
-  /** Messages acked since the topic was created. */
-  acked: number;
+/**
+ * One topic on the dashboard: the figures of `GET /topics` (`published` and `acked` are counters;
+ * the page derives the rates) and the dead letters.
+ */
+export interface DashboardTopic extends TopicStats {
   /** Messages moved to `<topic>.dead` after `--max-deliveries` (a counter). */
   deadLettered: number;
   /** Live messages (ready, in flight, delayed) in `<topic>.dead` now. */
@@ -53,7 +47,7 @@ export interface DashboardSnapshot {
    * increasing; the last bound is +Inf, sent as null (JSON has no Infinity).
    */
   fsyncLatency: { count: number; sumSeconds: number; buckets: { leSeconds: number | null; count: number }[] };
-  compaction: CompactionStats;
+  compaction: StorageStats['compaction'];
   /** Sums over every topic (also those past `topics`' limit). */
   totals: { topics: number; ready: number; inFlight: number; delayed: number; consumers: number; published: number; acked: number; deadLettered: number };
   /** At most {@link DASHBOARD_TOPICS_MAX} topics, sorted by name. */

@@ -14,11 +14,11 @@
  *   within the auth deadline is closed.
  */
 import type { Socket } from 'node:net';
-import type { Broker } from '../../broker/broker.js';
-import { isValidTopicName } from '../../broker/topic-name.js';
+import type { QueueEngine } from '../../engine/queue-engine.js';
+import { badTopicError, isValidTopicName } from '../../engine/topic-name.js';
 import { BrokerError } from '../../errors.js';
 import type { Admission } from '../admission.js';
-import { topicFromPath } from './topic-path.js';
+import { rawTopicOf, topicFromPath } from './topic-path.js';
 import type { Http2Fastify } from './server.js';
 
 /**
@@ -35,9 +35,9 @@ const SUBSCRIBE_PREFIX = '/subscribe/';
 export interface PublishTracker {
   /** True once the listener is closing: new publishes are refused with MQ_ERR_SHUTTING_DOWN. */
   readonly closing: () => boolean;
-  /** A publish was handed to the broker; close() waits for its {@link end}. */
+  /** A publish was handed to the engine; close() waits for its {@link end}. */
   begin(): void;
-  /** The broker answered a publish counted by {@link begin}. */
+  /** The engine answered a publish counted by {@link begin}. */
   end(): void;
 }
 
@@ -74,18 +74,16 @@ export function closeHttp1UnlessAuthorized(socket: Socket, admission: Admission)
 }
 
 /** Registers the HTTP/1.1 publish and subscribe routes (see the file comment). */
-export function registerHttp1Routes(fastify: Http2Fastify, broker: Broker, publishes: PublishTracker): void {
+export function registerHttp1Routes(fastify: Http2Fastify, engine: QueueEngine, publishes: PublishTracker): void {
   fastify.post(`${PUBLISH_PREFIX}*`, (request, reply) => {
     const topic = topicFromPath(request.url, PUBLISH_PREFIX.length);
     if (publishes.closing()) throw new BrokerError('MQ_ERR_SHUTTING_DOWN');
-    if (topic === undefined || !isValidTopicName(topic)) {
-      throw new BrokerError('MQ_ERR_BAD_TOPIC', [String(topic ?? request.url).slice(0, 64)]);
-    }
+    if (topic === undefined || !isValidTopicName(topic)) throw badTopicError(topic ?? rawTopicOf(request.url, PUBLISH_PREFIX.length));
     // The '*' content-type parser hands over a Buffer; no body at all leaves it undefined.
     const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
     publishes.begin();
     try {
-      broker.publish(topic, body, (err) => {
+      engine.publish(topic, body, (err) => {
         publishes.end();
         if (err !== null) return reply.send(err);
         reply.code(201).send();

@@ -5,10 +5,9 @@
  * bearer-token check of `--auth-token`, the 404 handler and the one error handler that answers
  * `{"error":message,"code":...,"statusCode":...}`.
  */
-import type { Broker } from '../../broker/broker.js';
-import { retryAfterSeconds } from '../../broker/loading-progress.js';
+import { retryAfterSeconds } from '../../engine/loading-status.js';
+import type { QueueEngine } from '../../engine/queue-engine.js';
 import { BrokerError } from '../../errors.js';
-import { StorageHealth } from '../../log/storage-health.js';
 import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 import type { Admission } from '../admission.js';
@@ -23,7 +22,7 @@ export interface MetricsSource {
   render(): Promise<string>;
 }
 
-/** What the routes need besides the broker. */
+/** What the routes need besides the engine. */
 export interface RouteOptions {
   admission: Admission;
   /** Serves `GET /metrics` when given. */
@@ -74,8 +73,17 @@ function send(reply: ReplyLike, err: BrokerError): unknown {
     .send({ error: err.message, code: err.code, statusCode: err.statusCode });
 }
 
+/** `/healthz` while the engine is loading: 503 `{"status":"loading"}` with a Retry-After from its progress. */
+function sendLoadingHealth(reply: ReplyLike, engine: QueueEngine): unknown {
+  return reply
+    .header('retry-after', String(retryAfterSeconds(engine.loadingProgress)))
+    .code(503)
+    .type('application/json; charset=utf-8')
+    .send({ status: 'loading' });
+}
+
 /** Registers the routes on `fastify`. */
-export function registerRoutes(fastify: Http2Fastify, broker: Broker, opts: RouteOptions): void {
+export function registerRoutes(fastify: Http2Fastify, engine: QueueEngine, opts: RouteOptions): void {
   const { admission } = opts;
   // Bodies are opaque bytes; no route here reads one, but a body must never fail parsing.
   fastify.removeAllContentTypeParsers();
@@ -112,23 +120,22 @@ export function registerRoutes(fastify: Http2Fastify, broker: Broker, opts: Rout
     throw new BrokerError(verdict === 'missing' ? 'MQ_ERR_NOAUTH' : 'MQ_ERR_UNAUTHORIZED');
   });
 
-  // While the log is replayed (SPEC §8): every route answers 503 MQ_ERR_LOADING, /healthz
-  // `{"status":"loading"}`, both with a Retry-After from the replay's progress. The dashboard
-  // page loads during a replay too, and says so (its data route answers 503).
+  // While the engine recovers (the log is replayed, SPEC §8): every route answers 503
+  // MQ_ERR_LOADING, /healthz `{"status":"loading"}`, both with a Retry-After from the replay's
+  // progress. The dashboard page loads during a replay too, and says so (its data route answers 503).
   fastify.addHook('onRequest', async (request, reply) => {
-    if (!broker.loading || isDashboardAssetPath(request.url)) return;
-    reply.header('retry-after', String(retryAfterSeconds(broker.loadingProgress)));
+    if (!engine.loading || isDashboardAssetPath(request.url)) return;
     const q = request.url.indexOf('?');
-    if ((q < 0 ? request.url : request.url.slice(0, q)) === HEALTH_PATH) {
-      return reply.code(503).type('application/json; charset=utf-8').send({ status: 'loading' });
-    }
+    if ((q < 0 ? request.url : request.url.slice(0, q)) === HEALTH_PATH) return sendLoadingHealth(reply, engine);
+    reply.header('retry-after', String(retryAfterSeconds(engine.loadingProgress)));
     return send(reply, new BrokerError('MQ_ERR_LOADING'));
   });
 
   // 503 naming the storage failure while writes fail, 200 again once they work (SPEC §8).
-  const storageHealth = new StorageHealth();
   fastify.get('/healthz', async (_request, reply) => {
-    const failure = await storageHealth.check(broker.writer);
+    const { loading, storageFailure: failure } = await engine.health();
+    // Not reached while loading (the hook above answers first); an engine may say so all the same.
+    if (loading) return sendLoadingHealth(reply, engine);
     if (failure === null) return { status: 'ok' };
     const err = new BrokerError('MQ_ERR_STORAGE', [failure.message], { cause: failure });
     return reply
@@ -137,7 +144,7 @@ export function registerRoutes(fastify: Http2Fastify, broker: Broker, opts: Rout
       .send({ status: 'storage failing', error: err.message, code: err.code, statusCode: err.statusCode });
   });
 
-  fastify.get('/topics', async () => broker.topicNames().map((name) => broker.topicStats(name)));
+  fastify.get('/topics', async () => engine.topicNames().map((name) => engine.topicStats(name)));
 
   const metrics = opts.metrics;
   if (metrics !== undefined) {
@@ -149,7 +156,7 @@ export function registerRoutes(fastify: Http2Fastify, broker: Broker, opts: Rout
 
   fastify.delete<{ Params: { topic: string } }>('/:topic', (request, reply) => {
     const { topic } = request.params;
-    broker.deleteTopic(topic, (err, existed) => {
+    engine.deleteTopic(topic, (err, existed) => {
       if (err !== null) return send(reply, err);
       reply.code(200).send({ topic, deleted: existed });
     });

@@ -15,9 +15,9 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { Broker } from '../../broker/broker.js';
-import { retryAfterSeconds } from '../../broker/loading-progress.js';
-import { isValidTopicName } from '../../broker/topic-name.js';
+import { retryAfterSeconds } from '../../engine/loading-status.js';
+import type { QueueEngine } from '../../engine/queue-engine.js';
+import { badTopicError, isValidTopicName } from '../../engine/topic-name.js';
 import { BrokerError } from '../../errors.js';
 import type { Admission } from '../admission.js';
 import { closeUnlessAuthorized, refuseSession } from './session-refusal.js';
@@ -25,12 +25,13 @@ import { SubscribeStream } from './subscribe-stream.js';
 import { bearerChallenge, registerRoutes, type MetricsSource } from './routes.js';
 import { sniffProtocol } from './h2c-sniffer.js';
 import { HTTP1_KEEP_ALIVE_TIMEOUT_MS, closeHttp1UnlessAuthorized, refuseHttp1Connection, registerHttp1Routes } from './http1.js';
-import { topicFromPath } from './topic-path.js';
+import { rawTopicOf, topicFromPath } from './topic-path.js';
 import { registerDashboard, type DashboardSource } from './dashboard.js';
 import { lazySchemaController } from './lazy-schema-compilers.js';
 
 export interface Http2ListenerOptions {
-  broker: Broker;
+  /** The queues (the only part of the server the listener talks to). */
+  engine: QueueEngine;
   host: string;
   port: number;
   /** PEM key and certificate; null serves h2c (cleartext, prior knowledge). */
@@ -152,7 +153,7 @@ interface TcpConnection {
  * (EADDRINUSE, EACCES).
  */
 export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Http2Listener> {
-  const { broker, logger, maxMessageBytes, admission } = opts;
+  const { engine, logger, maxMessageBytes, admission } = opts;
   const sessions = new Set<Http2Session>();
   /**
    * Every accepted TCP connection, by {@link connectionKey} (those whose peer was unknown at
@@ -221,12 +222,12 @@ export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Ht
       // stream with PROTOCOL_ERROR (RFC 9113 §8.1.1), so a cut-off upload is never published.
       if (stream.destroyed) return;
       // A single DATA chunk is a view into node:http2's read buffer of the whole socket read
-      // (up to 64 KiB of other streams' frames): the broker keeps the body, so copy it rather
+      // (up to 64 KiB of other streams' frames): the engine keeps the body, so copy it rather
       // than pin that buffer for as long as the message lives in the payload cache.
       const body = chunks !== null ? Buffer.concat(chunks, total) : first === null ? Buffer.alloc(0) : ownedCopy(first);
       inFlightPublishes++;
       try {
-        broker.publish(topic, body, (err) => {
+        engine.publish(topic, body, (err) => {
           publishDone();
           if (err !== null) return respondError(stream, err);
           if (!stream.destroyed && !stream.closed) stream.respond(HEADERS_201, END_STREAM);
@@ -254,21 +255,23 @@ export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Ht
       }
       admission.markAuthorized(stream.session!);
     }
-    const topic = topicFromPath(path, isPublish ? 9 : 11);
+    const prefixLength = isPublish ? 9 : 11;
+    const topic = topicFromPath(path, prefixLength);
     if (closing) {
       respondError(stream, new BrokerError('MQ_ERR_SHUTTING_DOWN'));
       return true;
     }
-    if (broker.loading) {
-      respondError(stream, new BrokerError('MQ_ERR_LOADING'), retryAfterSeconds(broker.loadingProgress));
+    if (engine.loading) {
+      respondError(stream, new BrokerError('MQ_ERR_LOADING'), retryAfterSeconds(engine.loadingProgress));
       return true;
     }
     if (topic === undefined || !isValidTopicName(topic)) {
-      respondError(stream, new BrokerError('MQ_ERR_BAD_TOPIC', [String(topic ?? path).slice(0, 64)]));
+      // The error RESP gives for the same name; an undecodable one is shown as sent.
+      respondError(stream, badTopicError(topic ?? rawTopicOf(path, prefixLength)));
       return true;
     }
     if (isPublish) handlePublish(stream, headers, topic);
-    else new SubscribeStream(stream, topic, broker, logger);
+    else new SubscribeStream(stream, topic, engine, logger);
     return true;
   }
 
@@ -372,8 +375,8 @@ export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Ht
       return server as never;
     },
   });
-  registerRoutes(fastify, broker, { admission, metrics: opts.metrics });
-  registerHttp1Routes(fastify, broker, {
+  registerRoutes(fastify, engine, { admission, metrics: opts.metrics });
+  registerHttp1Routes(fastify, engine, {
     closing: () => closing,
     begin: () => void inFlightPublishes++,
     end: publishDone,

@@ -12,7 +12,10 @@
  *
  * When `--ack-timeout` takes the message back, an error line says so, and no next message is
  * delivered until the client sends its (now refused) settle: the protocol's settles name no
- * message, so a late "ACK" must never land on a message the client has not seen.
+ * message, so a late "ACK" must never land on a message the client has not seen. That state
+ * machine (one delivery held, the refusal after an expiry) is the engine's StreamConsumer
+ * (engine/stream-consumer.ts), shared with RESP `SUBSCRIBE`; this file is the wire format, the
+ * output bound and the end of the stream.
  *
  * When the client ends its side of the stream (curl `--data '"INIT"'`), nothing more can be
  * settled: the response ends after the pending delivery, if any, and closing NACKs it.
@@ -25,9 +28,8 @@
  */
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Logger } from 'pino';
-import { DEAD_LETTER_SUFFIX, type Broker, type SettleKind } from '../../broker/broker.js';
-import type { Consumer } from '../../broker/consumer.js';
-import { MessageState, type Message } from '../../broker/message.js';
+import type { Delivery, QueueEngine, SettleKind } from '../../engine/queue-engine.js';
+import { StreamConsumer, type StreamHandlers } from '../../engine/stream-consumer.js';
 import { BrokerError } from '../../errors.js';
 
 /** Longest command line we buffer before refusing it (bytes). */
@@ -35,17 +37,12 @@ const MAX_COMMAND_BYTES = 1024;
 
 export class SubscribeStream {
   readonly #stream: ServerHttp2Stream;
-  readonly #broker: Broker;
+  readonly #engine: QueueEngine;
   readonly #topic: string;
   readonly #logger: Logger;
-  #consumer: Consumer | null = null;
-  /** The message in flight on this stream (the protocol has one at a time). */
-  #current: Message | null = null;
-  /** Id of the message the ack timeout took back, until the client's next settle. */
-  #expiredId: number | null = null;
-  /** A delivery was requested and has not arrived. */
-  #waiting = false;
-  /** Settle records not written yet (their errors may still need reporting). */
+  /** Made by "INIT": the delivery held, the refusal after an ack timeout. */
+  #consumer: StreamConsumer | null = null;
+  /** Settles not answered yet (their records are being written; their errors may still need reporting). */
   #settlesWriting = 0;
   #inputEnded = false;
   #closed = false;
@@ -54,9 +51,22 @@ export class SubscribeStream {
   #buffered = '';
   #queue: string[] = [];
 
-  constructor(stream: ServerHttp2Stream, topic: string, broker: Broker, logger: Logger) {
+  /** What the StreamConsumer tells this stream: made once per stream, not per delivery. */
+  readonly #handlers: StreamHandlers = {
+    onDelivery: (delivery: Delivery): void => this.#onDelivery(delivery),
+    onExpired: (delivery: Delivery, notice: BrokerError): void => this.#onExpired(delivery, notice),
+  };
+
+  /** The outcome of every settle of this stream: one function, not a closure per settle. */
+  readonly #onSettled = (err: BrokerError | null): void => {
+    this.#settlesWriting--;
+    if (err !== null) this.#errorOf(err);
+    this.#maybeFinish();
+  };
+
+  constructor(stream: ServerHttp2Stream, topic: string, engine: QueueEngine, logger: Logger) {
     this.#stream = stream;
-    this.#broker = broker;
+    this.#engine = engine;
     this.#topic = topic;
     this.#logger = logger;
     stream.respond({ ':status': 200, 'content-type': 'application/x-ndjson' });
@@ -64,6 +74,7 @@ export class SubscribeStream {
     stream.on('data', (chunk: string) => this.#onData(chunk));
     stream.on('end', () => {
       this.#inputEnded = true;
+      this.#consumer?.endInput();
       this.#maybeFinish();
     });
     stream.on('close', () => this.#close());
@@ -86,6 +97,12 @@ export class SubscribeStream {
   /** Writes an error line; `extra` fields (e.g. `code`, `id`) follow `error`. */
   #error(message: string, extra?: Record<string, string | number>): void {
     this.#write(`${JSON.stringify({ error: message, ...extra })}\n`);
+  }
+
+  /** Writes the error line of `err`, with its `code` when it is a BrokerError (e.g. MQ_ERR_TOPIC_DELETED). */
+  #errorOf(err: unknown): void {
+    if (err instanceof BrokerError) this.#error(err.message, { code: err.code });
+    else this.#error(err instanceof Error ? err.message : String(err));
   }
 
   #onData(chunk: string): void {
@@ -179,125 +196,83 @@ export class SubscribeStream {
     } else if (parts.length !== 1) {
       return this.#error(`${word} takes no argument`);
     }
-    if (this.#consumer === null) return this.#error(`send "INIT" before ${word}`);
-    const msg = this.#current;
-    if (msg === null) {
-      if (this.#expiredId === null) return this.#error(`${word}: no message is in flight on this stream`);
-      this.#error(`${word}: message ${this.#expiredId} is no longer in flight: it was not settled within --ack-timeout`);
-      if (word !== 'TOUCH') {
-        // The client has given up the expired message: go on with the next one.
-        this.#expiredId = null;
-        this.#requestNext();
-      }
-      return;
-    }
+    const consumer = this.#consumer;
+    if (consumer === null) return this.#error(`send "INIT" before ${word}`);
     if (word === 'TOUCH') {
       try {
-        this.#broker.touch(this.#consumer, msg.id);
+        consumer.touch();
       } catch (err) {
-        this.#error(errorMessage(err), errorCode(err));
+        this.#errorOf(err);
       }
       return;
     }
-    this.#settle(msg, word, delaySeconds);
-  }
-
-  /** The ack timeout took the message in flight back (Consumer.onExpired). */
-  #onExpired(msg: Message): void {
-    if (this.#current !== msg) return;
-    this.#current = null;
-    this.#expiredId = msg.id;
-    // GONE: --max-deliveries moved it to the dead-letter topic instead of back to the queue.
-    const where = msg.state === MessageState.GONE ? `was moved to ${msg.topic}${DEAD_LETTER_SUFFIX}` : 'went back to the queue';
-    const err = new BrokerError('MQ_ERR_ACK_TIMEOUT', [msg.id, `${where}; the next settle is refused, then delivery goes on`]);
-    this.#error(err.message, { code: err.code, id: msg.id });
-    this.#maybeFinish();
+    this.#settle(consumer, word, delaySeconds);
   }
 
   #init(): void {
-    const consumer = this.#broker.createConsumer((m) => this.#onDelivery(m));
-    consumer.onExpired = (m) => this.#onExpired(m);
+    const consumer = new StreamConsumer(this.#engine, this.#topic, this.#handlers);
     this.#consumer = consumer;
+    // Only when INIT waited behind a blocked output past the end of the input: subscribe, deliver nothing.
+    if (this.#inputEnded) consumer.endInput();
     try {
-      this.#broker.attach(consumer, this.#topic);
-      this.#requestNext();
+      consumer.start();
     } catch (err) {
-      this.#error(errorMessage(err), errorCode(err));
+      this.#errorOf(err);
     }
   }
 
-  #requestNext(): void {
-    if (this.#consumer === null || this.#closed || this.#inputEnded) return;
-    this.#waiting = true;
-    this.#broker.request(this.#consumer, this.#topic);
-  }
-
-  #onDelivery(msg: Message): void {
-    this.#waiting = false;
-    this.#current = msg;
+  #onDelivery(delivery: Delivery): void {
     let payload: Buffer;
     try {
-      payload = this.#broker.payloadOf(msg);
+      payload = delivery.payload;
     } catch (err) {
-      this.#logger.error({ err, id: msg.id }, 'could not read a payload back from the log');
+      this.#logger.error({ err, id: delivery.messageId }, 'could not read a payload back from the log');
       this.#error('could not read the message from storage');
       this.#stream.close();
       return;
     }
-    const dack = msg.dackCount > 0 ? `,"dackCount":${msg.dackCount}` : '';
-    this.#write(`{"msg":"${payload.toString('base64')}","id":${msg.id}${dack}}\n`);
+    const dack = delivery.dackCount > 0 ? `,"dackCount":${delivery.dackCount}` : '';
+    this.#write(`{"msg":"${payload.toString('base64')}","id":${delivery.messageId}${dack}}\n`);
+    this.#maybeFinish();
+  }
+
+  /** The ack timeout took the held delivery back: say so (the next settle will be refused). */
+  #onExpired(delivery: Delivery, notice: BrokerError): void {
+    this.#error(notice.message, { code: notice.code, id: delivery.messageId });
     this.#maybeFinish();
   }
 
   /**
-   * Settles the in-flight message and asks for the next one at once, without waiting for the
-   * settle record to be fdatasynced: the protocol never answers a settle, so nothing a client
-   * was told depends on it, and waiting would cap a subscriber at one message per fsync. The
-   * settle takes effect in memory immediately; if its record cannot be written an error line
-   * follows and the message goes back to the front (at-least-once, SPEC §2). RESP, whose
-   * settles are answered with +OK, does wait.
+   * Settles the held delivery and asks for the next one at once, without waiting for the settle
+   * record to be fdatasynced (StreamConsumer.settle): the protocol never answers a settle, so
+   * nothing a client was told depends on it, and waiting would cap a subscriber at one message
+   * per fsync. The settle takes effect in memory immediately; if its record cannot be written an
+   * error line follows and the message goes back to the front (at-least-once, SPEC §2). A refused
+   * settle (nothing held, the ack timeout took it, its topic was deleted) gets its error line at
+   * once. RESP, whose settles are answered with +OK, does wait.
    */
-  #settle(msg: Message, kind: SettleKind, delaySeconds: number): void {
-    this.#current = null;
+  #settle(consumer: StreamConsumer, kind: SettleKind, delaySeconds: number): void {
     this.#settlesWriting++;
-    try {
-      this.#broker.settle(this.#consumer!, msg.id, kind, delaySeconds, (err) => {
-        this.#settlesWriting--;
-        if (err !== null) this.#error(err.message, { code: err.code });
-        this.#maybeFinish();
-      });
-    } catch (err) {
-      this.#settlesWriting--;
-      this.#error(errorMessage(err), errorCode(err));
-    }
-    this.#requestNext();
+    consumer.settle(kind, delaySeconds * 1000, this.#onSettled);
   }
 
   /** After the client ended its side: end the response once nothing more can happen. */
   #maybeFinish(): void {
     if (!this.#inputEnded || this.#closed) return;
     if (this.#settlesWriting > 0 || this.#queue.length > 0) return;
-    if (this.#waiting && this.#current === null) return;
+    const consumer = this.#consumer;
+    // A delivery requested before the input ended may still come: wait for it.
+    if (consumer !== null && consumer.waiting && consumer.current === null) return;
     if (!this.#stream.destroyed) this.#stream.end();
   }
 
   #close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#consumer !== null) this.#broker.closeConsumer(this.#consumer);
+    this.#consumer?.close();
   }
 }
 
 function clip(s: string): string {
   return s.length > 64 ? `${s.slice(0, 64)}...` : s;
-}
-
-/** `{ code }` of a BrokerError (e.g. MQ_ERR_TOPIC_DELETED), so clients can tell errors apart without matching text. */
-function errorCode(err: unknown): { code: string } | undefined {
-  return err instanceof BrokerError ? { code: err.code } : undefined;
-}
-
-function errorMessage(err: unknown): string {
-  if (err instanceof BrokerError) return err.message;
-  return err instanceof Error ? err.message : String(err);
 }

@@ -8,12 +8,17 @@
  * undefined when it is not decodable (a bad `%` escape). The result is not validated.
  */
 export function topicFromPath(path: string, prefixLength: number): string | undefined {
-  const q = path.indexOf('?');
-  const raw = path.slice(prefixLength, q < 0 ? path.length : q);
+  const raw = rawTopicOf(path, prefixLength);
   if (raw.indexOf('%') < 0) return raw;
   try {
     return decodeURIComponent(raw);
   } catch {
     return undefined;
   }
+}
+
+/** The topic part of `path` after its first `prefixLength` characters, up to a `?`, as sent (not decoded). */
+export function rawTopicOf(path: string, prefixLength: number): string {
+  const q = path.indexOf('?');
+  return path.slice(prefixLength, q < 0 ? path.length : q);
 }
