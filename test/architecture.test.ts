@@ -37,6 +37,12 @@ const RULES: readonly ImportRule[] = [
     allowed: ['src/server/', 'src/protocols/admission.ts', 'src/protocols/http2/', 'src/engine/', 'src/errors.ts', 'node:', 'fastify', 'pino', 'prom-client'],
     forbidden: ['src/broker/', 'src/log/'],
   },
+  {
+    name: 'the RESP adapter talks to the engine seam only (issue 12)',
+    covers: ['src/protocols/resp/'],
+    allowed: ['src/protocols/resp/', 'src/protocols/admission.ts', 'src/engine/', 'src/errors.ts', 'node:', 'pino'],
+    forbidden: ['src/broker/', 'src/log/', 'src/server/'],
+  },
 ];
 
 /** One import of a source file: the specifier as written, where it points, and its line. */
@@ -144,6 +150,32 @@ describe('import rules (ARCHITECTURE.md)', () => {
       "src/protocols/http2/x.ts:8 imports '../../server/config.js' -> src/server/config.ts (forbidden)",
       "src/protocols/http2/x.ts:16 imports '../resp/reply-queue.js' -> src/protocols/resp/reply-queue.ts (not in the allowed list)",
       "src/protocols/http2/x.ts:17 imports 'yargs/helpers' -> yargs (not in the allowed list)",
+    ]);
+  });
+
+  it('the RESP rule refuses the broker, the log and the HTTP adapter, and allows the seam', () => {
+    const rule = RULES.find((r) => r.covers.includes('src/protocols/resp/'))!;
+    const file = 'src/protocols/resp/x.ts';
+    const source = [
+      "import type { Broker, SettleKind } from '../../broker/broker.js';",
+      "import { isValidTopicName } from '../../broker/topic-name.js';",
+      "import { LogWriter } from '../../log/log-writer.js';",
+      "import { startHttp2Listener } from '../http2/server.js';",
+      "import { StreamConsumer } from '../../engine/stream-consumer.js';",
+      "import type { ConsumerHandle, QueueEngine } from '../../engine/queue-engine.js';",
+      "import { BrokerError } from '../../errors.js';",
+      "import type { Admission } from '../admission.js';",
+      "import { ReplyQueue } from './reply-queue.js';",
+      "import type { Socket } from 'node:net';",
+      "import type { Logger } from 'pino';",
+      "import Fastify from 'fastify';",
+    ].join('\n');
+    assert.deepEqual(violations(rule, file, source), [
+      "src/protocols/resp/x.ts:1 imports '../../broker/broker.js' -> src/broker/broker.ts (forbidden)",
+      "src/protocols/resp/x.ts:2 imports '../../broker/topic-name.js' -> src/broker/topic-name.ts (forbidden)",
+      "src/protocols/resp/x.ts:3 imports '../../log/log-writer.js' -> src/log/log-writer.ts (forbidden)",
+      "src/protocols/resp/x.ts:4 imports '../http2/server.js' -> src/protocols/http2/server.ts (not in the allowed list)",
+      "src/protocols/resp/x.ts:12 imports 'fastify' -> fastify (not in the allowed list)",
     ]);
   });
 });

@@ -20,8 +20,8 @@
  *
  * Two doors to the consumers: the engine seam ({@link openConsumer}, then the ConsumerHandle's
  * methods, which name deliveries by deliveryId), and the older methods that take a Consumer and
- * a message id (createConsumer, request, take, settle, touch, closeConsumer ...), which the
- * protocol adapters and tests use until they are switched to the seam. Both reach the same pieces.
+ * a message id (createConsumer, request, take, settle, touch, closeConsumer ...), which only
+ * tests use now (both protocol adapters use the seam alone). Both reach the same pieces.
  */
 import assert from 'node:assert/strict';
 import { BrokerError } from '../errors.js';

@@ -13,7 +13,7 @@
  * 9         1      type         u8, RecordType below
  * 10        6      offset       u48, logical record number, strictly increasing through the log
  * 16        1      topicLength  u8, 1..255
- * 17        t      topic        topicLength bytes (ASCII, see broker/topic-name.ts)
+ * 17        t      topic        topicLength bytes (ASCII, see engine/topic-name.ts)
  * 17+t      ...    type-specific part:
  *   PUBLISH (1)       payload: the rest of the record (0..maxMessageBytes bytes). The message id
  *                     is this record's own offset.

@@ -118,7 +118,7 @@ export async function startListening(
     });
     if (config.redisPort !== -1) {
       resp = await startRespListener({
-        broker,
+        engine,
         host: config.redisHost,
         port: config.redisPort,
         maxMessageBytes: config.maxMessageBytes,

@@ -188,7 +188,7 @@ export function dispatch(c: CommandContext, spec: CommandSpec | undefined, name:
     return c.replies.replyError(new BrokerError('MQ_ERR_WRONG_ARITY', [name.toLowerCase()]));
   }
   // `run` is `spec` or one of its forms, so `spec` is set here.
-  if (!spec!.allowedWhileLoading && c.options.broker.loading) return c.replies.replyError(new BrokerError('MQ_ERR_LOADING'));
+  if (!spec!.allowedWhileLoading && c.options.engine.loading) return c.replies.replyError(new BrokerError('MQ_ERR_LOADING'));
   run.handler(c, args, name);
 }
 

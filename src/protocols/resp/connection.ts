@@ -20,7 +20,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { Broker } from '../../broker/broker.js';
+import type { QueueEngine } from '../../engine/queue-engine.js';
 import { BrokerError } from '../../errors.js';
 import type { Admission } from '../admission.js';
 import { COMMANDS, commandName, dispatch, type CommandContext } from './command-table.js';
@@ -31,13 +31,12 @@ import { QueueSession } from './queue-commands.js';
 import { ReplyQueue } from './reply-queue.js';
 
 export interface RespConnectionOptions {
-  broker: Broker;
+  /** The queues, through the engine seam only (engine/queue-engine.ts). */
+  engine: QueueEngine;
   logger: Logger;
   maxMessageBytes: number;
   /** Most arguments in one command (SPEC §7: 1024). */
   maxArrayLength: number;
-  /** Most messages a connection may hold reserved at once (SPEC §4: at least 1000). */
-  maxReserved: number;
   /** Connection id, for CLIENT ID and HELLO. */
   id: number;
   version: string;
@@ -101,7 +100,7 @@ export class RespConnection implements CommandContext {
       afterFlush: (writeOk) => this.#afterFlush(writeOk),
       overOutputLimit: (unsentBytes) => this.#overOutputLimit(unsentBytes),
     });
-    this.queue = new QueueSession(this, this.replies, opts.broker, opts.maxReserved);
+    this.queue = new QueueSession(this, this.replies, opts.engine);
     this.#authenticated = !opts.admission.authRequired;
     if (!this.#authenticated) {
       this.#authTimer = setTimeout(() => this.#authDeadline(), opts.admission.authDeadlineMs);

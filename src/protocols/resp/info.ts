@@ -11,13 +11,14 @@
  * Nothing here runs per message: INFO is computed when asked, from figures kept anyway.
  */
 import os from 'node:os';
-import type { Broker } from '../../broker/broker.js';
+import type { QueueEngine } from '../../engine/queue-engine.js';
 import type { RespValue } from './encoder.js';
 import type { Admission } from '../admission.js';
 
 /** What INFO reads: the connection's options carry all of it. */
 export interface InfoSource {
-  readonly broker: Broker;
+  /** Loading, its progress, storage figures, topics and their counters: all through the engine seam. */
+  readonly engine: QueueEngine;
   readonly admission: Admission;
   /** miniqueue's version (package.json). */
   readonly version: string;
@@ -98,8 +99,8 @@ const FIELDS: Record<SectionName, (s: InfoSource) => Fields> = {
     ];
   },
   persistence: (s) => {
-    const b = s.broker;
-    const loading = b.loading;
+    const e = s.engine;
+    const loading = e.loading;
     const fields: Fields = [
       ['loading', loading ? 1 : 0],
       ['async_loading', 0],
@@ -109,7 +110,7 @@ const FIELDS: Record<SectionName, (s: InfoSource) => Fields> = {
     ];
     if (loading) {
       // Redis's loading_* fields: ioredis waits loading_eta_seconds before it asks again.
-      const progress = b.loadingProgress;
+      const progress = e.loadingProgress;
       if (progress !== null) {
         fields.push(
           ['loading_start_time', Math.floor(progress.startedAtMs / 1000)],
@@ -121,13 +122,14 @@ const FIELDS: Record<SectionName, (s: InfoSource) => Fields> = {
       }
       return fields;
     }
-    const c = b.compactionStats;
-    const w = b.writer.stats;
+    const st = e.storageStats();
+    if (st === undefined) return fields;
+    const c = st.compaction;
     fields.push(
-      ['miniqueue_log_bytes', b.log.sizeBytes],
-      ['miniqueue_log_segments', b.log.segments.length],
-      ['miniqueue_log_failed_batches', w.failedBatches],
-      ['miniqueue_fsyncs', w.fsyncs],
+      ['miniqueue_log_bytes', st.logBytes],
+      ['miniqueue_log_segments', st.logSegments],
+      ['miniqueue_log_failed_batches', st.failedBatches],
+      ['miniqueue_fsyncs', st.fsyncs],
       ['miniqueue_compaction_runs', c.runs],
       ['miniqueue_compaction_segments_removed', c.segmentsRemoved],
       ['miniqueue_compaction_reclaimed_bytes', c.bytesReclaimed],
@@ -142,30 +144,31 @@ const FIELDS: Record<SectionName, (s: InfoSource) => Fields> = {
       ['miniqueue_http2_connections_received', a.accepted.http2],
       ['miniqueue_http2_rejected_connections', a.refused.http2.max_connections],
     ];
-    const b = s.broker;
-    if (b.loading) return fields;
+    const e = s.engine;
+    if (e.loading) return fields;
     let published = 0;
     let acked = 0;
     let redelivered = 0;
     let deadLettered = 0;
-    for (const name of b.topicNames()) {
-      const counters = b.topicCounters(name);
+    const names = e.topicNames();
+    for (const name of names) {
+      const counters = e.topicCounters(name);
       if (counters === undefined) continue;
       published += counters.published;
       acked += counters.acked;
       redelivered += counters.redelivered;
       deadLettered += counters.deadLettered;
     }
+    const st = e.storageStats();
     fields.push(
-      ['miniqueue_topics', b.topicNames().length],
-      ['miniqueue_messages', b.messageCount],
+      ['miniqueue_topics', names.length],
+      ['miniqueue_messages', e.messageCount],
       ['miniqueue_published', published],
       ['miniqueue_acked', acked],
       ['miniqueue_redelivered', redelivered],
       ['miniqueue_dead_lettered', deadLettered],
-      ['miniqueue_log_records_written', b.writer.stats.records],
-      ['miniqueue_log_bytes_written', b.writer.stats.bytes],
     );
+    if (st !== undefined) fields.push(['miniqueue_log_records_written', st.writtenRecords], ['miniqueue_log_bytes_written', st.writtenBytes]);
     return fields;
   },
   replication: () => [

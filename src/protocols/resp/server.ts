@@ -6,7 +6,7 @@
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import type { Broker } from '../../broker/broker.js';
+import type { QueueEngine } from '../../engine/queue-engine.js';
 import { BrokerError } from '../../errors.js';
 import { isLoopbackAddress, type Admission } from '../admission.js';
 import { RESP_MAX_OUTPUT_BYTES, RespConnection } from './connection.js';
@@ -14,7 +14,8 @@ import { encodeError } from './encoder.js';
 import { InputBudget } from './input-budget.js';
 
 export interface RespListenerOptions {
-  broker: Broker;
+  /** The queues: the adapter uses nothing else of an engine (engine/queue-engine.ts). */
+  engine: QueueEngine;
   host: string;
   port: number;
   maxMessageBytes: number;
@@ -65,11 +66,10 @@ export async function startRespListener(opts: RespListenerOptions): Promise<Resp
       return;
     }
     const conn = new RespConnection(socket, {
-      broker: opts.broker,
+      engine: opts.engine,
       logger: opts.logger,
       maxMessageBytes: opts.maxMessageBytes,
       maxArrayLength: 1024,
-      maxReserved: 65536,
       id: nextId++,
       version: opts.version,
       admission,

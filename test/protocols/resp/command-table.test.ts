@@ -117,7 +117,7 @@ function recordingContext(state: { authenticated: boolean; subscribed: boolean; 
     queue,
     options: {
       admission: { refuse: (_p: string, reason: string) => rec.refusals.push(reason) },
-      broker: { loading: state.loading === true },
+      engine: { loading: state.loading === true },
     },
     authenticated: state.authenticated,
     quit: () => rec.quits++,

@@ -6,6 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Broker } from '../../../src/broker/broker.js';
+import type { LoadingStatus } from '../../../src/engine/loading-status.js';
+import type { QueueEngine, StorageStats, TopicCounters } from '../../../src/engine/queue-engine.js';
 import { Admission } from '../../../src/protocols/admission.js';
 import { buildInfo } from '../../../src/protocols/resp/info.js';
 import type { RunningServer } from '../../../src/server/server.js';
@@ -93,7 +95,7 @@ test('INFO persistence says loading:1 before the log is replayed (and reads noth
   try {
     const broker = new Broker({ dir: db, fsync: 'never', fsyncIntervalMs: 1000, segmentBytes: 1 << 20, maxMessageBytes: 1024, periodMs: 1000, repair: false, logger: silentLogger });
     const admission = new Admission({ maxConnections: 10, authToken: null });
-    const text = buildInfo({ broker, admission, version: '9.9.9' }, [Buffer.from('persistence'), Buffer.from('stats')]);
+    const text = buildInfo({ engine: broker, admission, version: '9.9.9' }, [Buffer.from('persistence'), Buffer.from('stats')]);
     const { sections, fields } = parseInfo(text);
     assert.deepEqual(sections, ['Persistence', 'Stats']);
     assert.equal(fields.get('loading'), '1');
@@ -102,6 +104,86 @@ test('INFO persistence says loading:1 before the log is replayed (and reads noth
   } finally {
     removeDir(db);
   }
+});
+
+/**
+ * A QueueEngine that is not the segment log (as a JetStream engine would be): fixed figures, and
+ * every call INFO must not make throws.
+ */
+function figuresEngine(state: { loading: boolean; progress: LoadingStatus | null; storage: StorageStats | undefined }): QueueEngine {
+  const counters: Record<string, TopicCounters> = {
+    a: { published: 5, acked: 3, nacked: 0, backed: 0, dacked: 0, redelivered: 2, ackTimeouts: 0, deadLettered: 1 },
+    b: { published: 7, acked: 4, nacked: 1, backed: 0, dacked: 0, redelivered: 1, ackTimeouts: 1, deadLettered: 0 },
+  };
+  const unused = (): never => {
+    throw new Error('INFO called an engine method it does not need');
+  };
+  return {
+    get loading() {
+      return state.loading;
+    },
+    get loadingProgress() {
+      return state.progress;
+    },
+    messageCount: 42,
+    topicNames: () => Object.keys(counters),
+    topicCounters: (name) => counters[name],
+    storageStats: () => state.storage,
+    publish: unused,
+    openConsumer: unused,
+    deleteTopic: unused,
+    topicStats: unused,
+    health: unused,
+    close: unused,
+  };
+}
+
+test('INFO reads the engine seam only: storage figures, counters and messages of any QueueEngine; loading_* from its progress', () => {
+  const admission = new Admission({ maxConnections: 10, authToken: null });
+  const storage: StorageStats = {
+    logBytes: 1001,
+    logSegments: 3,
+    writtenBytes: 2002,
+    writtenRecords: 17,
+    writeBatches: 9,
+    failedBatches: 1,
+    fsyncs: 8,
+    compaction: { runs: 4, segmentsRemoved: 2, bytesReclaimed: 3003, messagesCopied: 0, bytesCopied: 0, failures: 0 },
+  };
+  const state = { loading: false, progress: null as LoadingStatus | null, storage: storage as StorageStats | undefined };
+  const engine = figuresEngine(state);
+  const { fields } = parseInfo(buildInfo({ engine, admission, version: '9.9.9' }, [Buffer.from('persistence'), Buffer.from('stats')]));
+  const expected: Record<string, string> = {
+    loading: '0',
+    miniqueue_log_bytes: '1001',
+    miniqueue_log_segments: '3',
+    miniqueue_log_failed_batches: '1',
+    miniqueue_fsyncs: '8',
+    miniqueue_compaction_runs: '4',
+    miniqueue_compaction_segments_removed: '2',
+    miniqueue_compaction_reclaimed_bytes: '3003',
+    miniqueue_topics: '2',
+    miniqueue_messages: '42',
+    miniqueue_published: '12',
+    miniqueue_acked: '7',
+    miniqueue_redelivered: '3',
+    miniqueue_dead_lettered: '1',
+    miniqueue_log_records_written: '17',
+    miniqueue_log_bytes_written: '2002',
+  };
+  for (const [k, v] of Object.entries(expected)) assert.equal(fields.get(k), v, k);
+
+  state.loading = true;
+  state.storage = undefined;
+  state.progress = { startedAtMs: 1_700_000_000_500, totalBytes: 4000, loadedBytes: 1000, percent: 25, etaSeconds: 3 };
+  const loading = parseInfo(buildInfo({ engine, admission, version: '9.9.9' }, [Buffer.from('persistence'), Buffer.from('stats')])).fields;
+  assert.equal(loading.get('loading'), '1');
+  assert.equal(loading.get('loading_start_time'), '1700000000');
+  assert.equal(loading.get('loading_total_bytes'), '4000');
+  assert.equal(loading.get('loading_loaded_bytes'), '1000');
+  assert.equal(loading.get('loading_loaded_perc'), '25.00');
+  assert.equal(loading.get('loading_eta_seconds'), '3');
+  assert.ok(!loading.has('miniqueue_log_bytes') && !loading.has('miniqueue_topics'), 'no storage or topic figures while loading');
 });
 
 test('redis-cli CLIENT HELP lists the subcommands, as Redis does', async () => {
