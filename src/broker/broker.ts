@@ -354,7 +354,8 @@ export class Broker implements QueueEngine, ConsumerHost {
     assertTopicName(topicName);
     const topic = core.topics.get(topicName);
     const existed = topic !== undefined && topic.exists;
-    const gone = topic !== undefined ? core.topics.clear(topic) : [];
+    const taken: Message[] = [];
+    const gone = topic !== undefined ? core.topics.clear(topic, taken) : [];
     core.topics.countDelete(topicName);
     const rec = new LogAppend(RecordType.DELETE_TOPIC, topicName, 0, 0, 0, null, (err, done) => {
       if (err === null) {
@@ -367,6 +368,7 @@ export class Broker implements QueueEngine, ConsumerHost {
       cb(err === null ? null : core.storageError(err), existed);
     });
     writer.append(rec);
+    for (const msg of taken) msg.owner?.onTopicDeleted?.(msg); // a stream subscriber goes on at once
   }
 
   /** Names of existing topics (published to and not deleted), sorted. */
