@@ -17,6 +17,13 @@ export class BrokerAppend extends LogAppend {
   originalId = -1;
   /** PUBLISH, dead-letter RESTORE: deletes of the record's topic when it was appended. */
   deletes = 0;
+  /** Dead-letter RESTORE: deletes of the original's topic when the move began. */
+  sourceDeletes = 0;
+  /**
+   * Dead-letter ACK: no delete of the original's topic came between the move and this record, so
+   * the original is still in the log's queues and replay counts this ACK as acked.
+   */
+  countsAsAcked = false;
   /** PUBLISH: the publisher's reply. */
   onPublished: PublishCallback | null = null;
   /** Settles and dead letters: the settle's reply, if any. */
@@ -55,13 +62,15 @@ export class BrokerAppend extends LogAppend {
     id: number,
     dackCount: number,
     body: Buffer | null,
-    original: { h: number; id: number; deletes: number; reply: DoneCallback | null },
+    original: { h: number; id: number; deletes: number; sourceDeletes: number; countsAsAcked: boolean; reply: DoneCallback | null },
     done: AppendCallback,
   ): BrokerAppend {
     const rec = new BrokerAppend(type, topic, id, 0, dackCount, body, done);
     rec.h = original.h;
     rec.originalId = original.id;
     rec.deletes = original.deletes;
+    rec.sourceDeletes = original.sourceDeletes;
+    rec.countsAsAcked = original.countsAsAcked;
     rec.onDone = original.reply;
     return rec;
   }

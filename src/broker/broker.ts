@@ -211,8 +211,10 @@ export class Broker implements QueueEngine, ConsumerHost {
     const topic = core.topics.topic(rec.topic);
     // Live accounting follows the log: this record makes the topic exist until the delete
     // that follows it (if any) completes.
-    core.live.noteCreatedTopic(segment, rec.topic);
+    core.live.noteTopicRecord(segment, rec.topic);
     core.live.setTopicMark(topic, segment);
+    // Replay counts it, and the DELETE_TOPIC after it (if any) resets the count.
+    topic.loggedPublished++;
     if (rec.deletes !== core.topics.deletesOf(rec.topic)) {
       // The topic was deleted after this record was appended: the DELETE_TOPIC record follows it
       // in the log, so replay drops the message; memory must agree (it was published, then deleted).
@@ -352,7 +354,8 @@ export class Broker implements QueueEngine, ConsumerHost {
     assertTopicName(topicName);
     const topic = core.topics.get(topicName);
     const existed = topic !== undefined && topic.exists;
-    const gone = topic !== undefined ? core.topics.clear(topic) : [];
+    const taken: Message[] = [];
+    const gone = topic !== undefined ? core.topics.clear(topic, taken) : [];
     core.topics.countDelete(topicName);
     const rec = new LogAppend(RecordType.DELETE_TOPIC, topicName, 0, 0, 0, null, (err, done) => {
       if (err === null) {
@@ -360,10 +363,12 @@ export class Broker implements QueueEngine, ConsumerHost {
         for (const h of gone) core.live.unpin(h);
         const t = core.topics.get(topicName);
         if (t !== undefined) core.live.setTopicMark(t, null);
+        t?.resetLoggedCounters(); // replay counts from zero after the DELETE_TOPIC
       }
       cb(err === null ? null : core.storageError(err), existed);
     });
     writer.append(rec);
+    for (const msg of taken) msg.owner?.onTopicDeleted?.(msg); // a stream subscriber goes on at once
   }
 
   /** Names of existing topics (published to and not deleted), sorted. */

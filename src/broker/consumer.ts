@@ -44,6 +44,13 @@ export class Consumer implements ConsumerHandle {
    * by the adapters that predate the engine seam; {@link ConsumerHandlers.onExpired} otherwise.
    */
   onExpired: ((msg: Message, deadLettered: boolean) => void) | null;
+  /**
+   * Called when the topic of `msg`, in flight to this consumer, was deleted (it is no longer in
+   * `inFlight`; a settle or touch of it throws MQ_ERR_TOPIC_DELETED). Called once the delete is
+   * applied in memory, after its record was appended. Set directly by the adapters that predate
+   * the engine seam; {@link ConsumerHandlers.onTopicDeleted} otherwise.
+   */
+  onTopicDeleted: ((msg: Message) => void) | null;
   readonly #host: ConsumerHost;
   readonly #handlers: ConsumerHandlers;
 
@@ -51,6 +58,7 @@ export class Consumer implements ConsumerHandle {
     this.#host = host;
     this.#handlers = handlers;
     this.onExpired = handlers.onExpired === undefined ? null : (msg, deadLettered) => handlers.onExpired!(msg, deadLettered);
+    this.onTopicDeleted = handlers.onTopicDeleted === undefined ? null : (msg) => handlers.onTopicDeleted!(msg);
   }
 
   /** Hands `msg`, now in flight to this consumer, to its handler. */

@@ -78,7 +78,8 @@ export class DeadLetters {
     const deliveries = store.deliveries[h]!;
     const dackCount = store.dackCounts[h]!;
     const body = restorePayload(Placement.BACK, id, deliveries, payload);
-    const original = { h, id: msgId, deletes: this.#core.topics.deletesOf(deadName), reply: cb };
+    const topics = this.#core.topics;
+    const original = { h, id: msgId, deletes: topics.deletesOf(deadName), sourceDeletes: topics.deletesOf(topic.name), countsAsAcked: false, reply: cb };
     writer.append(BrokerAppend.deadLetter(RecordType.RESTORE, deadName, id, dackCount, body, original, this.#onWritten));
     logger.warn(
       { topic: topic.name, id: msgId, deliveries, dackCount, deadLetterTopic: deadName, deadLetterId: id },
@@ -103,8 +104,15 @@ export class DeadLetters {
       return;
     }
     const segment = rec.segment!;
-    core.live.noteCreatedTopic(segment, rec.topic);
+    const sourceName = rec.topic.slice(0, -DEAD_LETTER_SUFFIX.length);
+    core.live.noteTopicRecord(segment, sourceName);
+    core.live.noteTopicRecord(segment, rec.topic);
     const deadTopic = core.topics.topic(rec.topic);
+    // As replay counts this record (replay.ts): a publish of the dead-letter topic, and a dead
+    // letter of the source while the log says it exists.
+    deadTopic.loggedPublished++;
+    const source = core.topics.get(sourceName);
+    if (source !== undefined && source.markSegment !== null) source.loggedDeadLettered++;
     if (deletes === core.topics.deletesOf(rec.topic)) {
       const payload = rec.payload!.subarray(RESTORE_TAIL_BYTES);
       const copy = core.topics.addDurable(rec.offset, deadTopic, segment, rec.payloadPosition + RESTORE_TAIL_BYTES, payload, rec.sizeBytes);
@@ -119,8 +127,12 @@ export class DeadLetters {
       deadTopic.pushReadyBack(copy);
     }
     // else: the dead-letter topic was deleted after the append; its DELETE_TOPIC follows in the log.
-    const topicName = current ? store.topicOf(h).name : rec.topic.slice(0, -DEAD_LETTER_SUFFIX.length);
-    core.writer!.append(BrokerAppend.deadLetter(RecordType.ACK, topicName, id, 0, null, { h, id, deletes, reply: cb }, this.#onAcked));
+    const topicName = current ? store.topicOf(h).name : sourceName;
+    // A delete of the source since the move puts its DELETE_TOPIC before this ACK in the log: the
+    // original is gone from replay's queues there, and the ACK is not counted.
+    const countsAsAcked = rec.sourceDeletes === core.topics.deletesOf(sourceName);
+    const ack = { h, id, deletes, sourceDeletes: rec.sourceDeletes, countsAsAcked, reply: cb };
+    core.writer!.append(BrokerAppend.deadLetter(RecordType.ACK, topicName, id, 0, null, ack, this.#onAcked));
     this.#dispatcher.dispatch(deadTopic);
   };
 
@@ -133,7 +145,12 @@ export class DeadLetters {
     if (err === null) {
       // Left its topic through an ACK record, as replay will count it.
       const topic = core.topics.get(rec.topic);
-      if (topic !== undefined && topic.exists) topic.acked++;
+      if (topic !== undefined && rec.countsAsAcked) {
+        topic.loggedAcked++;
+        // The counters shown were reset by a delete appended since, which follows this ACK.
+        if (core.topics.deletesOf(rec.topic) === rec.sourceDeletes) topic.acked++;
+      }
+      core.live.noteTopicRecord(rec.segment!, rec.topic);
       if (core.store.isCurrent(h, id)) core.live.noteAcked(h, rec.segment!);
     }
     cb?.(null);

@@ -28,6 +28,7 @@ import type { Segment } from '../log/segment.js';
 import type { LiveAccounting } from './live-accounting.js';
 import { MessageState } from './message.js';
 import type { MessageStore } from './message-store.js';
+import { writeCounterSnapshots } from './counter-snapshots.js';
 import type { AckRef } from './segment-accounting.js';
 import type { Topic } from './topic.js';
 
@@ -134,7 +135,7 @@ function restoreDone(err: Error | null, rec: LogAppend): void {
     assert.ok(store.isCurrent(h, id) && store.pinned[h]! > 0, 'a RESTORE completed for a message that is durably gone');
     live.reoriginate(h, segment, rec.sizeBytes);
     store.payloadPositions[h] = rec.payloadPosition + RESTORE_TAIL_BYTES;
-    live.noteCreatedTopic(segment, rec.topic);
+    live.noteTopicRecord(segment, rec.topic);
     const topic = slice.deps.topics.get(rec.topic);
     if (topic !== undefined) live.setTopicMark(topic, segment);
     slice.result.messages++;
@@ -147,7 +148,7 @@ function topicDone(err: Error | null, rec: LogAppend): void {
   if (err === null) {
     const segment = rec.segment!;
     const live = slice.deps.live;
-    live.noteCreatedTopic(segment, rec.topic);
+    live.noteTopicRecord(segment, rec.topic);
     const topic = slice.deps.topics.get(rec.topic);
     if (topic !== undefined) live.setTopicMark(topic, segment);
   }
@@ -230,12 +231,16 @@ export async function evacuate(
   return result;
 }
 
-/** The broker's answers to the compactor: segment-accounting.ts for what is needed, {@link evacuate} for the copy. */
+/**
+ * The broker's answers to the compactor: segment-accounting.ts for what is needed, {@link evacuate}
+ * for the copy, counter-snapshots.ts for what replaces the counted records of deleted segments.
+ */
 export function compactionPolicy(deps: EvacuationDeps): CompactionPolicy {
   const segments = deps.live.segments;
   return {
     isRemovable: (log, index) => segments.isRemovable(log, index),
     copyForwardBytes: (log, index) => segments.copyForwardBytes(log, index),
     evacuate: (victims, isStopped) => evacuate(deps, victims, isStopped),
+    retire: (gone) => writeCounterSnapshots(deps, gone),
   };
 }

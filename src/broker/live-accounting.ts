@@ -152,9 +152,9 @@ export class LiveAccounting {
     if (segment !== null) this.segments.of(segment).topicMarks++;
   }
 
-  /** Notes a PUBLISH, RESTORE or TOPIC record of `topic` in `segment` (SegmentLiveness.createdTopics). */
-  noteCreatedTopic(segment: Segment, topic: string): void {
-    this.segments.noteCreatedTopic(segment, topic);
+  /** Notes a PUBLISH, RESTORE, TOPIC, ACK or COUNTERS record of `topic` in `segment` (SegmentLiveness.recordTopics). */
+  noteTopicRecord(segment: Segment, topic: string): void {
+    this.segments.noteTopicRecord(segment, topic);
   }
 
   /** Notes a durable DELETE_TOPIC record of `topic` in `segment` (SegmentLiveness.deletedTopics). */

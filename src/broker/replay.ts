@@ -63,7 +63,7 @@ export class Replay {
         const topic = topics.topic(rec.topic);
         topic.exists = true;
         topic.published++;
-        live.noteCreatedTopic(segment, rec.topic);
+        live.noteTopicRecord(segment, rec.topic);
         live.setTopicMark(topic, segment);
         const h = this.#core.store.add(rec.messageId, topic, rec.payloadPosition, rec.payloadLength);
         live.pinOrigin(h, segment, rec.sizeBytes);
@@ -76,8 +76,17 @@ export class Replay {
       case RecordType.TOPIC: {
         const topic = topics.topic(rec.topic);
         topic.exists = true;
-        live.noteCreatedTopic(segment, rec.topic);
+        live.noteTopicRecord(segment, rec.topic);
         live.setTopicMark(topic, segment);
+        return;
+      }
+      case RecordType.COUNTERS: {
+        // Exact as of this place in the log (record.ts): what replay counted before is replaced.
+        const topic = topics.topic(rec.topic);
+        topic.published = rec.published;
+        topic.acked = rec.acked;
+        topic.deadLettered = rec.deadLettered;
+        live.noteTopicRecord(segment, rec.topic);
         return;
       }
       case RecordType.DELETE_TOPIC: {
@@ -95,6 +104,7 @@ export class Replay {
       default:
         break;
     }
+    if (rec.type === RecordType.ACK) live.noteTopicRecord(segment, rec.topic);
     const store = this.#core.store;
     const h = store.handleOf(rec.messageId);
     if (h < 0) return; // settled before, or topic deleted
@@ -165,11 +175,13 @@ export class Replay {
     if (rec.messageId === rec.offset) {
       // A dead letter (dead-letter.ts): a new message, whose original's ACK follows.
       topic.published++;
-      const source = topics.get(rec.topic.slice(0, -DEAD_LETTER_SUFFIX.length));
+      const sourceName = rec.topic.slice(0, -DEAD_LETTER_SUFFIX.length);
+      const source = topics.get(sourceName);
       if (source !== undefined && source.exists) source.deadLettered++;
+      live.noteTopicRecord(segment, sourceName);
     }
     topic.exists = true;
-    live.noteCreatedTopic(segment, rec.topic);
+    live.noteTopicRecord(segment, rec.topic);
     live.setTopicMark(topic, segment);
     const store = this.#core.store;
     const old = store.handleOf(rec.messageId);
@@ -218,6 +230,7 @@ export class Replay {
     store.endReserve();
     for (const topic of topics.byName.values()) {
       if (topic.restoredReady !== null) mergeRestoredReady(topic, store);
+      topic.adoptReplayedCounters();
     }
     const inFlight = [...this.#inFlight].sort((a, b) => store.placeOffsets[a]! - store.placeOffsets[b]!);
     this.#inFlight.clear();

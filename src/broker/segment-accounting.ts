@@ -17,8 +17,13 @@
  * - the newest PUBLISH/RESTORE/TOPIC of an existing topic (topicMarks): the topic exists;
  * - an ACK, while an older segment holds a PUBLISH/RESTORE of that message (acks), or the message
  *   would come back. Compaction may write it again later in the log instead;
- * - a DELETE_TOPIC, while an older segment holds a PUBLISH/RESTORE/TOPIC of that topic
- *   (deletedTopics, checked against the older segments' createdTopics). Copying cannot free it.
+ * - a DELETE_TOPIC, while an older segment holds a record that replay would apply to that topic
+ *   without it (deletedTopics, checked against the older segments' recordTopics). Copying cannot
+ *   free it.
+ *
+ * The topics' counters (published, acked, deadLettered) keep no segment: before segments are
+ * deleted, counter-snapshots.ts writes a COUNTERS record for each existing topic in their
+ * recordTopics, which replaces what replay counted from them.
  */
 import type { CompactionPolicy } from '../log/compactor.js';
 import { RecordType, recordSizeBytes } from '../log/record.js';
@@ -60,10 +65,14 @@ export class SegmentLiveness {
   acks: AckRef[] | null = null;
   /** Topics with a DELETE_TOPIC record here; it must stay while an older segment created the topic. */
   deletedTopics: Set<string> | null = null;
-  /** Topics with a PUBLISH, RESTORE or TOPIC record here, live or not. */
-  createdTopics: Set<string> | null = null;
-  /** The last topic added to createdTopics (saves a Set lookup per publish). */
-  lastCreatedTopic = '';
+  /**
+   * Topics with a PUBLISH, RESTORE, TOPIC, ACK or COUNTERS record here, live or not, and the
+   * source topics of dead letters here: the topics whose existence or counters replay of this
+   * segment changes.
+   */
+  recordTopics: Set<string> | null = null;
+  /** The last topic added to recordTopics (saves a Set lookup per record). */
+  lastRecordTopic = '';
 }
 
 /**
@@ -90,12 +99,22 @@ export class SegmentAccounting implements Omit<CompactionPolicy, 'evacuate'> {
     return liveness;
   }
 
-  /** Notes a PUBLISH, RESTORE or TOPIC record of `topic` in `segment` (see createdTopics). */
-  noteCreatedTopic(segment: Segment, topic: string): void {
+  /** Notes a record of `topic` in `segment` (see recordTopics). */
+  noteTopicRecord(segment: Segment, topic: string): void {
     const liveness = this.of(segment);
-    if (liveness.lastCreatedTopic === topic) return;
-    liveness.lastCreatedTopic = topic;
-    (liveness.createdTopics ??= new Set()).add(topic);
+    if (liveness.lastRecordTopic === topic) return;
+    liveness.lastRecordTopic = topic;
+    (liveness.recordTopics ??= new Set()).add(topic);
+  }
+
+  /** The union of the recordTopics of `segments`. */
+  topicsIn(segments: Iterable<Segment>): Set<string> {
+    const out = new Set<string>();
+    for (const segment of segments) {
+      const topics = this.#bySegment.get(segment)?.recordTopics;
+      if (topics !== undefined && topics !== null) for (const t of topics) out.add(t);
+    }
+    return out;
   }
 
   /** Notes a durable DELETE_TOPIC record of `topic` in `segment` (see deletedTopics). */
@@ -159,14 +178,14 @@ export class SegmentAccounting implements Omit<CompactionPolicy, 'evacuate'> {
     return neededBytes;
   }
 
-  /** Whether replay still needs a DELETE_TOPIC of `segments[index]`: an older segment creates that topic. */
+  /** Whether replay still needs a DELETE_TOPIC of `segments[index]`: an older segment has records of that topic. */
   #neededDeletes(segments: readonly Segment[], index: number): boolean {
     const s = this.of(segments[index]!);
     const deleted = s.deletedTopics;
     if (deleted === null) return false;
     for (const topic of deleted) {
       let created = false;
-      for (let j = 0; j < index && !created; j++) created = this.#bySegment.get(segments[j]!)?.createdTopics?.has(topic) === true;
+      for (let j = 0; j < index && !created; j++) created = this.#bySegment.get(segments[j]!)?.recordTopics?.has(topic) === true;
       // No older segment creates it, and none can appear: this DELETE_TOPIC is done for good.
       if (!created) deleted.delete(topic);
     }

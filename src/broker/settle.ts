@@ -112,6 +112,13 @@ export class Settlements {
     const core = this.#core;
     const store = core.store;
     // The handle is still this message's unless it was freed (durably gone) meanwhile.
+    if (err === null && rec.type === RecordType.ACK) {
+      // The message was live in the log when its ACK was appended (a settle after a delete is
+      // refused), so replay counts this ACK.
+      core.live.noteTopicRecord(rec.segment!, rec.topic);
+      const topic = core.topics.get(rec.topic);
+      if (topic !== undefined) topic.loggedAcked++;
+    }
     if (store.isCurrent(h, rec.messageId)) {
       if (err === null) {
         if (rec.type === RecordType.ACK) core.live.noteAcked(h, rec.segment!);

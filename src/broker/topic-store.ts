@@ -9,7 +9,7 @@
  */
 import type { Segment } from '../log/segment.js';
 import type { LiveAccounting } from './live-accounting.js';
-import { MessageState } from './message.js';
+import { MessageState, type Message } from './message.js';
 import type { MessageStore } from './message-store.js';
 import { Topic } from './topic.js';
 
@@ -91,8 +91,10 @@ export class TopicStore {
   /**
    * Empties a topic (delete): ready, delayed and in-flight messages are gone. Returns their
    * handles, for the live accounting once the delete is durable (they stay allocated until then).
+   * The deliveries that were in flight to a consumer are added to `taken`, when given, so that
+   * their consumers can be told once the delete is applied.
    */
-  clear(topic: Topic): number[] {
+  clear(topic: Topic, taken?: Message[]): number[] {
     const store = this.messages;
     const gone: number[] = [];
     topic.ready.forEach((h) => gone.push(h));
@@ -111,7 +113,10 @@ export class TopicStore {
     for (const h of topic.inFlight) {
       // Its view stays in its consumer's table, GONE, so a later settle answers MQ_ERR_TOPIC_DELETED.
       const view = store.views.get(h);
-      if (view !== undefined && view.owner !== null) (view.owner.gone ??= new Map()).set(view.id, view);
+      if (view !== undefined && view.owner !== null) {
+        (view.owner.gone ??= new Map()).set(view.id, view);
+        taken?.push(view);
+      }
       store.views.delete(h);
       store.forget(h);
       gone.push(h);

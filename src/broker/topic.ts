@@ -41,6 +41,17 @@ export class Topic {
   ackTimeouts = 0;
   /** Messages moved to `<topic>.dead` by `--max-deliveries` (also counted by replay). */
   deadLettered = 0;
+  /**
+   * The counters as replay of the log up to the last completed record would rebuild them, in the
+   * log as it was before any compaction: changed only when a record completes, in log order
+   * (published, acked and deadLettered change earlier, or not at all when a delete overtook the
+   * record). Compaction writes them into COUNTERS records (counter-snapshots.ts).
+   */
+  loggedPublished = 0;
+  /** See {@link loggedPublished}. */
+  loggedAcked = 0;
+  /** See {@link loggedPublished}. */
+  loggedDeadLettered = 0;
   /** The "name too long for a dead-letter topic" warning was logged (once per topic). */
   deadLetterNameWarned = false;
   /** The segment with the newest durable PUBLISH/RESTORE/TOPIC record of this topic since its last delete (live accounting). */
@@ -93,6 +104,18 @@ export class Topic {
   resetCounters(): void {
     this.published = this.acked = this.nacked = this.backed = this.dacked = 0;
     this.redelivered = this.ackTimeouts = this.deadLettered = 0;
+  }
+
+  /** A DELETE_TOPIC of this topic completed: replay starts counting from zero after it. */
+  resetLoggedCounters(): void {
+    this.loggedPublished = this.loggedAcked = this.loggedDeadLettered = 0;
+  }
+
+  /** Replay is over: what it counted is what the log holds. */
+  adoptReplayedCounters(): void {
+    this.loggedPublished = this.published;
+    this.loggedAcked = this.acked;
+    this.loggedDeadLettered = this.deadLettered;
   }
 
   /** Removes waiting `consumer`, if it is waiting here. */

@@ -6,6 +6,8 @@
  * stream it arrived on; anything else is refused locally, before a byte is written, so a late
  * `ack()` can never settle a different message.
  */
+import { MiniqueueError } from './errors.js';
+
 /** Settle commands of the subscribe stream. */
 export type SettleCommand = 'ACK' | 'NACK' | 'BACK' | 'DACK';
 
@@ -41,6 +43,8 @@ export const MAX_DACK_SECONDS = 999_999_999;
  * - `MQ_ERR_ALREADY_SETTLED`: this message was settled before (nothing is sent);
  * - `MQ_ERR_ACK_TIMEOUT`: the server's `--ack-timeout` took it back ({@link Message.expired});
  *   nothing is sent, and the subscription goes on with the next message by itself;
+ * - `MQ_ERR_TOPIC_DELETED`: the server said its topic was deleted while it was held; nothing is
+ *   sent, and the subscription goes on with the next message;
  * - `MQ_ERR_STALE_MESSAGE`: its stream is gone (the server has put the message back at the
  *   front and delivers it again, possibly to another consumer); nothing is sent;
  * - `MQ_ERR_CLOSED`: the subscription or client was closed (the server NACKs the message);
@@ -63,6 +67,7 @@ export class Message {
   readonly #owner: MessageOwner;
   #settled = false;
   #expired = false;
+  #topicDeleted = false;
 
   /** @internal Created by the subscription; user code never constructs one. */
   constructor(owner: MessageOwner, topic: string, data: Buffer, id: number, dackCount: number) {
@@ -91,6 +96,26 @@ export class Message {
   markExpired(): void {
     this.#settled = true;
     this.#expired = true;
+  }
+
+  /**
+   * @internal The server said its topic was deleted while it was held (it goes on with the next
+   * message at once): it counts as settled, so that its "ACK" can never land on the next message.
+   * Returns false when it was settled already.
+   */
+  markTopicDeleted(): boolean {
+    if (this.#settled) return false;
+    this.#settled = true;
+    this.#topicDeleted = true;
+    return true;
+  }
+
+  /** @internal Why the server took it back (ack timeout, topic deleted), or null. */
+  takenBack(): MiniqueueError | null {
+    if (this.#expired) {
+      return new MiniqueueError('MQ_ERR_ACK_TIMEOUT', `message ${this.id} was not settled within the server's --ack-timeout and was taken back`);
+    }
+    return this.#topicDeleted ? new MiniqueueError('MQ_ERR_TOPIC_DELETED', `the topic of message ${this.id} was deleted`) : null;
   }
 
   /** @internal Marks the message settled; returns false when it already was. */

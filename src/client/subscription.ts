@@ -330,6 +330,7 @@ export class Subscription implements AsyncIterableIterator<Message> {
     }
     if (typeof error === 'string') {
       if (code === 'MQ_ERR_ACK_TIMEOUT' && typeof id === 'number') this.#onAckTimeout(id);
+      else if (code === 'MQ_ERR_TOPIC_DELETED' && this.#current?.id === id && this.#current!.markTopicDeleted()) this.#current = null;
       this.#onErrorLine(new MiniqueueError(typeof code === 'string' ? code : 'MQ_ERR_STREAM', error));
     }
     // Other objects (fields a newer server may add) are ignored.
@@ -387,9 +388,8 @@ export class Subscription implements AsyncIterableIterator<Message> {
   #check(message: Message): MiniqueueError | null {
     if (this.#state === 'closed') return clientError('MQ_ERR_CLOSED');
     if (this.#fatal !== null) return this.#fatal;
-    if (message.expired) {
-      return new MiniqueueError('MQ_ERR_ACK_TIMEOUT', `message ${message.id} was not settled within the server's --ack-timeout and was taken back`);
-    }
+    const taken = message.takenBack();
+    if (taken !== null) return taken;
     if (message.settled) return clientError('MQ_ERR_ALREADY_SETTLED', `message ${message.id}`);
     if (this.#generationOf.get(message) !== this.#generation || this.#stream === null || this.#current !== message) {
       return clientError('MQ_ERR_STALE_MESSAGE', `message ${message.id}`);

@@ -78,6 +78,12 @@ export interface ConsumerHandlers {
    * MQ_ERR_NOT_IN_FLIGHT. Called after the engine's state is updated.
    */
   onExpired?(delivery: Delivery, deadLettered: boolean): void;
+  /**
+   * The topic of `delivery` was deleted while it was in flight to this consumer: the delivery is
+   * over (a settle or touch of it throws MQ_ERR_TOPIC_DELETED). Called after the engine's state
+   * is updated; an engine that cannot tell may never call it.
+   */
+  onTopicDeleted?(delivery: Delivery): void;
 }
 
 /**

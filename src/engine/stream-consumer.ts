@@ -28,6 +28,14 @@ export interface StreamHandlers {
    * went and that the next settle is refused; the HTTP/2 stream sends it, RESP stays silent.
    */
   onExpired?(delivery: Delivery, notice: BrokerError): void;
+  /**
+   * The held delivery's topic was deleted. With this handler the stream goes on at once: `notice`
+   * (MQ_ERR_TOPIC_DELETED) is for the client (the HTTP/2 stream sends it), the next delivery is
+   * requested, and a settle before it arrives is answered with MQ_ERR_TOPIC_DELETED. Without it
+   * (RESP), the delivery stays held until the client's next settle, which the engine refuses
+   * with MQ_ERR_TOPIC_DELETED, and then the stream goes on.
+   */
+  onTopicDeleted?(delivery: Delivery, notice: BrokerError): void;
 }
 
 export class StreamConsumer {
@@ -37,6 +45,8 @@ export class StreamConsumer {
   #current: Delivery | null = null;
   /** Message id of the delivery the ack timeout took back, until the refused settle; -1: none. */
   #expiredMessageId = -1;
+  /** Message id of the held delivery whose topic was deleted, until the next delivery or settle; -1: none. */
+  #deletedMessageId = -1;
   #waiting = false;
   /** No more deliveries are requested: the client can no longer settle (input ended, closing). */
   #stopped = false;
@@ -49,6 +59,7 @@ export class StreamConsumer {
     this.#consumer = engine.openConsumer({
       onDelivery: (d) => this.#onDelivery(d),
       onExpired: (d, deadLettered) => this.#onExpired(d, deadLettered),
+      onTopicDeleted: (d) => this.#onTopicDeleted(d),
     });
   }
 
@@ -78,6 +89,12 @@ export class StreamConsumer {
    */
   settle(kind: SettleKind, delayMs: number, cb: DoneCallback): void {
     const delivery = this.#current;
+    if (delivery === null && this.#deletedMessageId >= 0) {
+      // The client was told; the next delivery is already requested.
+      this.#deletedMessageId = -1;
+      cb(new BrokerError('MQ_ERR_TOPIC_DELETED', [this.#topic]));
+      return;
+    }
     if (delivery === null) {
       if (this.#expiredMessageId < 0) {
         cb(new BrokerError('MQ_ERR_BAD_COMMAND', [`${kind}: no message is in flight on this stream`]));
@@ -111,6 +128,7 @@ export class StreamConsumer {
    */
   touch(): void {
     const delivery = this.#current;
+    if (delivery === null && this.#deletedMessageId >= 0) throw new BrokerError('MQ_ERR_TOPIC_DELETED', [this.#topic]);
     if (delivery === null) {
       if (this.#expiredMessageId >= 0) throw new BrokerError('MQ_ERR_DELIVERY_EXPIRED', ['TOUCH', this.#expiredMessageId]);
       throw new BrokerError('MQ_ERR_BAD_COMMAND', ['TOUCH: no message is in flight on this stream']);
@@ -143,7 +161,17 @@ export class StreamConsumer {
   #onDelivery(delivery: Delivery): void {
     this.#waiting = false;
     this.#current = delivery;
+    this.#deletedMessageId = -1;
     this.#handlers.onDelivery(delivery);
+  }
+
+  #onTopicDeleted(delivery: Delivery): void {
+    const handler = this.#handlers.onTopicDeleted;
+    if (this.#current !== delivery || handler === undefined) return;
+    this.#current = null;
+    this.#deletedMessageId = delivery.messageId;
+    handler(delivery, new BrokerError('MQ_ERR_TOPIC_DELETED', [delivery.topic]));
+    this.#requestNext();
   }
 
   #onExpired(delivery: Delivery, deadLettered: boolean): void {

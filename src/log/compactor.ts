@@ -10,7 +10,8 @@
  *
  * Every segment but the active one is a candidate. A pass of the compactor:
  *
- * 1. Deletes every segment the policy calls removable. Unlink, then fsync the directory;
+ * 1. Deletes every segment the policy calls removable: the policy first writes what replaces them
+ *    (CompactionPolicy.retire), then unlink, then fsync the directory;
  *    segments whose removal depends on another removal wait for the next round (after that
  *    fsync), so a power cut can never leave the dependent gone and the dependency back.
  * 2. Picks segments with little still needed (at most `maxLiveRatio` of their bytes, by the
@@ -70,6 +71,14 @@ export interface CompactionPolicy {
    * write error after all of them completed.
    */
   evacuate(victims: ReadonlySet<Segment>, isStopped: () => boolean): Promise<EvacuationResult>;
+  /**
+   * Called with segments the policy called removable, right before they are deleted: writes,
+   * through the log's writer, whatever replaces what replay derives from them beyond the state
+   * of messages and topics (the broker: its topics' counters, broker/counter-snapshots.ts).
+   * Resolves when every record it appended is written (per fsync policy); rejects with the first
+   * write error, and then nothing is deleted. Absent: nothing to write.
+   */
+  retire?(segments: readonly Segment[]): Promise<EvacuationResult>;
 }
 
 export interface CompactorOptions {
@@ -249,7 +258,6 @@ export class Compactor {
       // Copies go into a segment of their own: they outlive the records around them.
       if (round === 0 && this.#log.active.sizeBytes > this.#segmentBytes / 8) this.#writer.rollBeforeNextWrite();
       const copied = await this.#policy.evacuate(victims, () => this.#stopped);
-      if (copied.bytes > 0) this.#writer.rollBeforeNextWrite();
       run.messagesCopied += copied.messages;
       run.bytesCopied += copied.bytes;
       this.stats.messagesCopied += copied.messages;
@@ -260,6 +268,8 @@ export class Compactor {
       }
       const removedBefore = run.segmentsRemoved;
       await this.#removeUnneeded(run);
+      // After what retire() wrote for the removed segments too: it belongs with the copies.
+      if (copied.bytes > 0) this.#writer.rollBeforeNextWrite();
       if (run.segmentsRemoved === removedBefore || budgetBytes <= 0) break;
     }
     if (run.segmentsRemoved === 0 && run.messagesCopied === 0 && run.bytesCopied === 0) return null;
@@ -291,6 +301,14 @@ export class Compactor {
       if (this.#stopped) throw new Stopped();
       const round = this.#unneeded();
       if (round.length === 0) return;
+      if (this.#policy.retire !== undefined) {
+        // What replaces them must be durable before any of them is gone.
+        const written = await this.#policy.retire(round);
+        if (this.#fsync !== 'always') {
+          for (const segment of written.segments) if (segment.open) await fdatasync(segment.fd);
+        }
+        if (this.#stopped) throw new Stopped();
+      }
       let unlinked = 0;
       try {
         for (const segment of round) {

@@ -22,6 +22,13 @@ export class LogAppend {
   sizeBytes: number;
   /** Free slot for the appender (e.g. the reply callback), so `done` can be a shared function. */
   ctx: unknown = undefined;
+  /**
+   * When set, the record is a barrier: the writer encodes it only once every record appended
+   * before it has completed (written and, with `--fsync always`, synced; or failed), first in its
+   * batch, and calls this right before, when `payload`'s bytes may still be changed (its length
+   * may not). The broker's COUNTERS records use it to carry values exact at their place in the log.
+   */
+  beforeEncode: ((rec: LogAppend) => void) | null = null;
 
   constructor(
     readonly type: RecordType,

@@ -174,7 +174,10 @@ export class LogWriter {
   #flushLoop(): void {
     while (!this.#writing && this.#pending.length > 0) {
       let segment = this.#log.active;
-      const full = segment.sizeBytes + this.#pending[0]!.sizeBytes > this.#opts.segmentBytes;
+      const first = this.#pending[0]!;
+      // A barrier (LogAppend.beforeEncode) waits until every earlier record completed.
+      if (first.beforeEncode !== null && (this.#syncing !== null || this.#unsynced.length > 0)) return;
+      const full = segment.sizeBytes + first.sizeBytes > this.#opts.segmentBytes;
       if (segment.sizeBytes > 0 && (full || this.#rollRequested)) {
         // Records in the old segment must be durable before the roll: wait for the syncs to end
         // (#onSynced flushes again). Rolls are rare (one per --segment-bytes).
@@ -199,8 +202,9 @@ export class LogWriter {
     let count = 0;
     let total = 0;
     while (count < this.#pending.length) {
-      const size = this.#pending[count]!.sizeBytes;
-      if (count > 0 && total + size > room) break;
+      const rec = this.#pending[count]!;
+      const size = rec.sizeBytes;
+      if (count > 0 && (total + size > room || rec.beforeEncode !== null)) break;
       total += size;
       count++;
     }
@@ -208,6 +212,8 @@ export class LogWriter {
     this.#pending = count === this.#pending.length ? [] : this.#pending.slice(count);
     this.#pendingBytes -= total;
 
+    const first = batch[0]!;
+    if (first.beforeEncode !== null) first.beforeEncode(first);
     const buf = Buffer.allocUnsafe(total);
     const startPosition = segment.sizeBytes;
     let p = 0;

@@ -34,6 +34,14 @@
  *   TOPIC (9)         nothing: the topic exists. Written by compaction before it removes the newest
  *                     record that created a topic which still exists (SPEC §2: a topic emptied by
  *                     acks still exists).
+ *   COUNTERS (10)     version u8 (COUNTERS_VERSION; another value is a corrupt record), published u48,
+ *                     acked u48, deadLettered u48: the topic's counters (SPEC §7 Stats) as replay of
+ *                     every record before this one, in the log as it was before any compaction,
+ *                     counts them. Replay sets the topic's counters to these values and goes on
+ *                     counting from there. Written by compaction before it deletes segments (see
+ *                     broker/counter-snapshots.ts), after every earlier record completed, so the
+ *                     values are exact; `encodeRecord` takes the fields as `payload`: build it with
+ *                     {@link countersPayload}. Logs written before this type existed have none.
  * ```
  *
  * Queue order on replay. A PUBLISH or BACK at offset o places its message at the back, a NACK at
@@ -61,10 +69,11 @@ export const RecordType = {
   RESTORE: 7,
   DELIVER: 8,
   TOPIC: 9,
+  COUNTERS: 10,
 } as const;
 export type RecordType = (typeof RecordType)[keyof typeof RecordType];
 /** The largest valid `type` byte. */
-const MAX_RECORD_TYPE = RecordType.TOPIC;
+const MAX_RECORD_TYPE = RecordType.COUNTERS;
 
 /**
  * Where a RESTORE record puts its message (the `placement` byte), named after the record that
@@ -84,6 +93,11 @@ export type Placement = (typeof Placement)[keyof typeof Placement];
 
 /** Bytes of placement, placeOffset and deliveries at the start of a RESTORE record's payload area. */
 export const RESTORE_TAIL_BYTES = 1 + 6 + 4;
+
+/** The layout version of a COUNTERS record's fields (its first byte). */
+export const COUNTERS_VERSION = 1;
+/** Bytes of a COUNTERS record after its topic: version, published, acked, deadLettered. */
+export const COUNTERS_BODY_BYTES = 1 + 6 + 6 + 6;
 
 export const RECORD_MAGIC = 1;
 /** Bytes before the topic: bodyLength, crc, magic, type, offset, topicLength. */
@@ -109,6 +123,12 @@ export interface DecodedRecord {
   placeOffset: number;
   /** RESTORE: deliveries of the message so far; else 0. */
   deliveries: number;
+  /** COUNTERS: the topic's published count; else 0. */
+  published: number;
+  /** COUNTERS: the topic's acked count; else 0. */
+  acked: number;
+  /** COUNTERS: the topic's deadLettered count; else 0. */
+  deadLettered: number;
   /** PUBLISH and RESTORE from {@link decodeRecord}: view of the message payload bytes; else null. */
   payload: Buffer | null;
   /** Position of the payload's first byte in the decoded buffer (PUBLISH, RESTORE). */
@@ -135,6 +155,7 @@ function fixedPartBytes(type: RecordType): number {
     case RecordType.PUBLISH:
     case RecordType.DELETE_TOPIC:
     case RecordType.TOPIC:
+    case RecordType.COUNTERS: // its fields come as the payload (countersPayload)
       return 0;
     case RecordType.ACK:
     case RecordType.NACK:
@@ -162,10 +183,28 @@ export function restorePayload(placement: Placement, placeOffset: number, delive
 }
 
 /**
+ * The `payload` argument of {@link encodeRecord} for a COUNTERS record (a new Buffer the caller
+ * owns; {@link fillCountersPayload} may change its values until the record is encoded).
+ */
+export function countersPayload(published: number, acked: number, deadLettered: number): Buffer {
+  const out = Buffer.allocUnsafe(COUNTERS_BODY_BYTES);
+  fillCountersPayload(out, published, acked, deadLettered);
+  return out;
+}
+
+/** Writes the values of a COUNTERS record into `body`, made by {@link countersPayload}. Each value is 0..MAX_U48. */
+export function fillCountersPayload(body: Buffer, published: number, acked: number, deadLettered: number): void {
+  body[0] = COUNTERS_VERSION;
+  body.writeUIntLE(published, 1, U48);
+  body.writeUIntLE(acked, 1 + U48, U48);
+  body.writeUIntLE(deadLettered, 1 + U48 + U48, U48);
+}
+
+/**
  * Total encoded size in bytes of a record.
  * @param topicLength topic length in bytes (1..255)
  * @param payloadLength payload bytes (PUBLISH; RESTORE: the length of its {@link restorePayload};
- *   pass 0 otherwise)
+ *   COUNTERS: COUNTERS_BODY_BYTES; pass 0 otherwise)
  */
 export function recordSizeBytes(type: RecordType, topicLength: number, payloadLength: number): number {
   return RECORD_HEADER_BYTES + topicLength + fixedPartBytes(type) + payloadLength;
@@ -241,6 +280,9 @@ export function emptyDecodedRecord(): DecodedRecord {
     placement: Placement.BACK,
     placeOffset: 0,
     deliveries: 0,
+    published: 0,
+    acked: 0,
+    deadLettered: 0,
     payload: null,
     payloadPosition: 0,
     payloadLength: 0,
@@ -327,10 +369,21 @@ export function decodeRecordInto(
   let p = topicStart + topicLength;
   if (p + fixed > position + size) return 'bad-body';
   const hasPayload = type === RecordType.PUBLISH || type === RecordType.RESTORE;
-  if (!hasPayload && p + fixed !== position + size) return 'bad-body';
+  const restBytes = type === RecordType.COUNTERS ? COUNTERS_BODY_BYTES : 0;
+  if (!hasPayload && p + fixed + restBytes !== position + size) return 'bad-body';
   out.placement = Placement.BACK;
   out.placeOffset = 0;
   out.deliveries = 0;
+  out.published = 0;
+  out.acked = 0;
+  out.deadLettered = 0;
+  if (type === RecordType.COUNTERS) {
+    // A newer layout is not guessed at: an older server stops at it as at any unknown record.
+    if (buf[p] !== COUNTERS_VERSION) return 'bad-body';
+    out.published = buf.readUIntLE(p + 1, U48);
+    out.acked = buf.readUIntLE(p + 1 + U48, U48);
+    out.deadLettered = buf.readUIntLE(p + 1 + U48 + U48, U48);
+  }
   if (type === RecordType.RESTORE) {
     const tail = p + fixed;
     if (tail + RESTORE_TAIL_BYTES > position + size) return 'bad-body';

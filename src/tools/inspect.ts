@@ -286,6 +286,9 @@ function recordLine(rec: DecodedRecord, position: number): string {
         `${PLACEMENT_NAMES[rec.placement] ?? rec.placement} placeOffset=${rec.placeOffset} dackCount=${rec.dackCount} ` +
         `deliveries=${rec.deliveries}${rec.placement === Placement.DELAYED ? ` due ${isoTime(rec.dueAtMs)}` : ''} payload ${rec.payloadLength} B`;
       break;
+    case RecordType.COUNTERS:
+      detail = `published=${rec.published} acked=${rec.acked} deadLettered=${rec.deadLettered}`;
+      break;
     default:
       break;
   }

@@ -231,13 +231,13 @@ describe('topics and deleteTopic', () => {
     assert.equal(await client.deleteTopic(topic), true);
     assert.equal(await client.deleteTopic(topic), false);
     assert.equal((await client.topics()).find((s) => s.topic === topic), undefined);
-    // The ACK is sent (it resolves), but its message was deleted: the server answers with an
-    // error line, which reaches onError because the protocol cannot tie it to the call.
-    await msg.ack();
+    // The server says at once that the message is gone (an error line with its id, passed to
+    // onError with the server's code), so its ACK is refused here and never sent: it cannot land
+    // on the next message.
     await waitFor(() => streamErrors.length === 1);
-    // The line carries the server's code (issue 13), which the client passes on.
     assert.equal(streamErrors[0]!.code, 'MQ_ERR_TOPIC_DELETED');
     assert.equal(streamErrors[0]!.statusCode, undefined);
+    await assert.rejects(msg.ack(), (err: MiniqueueError) => err.code === 'MQ_ERR_TOPIC_DELETED');
     // The subscriber stays attached and gets what is published next.
     await client.publish(topic, 'after delete');
     const fresh = await nextMessage(sub);

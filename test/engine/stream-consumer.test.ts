@@ -166,3 +166,27 @@ test('endInput: nothing more is requested; close puts the held delivery back at 
   readers.s.close();
   assert.throws(() => new StreamConsumer(broker, 'bad topic', { onDelivery() {} }).start(), (err: unknown) => err instanceof BrokerError && err.code === 'MQ_ERR_BAD_TOPIC');
 });
+
+test('with onTopicDeleted, a stream whose held delivery is deleted is told at once and goes on without a settle', async (t) => {
+  const broker = harness(t).open();
+  await publish(broker, 'jobs', 'old');
+  const events: string[] = [];
+  const s = new StreamConsumer(broker, 'jobs', {
+    onDelivery: (d) => events.push(`deliver ${d.payload.toString()}`),
+    onTopicDeleted: (d, notice) => events.push(`deleted ${d.messageId} ${notice.code}`),
+  });
+  s.start();
+  const old = s.current!;
+  await deleteTopic(broker, 'jobs');
+  assert.deepEqual(events, ['deliver old', `deleted ${old.messageId} MQ_ERR_TOPIC_DELETED`]);
+  assert.equal(s.current, null);
+  assert.ok(s.waiting, 'the next delivery is requested without a settle');
+  throwsCode(() => s.touch(), 'MQ_ERR_TOPIC_DELETED');
+  // A settle before the next delivery is refused with the same code, and is not applied to it.
+  assert.equal(await settleInto(s, events, 'ACK'), 'MQ_ERR_TOPIC_DELETED');
+  await publish(broker, 'jobs', 'new');
+  assert.equal(events.at(-1), 'deliver new');
+  assert.equal(await settleInto(s, events, 'ACK'), 'ok');
+  assert.equal(broker.topicStats('jobs')!.acked, 1);
+  s.close();
+});

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { LogAppend, LogWriter, type FsyncPolicy, type WriterFs } from '../../src/log/log-writer.js';
-import { RecordType } from '../../src/log/record.js';
+import { RecordType, countersPayload, fillCountersPayload } from '../../src/log/record.js';
 import type { SegmentLog } from '../../src/log/segment-log.js';
 import { prng, recordingLogger, removeDir, silentLogger, tempDir, waitFor } from '../helpers.js';
 import { append, openLog, payloadFor, scanFile, segmentNames } from './log-fixtures.js';
@@ -657,4 +657,52 @@ test('issue 13 finding 6: probe() reports a storage failure until the segment ta
   reopened.close();
   assert.deepEqual(records.map((r) => r.payload!.toString()), ['good-1', 'good-2'], 'the probe wrote nothing that replays');
   assert.equal(stats.truncatedBytes, 0, 'and left no tail behind');
+});
+
+test('a barrier record (beforeEncode) is encoded only after every earlier record completed, first in its batch', async (t) => {
+  const { writer, dir } = setup(t, { fsync: 'always' });
+  // fdatasyncs take a while, so records appended meanwhile would otherwise be written at once.
+  const realSync = writer.fs.fdatasync;
+  let failNextSync = false;
+  writer.fs = {
+    write: writer.fs.write,
+    fdatasync: (fd, cb) =>
+      setTimeout(() => {
+        if (failNextSync) {
+          failNextSync = false;
+          cb(errno('EIO'));
+        } else realSync(fd, cb);
+      }, 20),
+  };
+  for (const failEarlier of [false, true]) {
+    const outcomes: string[] = [];
+    const record = (tag: string) => (err: Error | null) => outcomes.push(`${tag}:${err === null ? 'ok' : 'failed'}`);
+    const before = Array.from({ length: 10 }, (_, i) => {
+      const rec = new LogAppend(RecordType.PUBLISH, 'topic', 0, 0, 0, payloadFor(i, 20), record(`p${i}`));
+      writer.append(rec);
+      return rec;
+    });
+    failNextSync = failEarlier;
+    await new Promise((r) => setImmediate(r)); // the first batch is written, its fdatasync in flight
+    let seenAtEncode: string[] | null = null;
+    const barrier = new LogAppend(RecordType.COUNTERS, 'topic', 0, 0, 0, countersPayload(0, 0, 0), record('barrier'));
+    barrier.beforeEncode = (rec) => {
+      seenAtEncode = [...outcomes];
+      fillCountersPayload(rec.payload!, outcomes.filter((o) => o.endsWith(':ok')).length, 0, 0);
+    };
+    writer.append(barrier);
+    const after = Array.from({ length: 5 }, (_, i) => {
+      const rec = new LogAppend(RecordType.PUBLISH, 'topic', 0, 0, 0, payloadFor(i, 20), record(`q${i}`));
+      writer.append(rec);
+      return rec;
+    });
+    await writer.drain();
+    assert.deepEqual(seenAtEncode, before.map((_, i) => `p${i}:${failEarlier ? 'failed' : 'ok'}`), 'every earlier record had completed');
+    assert.ok(outcomes.includes('barrier:ok'));
+    assert.ok(barrier.offset > before[9]!.offset && barrier.offset < after[0]!.offset);
+    const records = scanFile(path.join(dir, FIRST)).map((r) => r.rec);
+    const written = records.find((r) => r.offset === barrier.offset)!;
+    assert.equal(written.type, RecordType.COUNTERS);
+    assert.equal(written.published, failEarlier ? 0 : 10, 'the values filled in at encode time are what is on disk');
+  }
 });

@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
+  COUNTERS_BODY_BYTES,
+  COUNTERS_VERSION,
   MAX_U48,
   Placement,
   RECORD_HEADER_BYTES,
   RECORD_MAGIC,
   RecordType,
+  countersPayload,
   decodeRecord,
   encodeRecord,
   recordSizeBytes,
@@ -58,6 +61,7 @@ const cases: {
   expectPayload: Buffer | null;
   /** RESTORE: the fields encoded at the start of its payload by restorePayload. */
   expectRestore?: { placement: Placement; placeOffset: number; deliveries: number };
+  expectCounters?: { published: number; acked: number; deadLettered: number };
 }[] = [
   {
     name: 'PUBLISH with an empty payload',
@@ -159,6 +163,13 @@ const cases: {
     expectMessageId: 17,
     expectPayload: null,
   },
+  {
+    name: 'COUNTERS (issue 13 finding 8)',
+    input: { type: RecordType.COUNTERS, offset: 18, topic: 'counted', messageId: 0, dueAtMs: 0, dackCount: 0, payload: countersPayload(MAX_U48, 7, 0) },
+    expectMessageId: 18,
+    expectPayload: null,
+    expectCounters: { published: MAX_U48, acked: 7, deadLettered: 0 },
+  },
 ];
 
 for (const c of cases) {
@@ -183,6 +194,8 @@ for (const c of cases) {
       assert.equal(rec.dackCount, c.input.type === RecordType.RESTORE ? c.input.dackCount : 0);
       const restore = c.expectRestore ?? { placement: Placement.BACK, placeOffset: 0, deliveries: 0 };
       assert.deepEqual({ placement: rec.placement, placeOffset: rec.placeOffset, deliveries: rec.deliveries }, restore);
+      const counters = c.expectCounters ?? { published: 0, acked: 0, deadLettered: 0 };
+      assert.deepEqual({ published: rec.published, acked: rec.acked, deadLettered: rec.deadLettered }, counters);
       if (c.expectPayload === null) {
         assert.equal(rec.payload, null);
       } else {
@@ -318,7 +331,7 @@ test('bad magic, bad type, zero topic length and wrong fixed part are rejected e
   const base = encode(flipCases[2]!).buf; // ACK
   const magic = reseal(Buffer.from(base).fill(2, 8, 9));
   assert.equal(decodeRecord(magic, 0, magic.length, MAX_RECORD_BYTES), 'bad-magic');
-  for (const t of [0, 10, 255]) {
+  for (const t of [0, RecordType.COUNTERS + 1, 255]) {
     const typed = Buffer.from(base);
     typed[9] = t;
     assert.equal(decodeRecord(reseal(typed), 0, typed.length, MAX_RECORD_BYTES), 'bad-type', `type ${t}`);
@@ -334,6 +347,25 @@ test('bad magic, bad type, zero topic length and wrong fixed part are rejected e
   const dack = encode(flipCases[3]!).buf;
   dack[9] = RecordType.ACK;
   assert.equal(decodeRecord(reseal(dack), 0, dack.length, MAX_RECORD_BYTES), 'bad-body');
+});
+
+test('a COUNTERS record of another layout version or length is bad-body, so a newer log is never misread', async () => {
+  const CRC32 = (await import('crc-32')).default;
+  const reseal = (b: Buffer): Buffer => {
+    b.writeUInt32LE(CRC32.buf(b.subarray(8)) >>> 0, 4);
+    return b;
+  };
+  const good = encode({ type: RecordType.COUNTERS, offset: 3, topic: 'q', messageId: 0, dueAtMs: 0, dackCount: 0, payload: countersPayload(1, 2, 3) }).buf;
+  decodeOk(good, 0, good.length);
+  const versioned = Buffer.from(good);
+  versioned[RECORD_HEADER_BYTES + 1] = COUNTERS_VERSION + 1;
+  assert.equal(decodeRecord(reseal(versioned), 0, versioned.length, MAX_RECORD_BYTES), 'bad-body');
+  for (const bodyBytes of [0, COUNTERS_BODY_BYTES - 1, COUNTERS_BODY_BYTES + 1]) {
+    const body = Buffer.alloc(bodyBytes);
+    if (bodyBytes > 0) body[0] = COUNTERS_VERSION;
+    const { buf } = encode({ type: RecordType.COUNTERS, offset: 3, topic: 'q', messageId: 0, dueAtMs: 0, dackCount: 0, payload: body });
+    assert.equal(decodeRecord(buf, 0, buf.length, MAX_RECORD_BYTES), 'bad-body', `${bodyBytes} bytes of fields`);
+  }
 });
 
 test('a RESTORE record too short for placement, placeOffset and deliveries, or with an unknown placement, is bad-body', async () => {

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Redis } from 'ioredis';
 import { BrokerError } from '../../src/errors.js';
-import { h2connect, removeDir, startInProcess, tempDir, waitFor } from '../helpers.js';
+import { h2connect, h2request, removeDir, startInProcess, tempDir, waitFor } from '../helpers.js';
 import { H2Subscriber, RespConn, asReserved, describeReply, encodeCommand, isErrorReply } from '../integration/util.js';
 
 const DELETED_LINE = (topic: string): string => new BrokerError('MQ_ERR_TOPIC_DELETED', [topic]).toRespLine();
@@ -72,6 +72,10 @@ test('consumers waiting on and holding messages of a deleted topic: clear errors
   // A second settle of the same id: it is no longer held at all.
   const again = await holder.send('ACK', topic, held[0]!.id);
   assert.ok(isErrorReply(again) && again.line.startsWith('ERR no message'), describeReply(again));
+  // The HTTP/2 holder was told at once, without sending anything; its settle gets the same error.
+  const notice = await h2holder.next();
+  assert.ok(notice.error !== undefined && notice.error.includes('was deleted'), JSON.stringify(notice));
+  assert.equal((notice as { code?: string }).code, 'MQ_ERR_TOPIC_DELETED', JSON.stringify(notice));
   h2holder.send('ACK');
   const h2err = await h2holder.next();
   assert.ok(h2err.error !== undefined && h2err.error.includes('was deleted'), JSON.stringify(h2err));
@@ -115,4 +119,42 @@ test('consumers waiting on and holding messages of a deleted topic: clear errors
     back.push(asReserved(r).payload.toString());
   }
   assert.deepEqual(back.sort(), Array.from({ length: waiting }, (_, i) => `new${i}`));
+});
+
+test('an HTTP/2 subscriber holding a message of a deleted topic gets the next one without sending anything (DELETE /:topic, RESP DEL)', { timeout: 60_000 }, async (t) => {
+  const db = tempDir('mq-i13-del-wake-');
+  t.after(() => removeDir(db));
+  const server = await startInProcess(db, ['--fsync', 'never']);
+  t.after(() => server.close());
+  const admin = await RespConn.connect(server.resp!.port);
+  t.after(() => admin.close());
+  const session = h2connect(server.http.port);
+  t.after(() => session.destroy());
+  for (const via of ['DELETE /:topic', 'RESP DEL']) {
+    const topic = via === 'RESP DEL' ? 'wake.resp' : 'wake.http';
+    const sub = new H2Subscriber(session, topic);
+    t.after(() => sub.close());
+    sub.send('INIT');
+    assert.equal(await admin.send('PUBLISH', topic, 'old'), 'OK');
+    const old = await sub.nextDelivery();
+    assert.equal(old.payload.toString(), 'old');
+    if (via === 'RESP DEL') assert.equal(await admin.send('DEL', topic), 1);
+    else assert.equal((await h2request(session, 'DELETE', `/${topic}`)).status, 200);
+    // Told at once which message is gone, with the code RESP answers a settle of it with.
+    const notice = await sub.next();
+    assert.deepEqual(notice, { error: new BrokerError('MQ_ERR_TOPIC_DELETED', [topic]).message, code: 'MQ_ERR_TOPIC_DELETED', id: old.id }, via);
+    // A settle before the next delivery is answered the same way, and changes nothing.
+    sub.send('ACK');
+    assert.equal((await sub.next() as { code?: string }).code, 'MQ_ERR_TOPIC_DELETED', via);
+    // The re-created topic's message arrives with nothing sent since.
+    assert.equal(await admin.send('PUBLISH', topic, 'new'), 'OK');
+    const next = await sub.nextDelivery(5000);
+    assert.equal(next.payload.toString(), 'new', via);
+    // A settle now applies to it.
+    sub.send('ACK');
+    await waitFor(() => server.broker.topicStats(topic)?.acked === 1);
+    assert.deepEqual({ ...server.broker.topicStats(topic)!, consumers: 0 }, { topic, ready: 0, inFlight: 0, delayed: 0, consumers: 0, published: 1, acked: 1 });
+    assert.equal(sub.bufferedLines, 0, 'no other line');
+    sub.close();
+  }
 });

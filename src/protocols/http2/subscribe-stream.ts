@@ -17,6 +17,12 @@
  * (engine/stream-consumer.ts), shared with RESP `SUBSCRIBE`; this file is the wire format, the
  * output bound and the end of the stream.
  *
+ * When the topic is deleted while a message of it is held here (`DELETE /:topic`, RESP `DEL`),
+ * an error line with `"code":"MQ_ERR_TOPIC_DELETED"` and the message's `"id"` says so at once,
+ * and the next message (of the re-created topic) is delivered as soon as there is one, without
+ * waiting for a command. A settle or TOUCH before that delivery gets the MQ_ERR_TOPIC_DELETED
+ * error RESP answers a settle of a deleted message with; a settle after it applies to it.
+ *
  * When the client ends its side of the stream (curl `--data '"INIT"'`), nothing more can be
  * settled: the response ends after the pending delivery, if any, and closing NACKs it.
  *
@@ -55,6 +61,7 @@ export class SubscribeStream {
   readonly #handlers: StreamHandlers = {
     onDelivery: (delivery: Delivery): void => this.#onDelivery(delivery),
     onExpired: (delivery: Delivery, notice: BrokerError): void => this.#onExpired(delivery, notice),
+    onTopicDeleted: (delivery: Delivery, notice: BrokerError): void => this.#onExpired(delivery, notice),
   };
 
   /** The outcome of every settle of this stream: one function, not a closure per settle. */
@@ -236,7 +243,10 @@ export class SubscribeStream {
     this.#maybeFinish();
   }
 
-  /** The ack timeout took the held delivery back: say so (the next settle will be refused). */
+  /**
+   * The ack timeout took the held delivery back (the next settle will be refused), or its topic
+   * was deleted (the next message is already requested): say so, naming the message.
+   */
   #onExpired(delivery: Delivery, notice: BrokerError): void {
     this.#error(notice.message, { code: notice.code, id: delivery.messageId });
     this.#maybeFinish();
