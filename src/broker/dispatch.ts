@@ -248,12 +248,13 @@ export class Dispatcher {
       if (topic.delayed.size === 0) continue;
       let due: number[] | undefined;
       for (const h of topic.delayed) {
-        if (store.dueAts[h]! <= nowMs) (due ??= []).push(h);
+        if (store.dueAtOf(h) <= nowMs) (due ??= []).push(h);
       }
       if (due === undefined) continue;
-      due.sort((a, b) => store.dueAts[b]! - store.dueAts[a]! || store.ids[b]! - store.ids[a]!);
+      due.sort((a, b) => store.dueAtOf(b) - store.dueAtOf(a) || store.ids[b]! - store.ids[a]!);
       for (const h of due) {
         topic.delayed.delete(h);
+        store.setDueAt(h, 0);
         // Logged as a NACK so that replay keeps it here instead of holding it until the first
         // tick after a restart.
         this.#toFront(h, topic, writer);

@@ -120,7 +120,7 @@ function holdsVictim(store: MessageStore, h: number, victims: ReadonlySet<Segmen
 /** A RESTORE record of message `h`'s current state (see the file comment). */
 function restoreRecord(store: MessageStore, h: number, payload: Buffer): LogAppend {
   const placement = store.placements[h] as Placement;
-  const dueAtMs = placement === Placement.DELAYED ? store.dueAts[h]! : 0;
+  const dueAtMs = placement === Placement.DELAYED ? store.dueAtOf(h) : 0;
   const body = restorePayload(placement, store.placeOffsets[h]!, store.deliveries[h]!, payload);
   return new LogAppend(RecordType.RESTORE, store.topicOf(h).name, store.ids[h]!, dueAtMs, store.dackCounts[h]!, body, restoreDone);
 }

@@ -48,8 +48,6 @@ export class MessageStore {
   placements: Uint8Array = new Uint8Array(0);
   /** Offset of the record that placed it last; for one not written yet, the offset it will get. */
   placeOffsets: Float64Array = new Float64Array(0);
-  /** DELAYED: when it becomes ready again (Unix epoch ms). */
-  dueAts: Float64Array = new Float64Array(0);
   /** Token of the ready-queue slot that holds it (ready-queue.ts); -1: placed by a RESTORE during replay. */
   slots: Float64Array = new Float64Array(0);
   /** Its payload's reference in the payload cache (payload-cache.ts); 0: not cached. */
@@ -63,6 +61,11 @@ export class MessageStore {
   readonly prevOrigins = new Map<number, Segment[]>();
   /** The Message view of a message in flight to a consumer (carries its owner and ack deadline). */
   readonly views = new Map<number, Message>();
+  /**
+   * DELAYED messages: when each becomes ready again (Unix epoch ms). A side map, not an array
+   * per handle: few messages are ever delayed, and every live message would pay 8 bytes.
+   */
+  readonly #dueAts = new Map<number, number>();
   /** Cached payloads (their references are in {@link cacheRefs}). */
   readonly #cache: PayloadCache;
 
@@ -128,7 +131,7 @@ export class MessageStore {
     this.states[h] = MessageState.READY;
     this.placements[h] = 0;
     this.placeOffsets[h] = id;
-    this.dueAts[h] = 0;
+    this.#dueAts.delete(h);
     this.slots[h] = 0;
     this.cacheRefs[h] = 0;
     this.#index.set(id, h);
@@ -174,6 +177,7 @@ export class MessageStore {
     this.ids[h] = -1;
     this.segments[h] = 0;
     this.carried.delete(h);
+    this.#dueAts.delete(h);
     this.refSegments.delete(h);
     this.prevOrigins.delete(h);
     this.views.delete(h);
@@ -209,6 +213,17 @@ export class MessageStore {
   cachePayload(h: number, payload: Buffer): void {
     if (this.cacheRefs[h] !== 0) this.uncachePayload(h);
     this.cacheRefs[h] = this.#cache.add(payload);
+  }
+
+  /** When DELAYED message `h` becomes ready again (Unix epoch ms); 0 if it is not delayed. */
+  dueAtOf(h: number): number {
+    return this.#dueAts.get(h) ?? 0;
+  }
+
+  /** Message `h` is DELAYED until `dueAtMs` (Unix epoch ms); 0 clears it. */
+  setDueAt(h: number, dueAtMs: number): void {
+    if (dueAtMs === 0) this.#dueAts.delete(h);
+    else this.#dueAts.set(h, dueAtMs);
   }
 
   /** Whether message `h`'s payload is in the cache. */
@@ -308,7 +323,6 @@ export class MessageStore {
     this.states = u8(this.states);
     this.placements = u8(this.placements);
     this.placeOffsets = f64(this.placeOffsets);
-    this.dueAts = f64(this.dueAts);
     this.slots = f64(this.slots);
     this.cacheRefs = u32(this.cacheRefs);
     this.#capacity = cap;

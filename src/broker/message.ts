@@ -88,7 +88,7 @@ export class Message implements Delivery {
 
   /** DELAYED: when it becomes ready again (Unix epoch ms). */
   get dueAtMs(): number {
-    return this.#current() ? this.#store.dueAts[this.#handle]! : 0;
+    return this.#current() ? this.#store.dueAtOf(this.#handle) : 0;
   }
 
   /** Where replay of the log would put it (record.ts Placement). */

@@ -140,7 +140,7 @@ export class Replay {
         return;
       case RecordType.DACK:
         store.dackCounts[h]!++;
-        store.dueAts[h] = rec.dueAtMs;
+        store.setDueAt(h, rec.dueAtMs);
         store.states[h] = MessageState.DELAYED;
         store.placements[h] = Placement.DELAYED;
         store.placeOffsets[h] = rec.offset;
@@ -201,7 +201,7 @@ export class Replay {
     switch (rec.placement) {
       case Placement.DELAYED:
         store.states[h] = MessageState.DELAYED;
-        store.dueAts[h] = rec.dueAtMs;
+        store.setDueAt(h, rec.dueAtMs);
         topic.delayed.add(h);
         return;
       case Placement.IN_FLIGHT:

@@ -93,7 +93,7 @@ export class Settlements {
         type = RecordType.DACK;
         dueAtMs = Date.now() + delayMs;
         store.dackCounts[h]!++;
-        store.dueAts[h] = dueAtMs;
+        store.setDueAt(h, dueAtMs);
         store.states[h] = MessageState.DELAYED;
         topic.delayed.add(h);
         break;
