@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { RecordType, encodeRecord, recordSizeBytes } from '../dist/src/log/record.js';
+import { RecordType, encodePublish, recordSizeBytes } from '../dist/src/log/record.js';
 import { segmentFileName } from '../dist/src/log/files.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -30,7 +30,7 @@ while (offset < MESSAGES) {
   let p = 0;
   const base = offset;
   for (let i = 0; i < count; i++, offset++) {
-    p = encodeRecord(buf, p, RecordType.PUBLISH, offset, `topic-${offset % TOPICS}`, 0, 0, 0, payload);
+    p = encodePublish(buf, p, offset, `topic-${offset % TOPICS}`, payload);
   }
   fs.writeFileSync(path.join(db, segmentFileName(base)), buf);
 }

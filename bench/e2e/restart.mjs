@@ -22,7 +22,11 @@ const distDir = path.resolve(path.dirname(main), '..', '..');
 
 /** Writes the log: segments of 64 MiB, each record a PUBLISH whose id is its offset. */
 async function writeLog(db) {
-  const { RecordType, encodeRecord, recordSizeBytes } = await import(path.join(distDir, 'src', 'log', 'record.js'));
+  const record = await import(path.join(distDir, 'src', 'log', 'record.js'));
+  const { RecordType, recordSizeBytes } = record;
+  // Builds older than encodePublish (an A/B against one) have only the 9-argument encodeRecord.
+  const encodePublish =
+    record.encodePublish ?? ((buf, p, offset, topic, payload) => record.encodeRecord(buf, p, RecordType.PUBLISH, offset, topic, 0, 0, 0, payload));
   const { segmentFileName } = await import(path.join(distDir, 'src', 'log', 'files.js'));
   const payload = Buffer.alloc(PAYLOAD_BYTES, 0x61);
   const maxRecordBytes = recordSizeBytes(RecordType.PUBLISH, `topic-${TOPICS - 1}`.length, PAYLOAD_BYTES);
@@ -32,7 +36,7 @@ async function writeLog(db) {
     const buf = Buffer.allocUnsafe(count * maxRecordBytes);
     const base = offset;
     let p = 0;
-    for (let i = 0; i < count; i++, offset++) p = encodeRecord(buf, p, RecordType.PUBLISH, offset, `topic-${offset % TOPICS}`, 0, 0, 0, payload);
+    for (let i = 0; i < count; i++, offset++) p = encodePublish(buf, p, offset, `topic-${offset % TOPICS}`, payload);
     fs.writeFileSync(path.join(db, segmentFileName(base)), buf.subarray(0, p));
   }
 }

@@ -23,7 +23,6 @@
  * a message id (createConsumer, request, take, settle, touch, closeConsumer ...), which only
  * tests use now (both protocol adapters use the seam alone). Both reach the same pieces.
  */
-import assert from 'node:assert/strict';
 import { BrokerError } from '../errors.js';
 import {
   MAX_DACK_DELAY_MS,
@@ -41,7 +40,6 @@ import {
 import { assertTopicName } from '../engine/topic-name.js';
 import { Compactor, type CompactionStats, type CompactionRun } from '../log/compactor.js';
 import { LogAppend, LogWriter } from '../log/log-writer.js';
-import { RecordType } from '../log/record.js';
 import { SegmentLog, type ReplayStats } from '../log/segment-log.js';
 import type { Segment } from '../log/segment.js';
 import { StorageHealth } from '../log/storage-health.js';
@@ -202,8 +200,7 @@ export class Broker implements QueueEngine, ConsumerHost {
     writer.append(BrokerAppend.publish(topicName, payload, topics.deletesOf(topicName), cb, this.#onPublished));
   }
 
-  readonly #onPublished = (err: Error | null, rec: LogAppend): void => {
-    assert.ok(rec instanceof BrokerAppend);
+  readonly #onPublished = (err: Error | null, rec: BrokerAppend): void => {
     const cb = rec.onPublished!;
     const core = this.#core;
     if (err !== null) return cb(core.storageError(err), -1);
@@ -357,7 +354,7 @@ export class Broker implements QueueEngine, ConsumerHost {
     const taken: Message[] = [];
     const gone = topic !== undefined ? core.topics.clear(topic, taken) : [];
     core.topics.countDelete(topicName);
-    const rec = new LogAppend(RecordType.DELETE_TOPIC, topicName, 0, 0, 0, null, (err, done) => {
+    const rec = LogAppend.forDeleteTopic(topicName, (err, done) => {
       if (err === null) {
         core.live.noteDeletedTopic(done.segment!, topicName);
         for (const h of gone) core.live.unpin(h);

@@ -25,7 +25,7 @@
  */
 import type { EvacuationResult } from '../log/compactor.js';
 import { LogAppend, type LogWriter } from '../log/log-writer.js';
-import { RecordType, countersPayload, fillCountersPayload } from '../log/record.js';
+import { fillCountersPayload } from '../log/record.js';
 import type { Segment } from '../log/segment.js';
 import type { LiveAccounting } from './live-accounting.js';
 import type { Topic } from './topic.js';
@@ -37,13 +37,19 @@ export interface CounterSnapshotDeps {
   writer: LogWriter;
 }
 
-/** One COUNTERS record of `topic`, in `group`. */
+/** One COUNTERS record of a topic, in a group. */
 class CountersAppend extends LogAppend {
-  constructor(
-    readonly topicRef: Topic,
-    readonly group: SnapshotGroup,
-  ) {
-    super(RecordType.COUNTERS, topicRef.name, 0, 0, 0, countersPayload(0, 0, 0), countersDone);
+  /** The topic whose counters it carries (set by {@link CountersAppend.of}). */
+  topicRef!: Topic;
+  /** The group it is appended in (set by {@link CountersAppend.of}). */
+  group!: SnapshotGroup;
+
+  /** The COUNTERS record of `topic` in `group`, with zeros until the group's barrier fills it. */
+  static of(topic: Topic, group: SnapshotGroup): CountersAppend {
+    const rec = CountersAppend.forCounters(topic.name, { published: 0, acked: 0, deadLettered: 0 }, countersDone);
+    rec.topicRef = topic;
+    rec.group = group;
+    return rec;
   }
 }
 
@@ -90,9 +96,8 @@ class SnapshotGroup {
   }
 }
 
-function countersDone(err: Error | null, rec: LogAppend): void {
-  const counters = rec as CountersAppend;
-  counters.group.completed(err, counters);
+function countersDone(err: Error | null, rec: CountersAppend): void {
+  rec.group.completed(err, rec);
 }
 
 /**
@@ -106,7 +111,7 @@ export function writeCounterSnapshots(deps: CounterSnapshotDeps, segments: reado
   for (const name of deps.live.segments.topicsIn(segments)) {
     const topic = deps.topics.get(name);
     // A topic the log says is deleted counts from zero after its DELETE_TOPIC: nothing to keep.
-    if (topic !== undefined && topic.markSegment !== null) group.records.push(new CountersAppend(topic, group));
+    if (topic !== undefined && topic.markSegment !== null) group.records.push(CountersAppend.of(topic, group));
   }
   if (group.records.length === 0) return Promise.resolve(group.result);
   return group.append(deps.writer);

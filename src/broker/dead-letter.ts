@@ -10,10 +10,9 @@
  * record is durable, as a publish is. If the RESTORE fails the original goes back to the front,
  * and dead-lettering pauses for a second rather than spin on the failing disk.
  */
-import assert from 'node:assert/strict';
 import { DEAD_LETTER_SUFFIX, type DoneCallback } from '../engine/queue-engine.js';
-import type { LogAppend, LogWriter } from '../log/log-writer.js';
-import { Placement, RESTORE_TAIL_BYTES, RecordType, restorePayload } from '../log/record.js';
+import type { LogWriter } from '../log/log-writer.js';
+import { Placement, RESTORE_TAIL_BYTES, type RestoreState } from '../log/record.js';
 import { BrokerAppend } from './broker-append.js';
 import type { BrokerCore } from './broker-core.js';
 import type { Dispatcher } from './dispatch.js';
@@ -77,10 +76,10 @@ export class DeadLetters {
     const id = writer.nextAppendOffset;
     const deliveries = store.deliveries[h]!;
     const dackCount = store.dackCounts[h]!;
-    const body = restorePayload(Placement.BACK, id, deliveries, payload);
+    const state: RestoreState = { messageId: id, dackCount, dueAtMs: 0, placement: Placement.BACK, placeOffset: id, deliveries };
     const topics = this.#core.topics;
     const original = { h, id: msgId, deletes: topics.deletesOf(deadName), sourceDeletes: topics.deletesOf(topic.name), countsAsAcked: false, reply: cb };
-    writer.append(BrokerAppend.deadLetter(RecordType.RESTORE, deadName, id, dackCount, body, original, this.#onWritten));
+    writer.append(BrokerAppend.deadLetterCopy(deadName, state, payload, original, this.#onWritten));
     logger.warn(
       { topic: topic.name, id: msgId, deliveries, dackCount, deadLetterTopic: deadName, deadLetterId: id },
       'message moved to its dead-letter topic after --max-deliveries deliveries',
@@ -88,8 +87,7 @@ export class DeadLetters {
     return true;
   }
 
-  readonly #onWritten = (err: Error | null, rec: LogAppend): void => {
-    assert.ok(rec instanceof BrokerAppend);
+  readonly #onWritten = (err: Error | null, rec: BrokerAppend): void => {
     const { h, originalId: id, onDone: cb, deletes } = rec;
     const core = this.#core;
     const store = core.store;
@@ -132,12 +130,11 @@ export class DeadLetters {
     // original is gone from replay's queues there, and the ACK is not counted.
     const countsAsAcked = rec.sourceDeletes === core.topics.deletesOf(sourceName);
     const ack = { h, id, deletes, sourceDeletes: rec.sourceDeletes, countsAsAcked, reply: cb };
-    core.writer!.append(BrokerAppend.deadLetter(RecordType.ACK, topicName, id, 0, null, ack, this.#onAcked));
+    core.writer!.append(BrokerAppend.deadLetterAck(topicName, ack, this.#onAcked));
     this.#dispatcher.dispatch(deadTopic);
   };
 
-  readonly #onAcked = (err: Error | null, rec: LogAppend): void => {
-    assert.ok(rec instanceof BrokerAppend);
+  readonly #onAcked = (err: Error | null, rec: BrokerAppend): void => {
     const { h, originalId: id, onDone: cb } = rec;
     const core = this.#core;
     // On failure the original stays in the log next to its copy: a duplicate after a restart, and

@@ -10,12 +10,11 @@
  * front of its topic, keeping the order in which the messages were delivered (or due), logged as
  * a NACK nobody waits for, or to its dead-letter topic once it used up `--max-deliveries`.
  */
-import assert from 'node:assert/strict';
 import { BrokerError } from '../errors.js';
-import type { LogAppend, LogWriter } from '../log/log-writer.js';
+import type { LogWriter } from '../log/log-writer.js';
 import { Placement, RecordType } from '../log/record.js';
 import { assertTopicName } from '../engine/topic-name.js';
-import { BrokerAppend } from './broker-append.js';
+import { BrokerAppend, type PlacementRecordType } from './broker-append.js';
 import type { BrokerCore } from './broker-core.js';
 import type { Consumer } from './consumer.js';
 import { DeadLetters } from './dead-letter.js';
@@ -123,7 +122,7 @@ export class Dispatcher {
    * Appends a DELIVER, or a NACK nobody waits for (disconnect, tick), and notes where it puts
    * message `h` in the log (its placement) for compaction.
    */
-  appendPlacement(writer: LogWriter, type: RecordType, h: number, placement: Placement): void {
+  appendPlacement(writer: LogWriter, type: PlacementRecordType, h: number, placement: Placement): void {
     const store = this.#core.store;
     store.placements[h] = placement;
     store.placeOffsets[h] = writer.nextAppendOffset;
@@ -135,8 +134,7 @@ export class Dispatcher {
    * for them. The writer logs a failed write; memory is right already, and replay then keeps the
    * last logged placement.
    */
-  readonly #onPlaced = (err: Error | null, rec: LogAppend): void => {
-    assert.ok(rec instanceof BrokerAppend);
+  readonly #onPlaced = (err: Error | null, rec: BrokerAppend): void => {
     const h = rec.h;
     if (err === null && this.#core.store.isCurrent(h, rec.messageId)) this.#core.live.noteRef(h, rec.segment!);
   };

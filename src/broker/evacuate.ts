@@ -23,7 +23,7 @@ import assert from 'node:assert/strict';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { CompactionPolicy, EvacuationResult } from '../log/compactor.js';
 import { LogAppend, type LogWriter } from '../log/log-writer.js';
-import { Placement, RESTORE_TAIL_BYTES, RecordType, restorePayload } from '../log/record.js';
+import { Placement, RESTORE_TAIL_BYTES, type RestoreState } from '../log/record.js';
 import type { Segment } from '../log/segment.js';
 import type { LiveAccounting } from './live-accounting.js';
 import { MessageState } from './message.js';
@@ -49,11 +49,16 @@ export interface EvacuationDeps {
   writer: LogWriter;
 }
 
-/** What a RESTORE record carries to its completion. */
-interface RestoreContext {
-  slice: Slice;
-  h: number;
-  id: number;
+/** A record compaction copies forward, with what its completion needs. */
+class SliceAppend extends LogAppend {
+  /** The slice it is appended in (set by Slice.append, before the writer sees the record). */
+  slice!: Slice;
+  /** RESTORE: handle of the message. */
+  h = -1;
+  /** RESTORE: id of the message. */
+  id = -1;
+  /** ACK written again: the ACK it takes over from. */
+  ref: AckRef | null = null;
 }
 
 /** Records of one slice in the writer: resolves when all completed, rejects with the first error then. */
@@ -68,9 +73,9 @@ class Slice {
 
   constructor(readonly deps: EvacuationDeps, readonly result: EvacuationResult) {}
 
-  /** Appends `rec`; its completion gets `{ slice: this, ...about }` as its ctx. */
-  append(rec: LogAppend, about: { h?: number; id?: number; ref?: AckRef }): void {
-    rec.ctx = { slice: this, ...about };
+  /** Appends `rec` as part of this slice. */
+  append(rec: SliceAppend): void {
+    rec.slice = this;
     this.count++;
     this.bytes += rec.sizeBytes;
     this.#pending++;
@@ -118,15 +123,24 @@ function holdsVictim(store: MessageStore, h: number, victims: ReadonlySet<Segmen
 }
 
 /** A RESTORE record of message `h`'s current state (see the file comment). */
-function restoreRecord(store: MessageStore, h: number, payload: Buffer): LogAppend {
+function restoreRecord(store: MessageStore, h: number, payload: Buffer): SliceAppend {
   const placement = store.placements[h] as Placement;
-  const dueAtMs = placement === Placement.DELAYED ? store.dueAtOf(h) : 0;
-  const body = restorePayload(placement, store.placeOffsets[h]!, store.deliveries[h]!, payload);
-  return new LogAppend(RecordType.RESTORE, store.topicOf(h).name, store.ids[h]!, dueAtMs, store.dackCounts[h]!, body, restoreDone);
+  const state: RestoreState = {
+    messageId: store.ids[h]!,
+    dackCount: store.dackCounts[h]!,
+    dueAtMs: placement === Placement.DELAYED ? store.dueAtOf(h) : 0,
+    placement,
+    placeOffset: store.placeOffsets[h]!,
+    deliveries: store.deliveries[h]!,
+  };
+  const rec = SliceAppend.forRestore(store.topicOf(h).name, state, payload, restoreDone);
+  rec.h = h;
+  rec.id = state.messageId;
+  return rec;
 }
 
-function restoreDone(err: Error | null, rec: LogAppend): void {
-  const { slice, h, id } = rec.ctx as RestoreContext;
+function restoreDone(err: Error | null, rec: SliceAppend): void {
+  const { slice, h, id } = rec;
   if (err === null) {
     const segment = rec.segment!;
     const { store, live } = slice.deps;
@@ -143,8 +157,8 @@ function restoreDone(err: Error | null, rec: LogAppend): void {
   slice.completed(err, rec);
 }
 
-function topicDone(err: Error | null, rec: LogAppend): void {
-  const { slice } = rec.ctx as { slice: Slice };
+function topicDone(err: Error | null, rec: SliceAppend): void {
+  const slice = rec.slice;
   if (err === null) {
     const segment = rec.segment!;
     const live = slice.deps.live;
@@ -160,8 +174,9 @@ function topicDone(err: Error | null, rec: LogAppend): void {
  * never reused), so a second ACK later in the log means the same. The new one takes over the
  * old one's dependencies.
  */
-function ackDone(err: Error | null, rec: LogAppend): void {
-  const { slice, ref } = rec.ctx as { slice: Slice; ref: AckRef };
+function ackDone(err: Error | null, rec: SliceAppend): void {
+  const slice = rec.slice;
+  const ref = rec.ref!;
   if (err === null) {
     ref.moved = true;
     slice.deps.live.segments.noteAckRecord(rec.segment!, ref.messageId, ref.topic, ref.deps);
@@ -200,7 +215,7 @@ export async function evacuate(
     try {
       for (; h < limit && scanned < SCAN_SLICE && slice.count < SLICE_MESSAGES && slice.bytes < SLICE_BYTES; h++, scanned++) {
         if (!holdsVictim(store, h, victims)) continue;
-        slice.append(restoreRecord(store, h, store.payloadOf(h)), { h, id: store.ids[h]! });
+        slice.append(restoreRecord(store, h, store.payloadOf(h)));
       }
     } catch (err) {
       slice.fail(err as Error); // a payload could not be read back: stop after this slice
@@ -213,7 +228,7 @@ export async function evacuate(
   const marks = new Slice(deps, result);
   for (const topic of deps.topics.values()) {
     if (topic.exists && topic.markSegment !== null && victims.has(topic.markSegment)) {
-      marks.append(new LogAppend(RecordType.TOPIC, topic.name, 0, 0, 0, null, topicDone), {});
+      marks.append(SliceAppend.forTopic(topic.name, topicDone));
     }
   }
   await marks.done();
@@ -222,7 +237,9 @@ export async function evacuate(
     for (let i = 0; i < acks.length; i += SLICE_MESSAGES) {
       const slice = new Slice(deps, result);
       for (const ref of acks.slice(i, i + SLICE_MESSAGES)) {
-        slice.append(new LogAppend(RecordType.ACK, ref.topic, ref.messageId, 0, 0, null, ackDone), { ref });
+        const rec = SliceAppend.forAck(ref.topic, ref.messageId, ackDone);
+        rec.ref = ref;
+        slice.append(rec);
       }
       await slice.done();
       if (isStopped()) throw new EvacuationStopped();

@@ -37,7 +37,7 @@ export class MessageStore {
   /** Byte position of the payload in that segment's file. */
   payloadPositions: Float64Array = new Float64Array(0);
   /** Payload bytes. */
-  sizes: Uint32Array = new Uint32Array(0);
+  payloadSizes: Uint32Array = new Uint32Array(0);
   /** Bytes of its current PUBLISH/RESTORE record while the live accounting counts it; 0 once not. */
   pinned: Uint32Array = new Uint32Array(0);
   dackCounts: Uint32Array = new Uint32Array(0);
@@ -113,7 +113,7 @@ export class MessageStore {
    * A new live message, READY, placed at the back by its own record, with no pins. Returns its
    * handle.
    */
-  add(id: number, topic: Topic, payloadPosition: number, sizeBytes: number): number {
+  add(id: number, topic: Topic, payloadPosition: number, payloadBytes: number): number {
     let h: number;
     if (this.#freeCount > 0) h = this.#free[--this.#freeCount]!;
     else {
@@ -124,7 +124,7 @@ export class MessageStore {
     this.topics[h] = topic.number;
     this.segments[h] = 0;
     this.payloadPositions[h] = payloadPosition;
-    this.sizes[h] = sizeBytes;
+    this.payloadSizes[h] = payloadBytes;
     this.pinned[h] = 0;
     this.dackCounts[h] = 0;
     this.deliveries[h] = 0;
@@ -246,7 +246,7 @@ export class MessageStore {
   /** The payload of message `h`: the cached Buffer, or a copy read back from its segment (throws the fs error). */
   payloadOf(h: number): Buffer {
     const ref = this.cacheRefs[h]!;
-    const size = this.sizes[h]!;
+    const size = this.payloadSizes[h]!;
     if (ref !== 0) return this.#cache.view(ref, size);
     if (size === 0) return Buffer.alloc(0);
     const segment = this.segmentOf(h);
@@ -316,7 +316,7 @@ export class MessageStore {
     this.topics = u32(this.topics);
     this.segments = u32(this.segments);
     this.payloadPositions = f64(this.payloadPositions);
-    this.sizes = u32(this.sizes);
+    this.payloadSizes = u32(this.payloadSizes);
     this.pinned = u32(this.pinned);
     this.dackCounts = u32(this.dackCounts);
     this.deliveries = u32(this.deliveries);

@@ -106,8 +106,8 @@ export class Message implements Delivery {
     return this.#current() && this.#store.isCached(this.#handle);
   }
 
-  /** Payload bytes. */
-  get sizeBytes(): number {
-    return this.#current() ? this.#store.sizes[this.#handle]! : 0;
+  /** Bytes of the payload (not of its record). */
+  get payloadBytes(): number {
+    return this.#current() ? this.#store.payloadSizes[this.#handle]! : 0;
   }
 }

@@ -8,10 +8,9 @@
  * settles name the message (RESP `ACK topic id`): through the id index to the message's current
  * delivery, which must be this consumer's.
  */
-import assert from 'node:assert/strict';
 import { BrokerError } from '../errors.js';
 import type { DoneCallback, SettleKind } from '../engine/queue-engine.js';
-import type { LogAppend, LogWriter } from '../log/log-writer.js';
+import type { LogWriter } from '../log/log-writer.js';
 import { Placement, RecordType } from '../log/record.js';
 import { BrokerAppend } from './broker-append.js';
 import type { BrokerCore } from './broker-core.js';
@@ -106,8 +105,7 @@ export class Settlements {
     if (kind !== 'ACK' && kind !== 'DACK') this.#dispatcher.dispatch(topic);
   }
 
-  readonly #onSettled = (err: Error | null, rec: LogAppend): void => {
-    assert.ok(rec instanceof BrokerAppend);
+  readonly #onSettled = (err: Error | null, rec: BrokerAppend): void => {
     const h = rec.h;
     const core = this.#core;
     const store = core.store;

@@ -26,7 +26,7 @@ import type { SegmentLog } from './segment-log.js';
 import type { LogWriterOptions, WriterStats } from './writer-options.js';
 import { FSYNC_EWMA_WEIGHT, SYNC_ON_LOOP_MAX_MS, WRITE_ON_THREAD_POOL, fdatasyncNow, writeNow, type WriterFs } from './writer-io.js';
 
-export { LogAppend, type AppendCallback, type FsyncPolicy } from './log-append.js';
+export { LogAppend, type AppendCallback, type FsyncPolicy, type MessageRecordType } from './log-append.js';
 export { SYNC_ON_LOOP_MAX_MS, type WriterFs } from './writer-io.js';
 export type { LogWriterOptions, WriterStats } from './writer-options.js';
 
@@ -223,7 +223,7 @@ export class LogWriter {
       const rec = batch[i]!;
       rec.offset = offset++;
       rec.segment = segment;
-      const end = encodeRecord(buf, p, rec.type, rec.offset, rec.topic, rec.messageId, rec.dueAtMs, rec.dackCount, rec.payload);
+      const end = encodeRecord(buf, p, rec);
       if (rec.payload !== null) rec.payloadPosition = startPosition + end - rec.payload.length;
       p = end;
     }

@@ -25,8 +25,8 @@
  *                     placement u8 (Placement below), placeOffset u48, deliveries u32,
  *                     payload: the rest. Written by compaction (compactor.ts) when it copies a live
  *                     message forward: it carries the message's whole state, so every earlier
- *                     record of that id is superseded (on replay the last one wins). `encodeRecord`
- *                     takes placement..deliveries as the first bytes of `payload`: build it with
+ *                     record of that id is superseded (on replay the last one wins). The encoder
+ *                     takes placement..deliveries as the first bytes of its `payload`: built by
  *                     {@link restorePayload}.
  *   DELIVER (8)       messageId u48: the message was handed to a consumer (in flight). Not waited
  *                     for; replay puts messages still in flight at the log's end at the front of
@@ -40,7 +40,7 @@
  *                     counts them. Replay sets the topic's counters to these values and goes on
  *                     counting from there. Written by compaction before it deletes segments (see
  *                     broker/counter-snapshots.ts), after every earlier record completed, so the
- *                     values are exact; `encodeRecord` takes the fields as `payload`: build it with
+ *                     values are exact; the encoder takes the fields as its `payload`: built by
  *                     {@link countersPayload}. Logs written before this type existed have none.
  * ```
  *
@@ -169,9 +169,29 @@ function fixedPartBytes(type: RecordType): number {
   }
 }
 
+/** The state of a message that a RESTORE record carries (the layout above). */
+export interface RestoreState {
+  messageId: number;
+  dackCount: number;
+  /** Placement DELAYED: when the message is due (Unix epoch ms); else 0. */
+  dueAtMs: number;
+  placement: Placement;
+  /** Offset of the record that placed the message last (see Placement). */
+  placeOffset: number;
+  /** Deliveries of the message so far. */
+  deliveries: number;
+}
+
+/** The values a COUNTERS record carries: a topic's counters (SPEC §7 Stats), each 0..MAX_U48. */
+export interface CounterValues {
+  published: number;
+  acked: number;
+  deadLettered: number;
+}
+
 /**
- * The `payload` argument of {@link encodeRecord} for a RESTORE record: placement, placeOffset and
- * deliveries followed by a copy of the message `payload` (a new Buffer the caller owns).
+ * The `payload` of a RESTORE record ({@link RecordFields}): placement, placeOffset and deliveries
+ * followed by a copy of the message `payload` (a new Buffer the caller owns).
  */
 export function restorePayload(placement: Placement, placeOffset: number, deliveries: number, payload: Buffer): Buffer {
   const out = Buffer.allocUnsafe(RESTORE_TAIL_BYTES + payload.length);
@@ -183,8 +203,8 @@ export function restorePayload(placement: Placement, placeOffset: number, delive
 }
 
 /**
- * The `payload` argument of {@link encodeRecord} for a COUNTERS record (a new Buffer the caller
- * owns; {@link fillCountersPayload} may change its values until the record is encoded).
+ * The `payload` of a COUNTERS record ({@link RecordFields}): a new Buffer the caller owns;
+ * {@link fillCountersPayload} may change its values until the record is encoded.
  */
 export function countersPayload(published: number, acked: number, deadLettered: number): Buffer {
   const out = Buffer.allocUnsafe(COUNTERS_BODY_BYTES);
@@ -211,60 +231,90 @@ export function recordSizeBytes(type: RecordType, topicLength: number, payloadLe
 }
 
 /**
- * Encodes one record into `buf` at `position` and returns the position just after it.
- * `buf` must have room for {@link recordSizeBytes}. The topic is written as latin1 (topic names
- * are ASCII, validated by the broker). For RESTORE, `payload` is the output of
- * {@link restorePayload} (the message payload then starts RESTORE_TAIL_BYTES into it).
+ * The fields {@link encodeRecord} writes. A LogAppend (log-append.ts) is one, so the writer passes
+ * its records as they are, with nothing allocated per record.
  */
-export function encodeRecord(
-  buf: Buffer,
-  position: number,
-  type: RecordType,
-  offset: number,
-  topic: string,
-  messageId: number,
-  dueAtMs: number,
-  dackCount: number,
-  payload: Buffer | null,
-): number {
-  const topicLength = topic.length;
-  const payloadLength = payload === null ? 0 : payload.length;
-  const size = recordSizeBytes(type, topicLength, payloadLength);
-  buf.writeUInt32LE(size - 4, position);
-  buf[position + 8] = RECORD_MAGIC;
-  buf[position + 9] = type;
-  buf.writeUIntLE(offset, position + 10, U48);
-  buf[position + 16] = topicLength;
-  buf.write(topic, position + RECORD_HEADER_BYTES, topicLength, 'latin1');
-  let p = position + RECORD_HEADER_BYTES + topicLength;
+export interface RecordFields {
+  readonly type: RecordType;
+  /** The record's own offset (u48). */
+  readonly offset: number;
+  /** 1..255 ASCII characters (validated by the broker); written as latin1. */
+  readonly topic: string;
+  /** ACK, NACK, BACK, DACK, DELIVER, RESTORE: the message the record is about; else not written. */
+  readonly messageId: number;
+  /** DACK, RESTORE: Unix epoch ms; else not written. */
+  readonly dueAtMs: number;
+  /** RESTORE: the message's DACK count; else not written. */
+  readonly dackCount: number;
+  /**
+   * PUBLISH: the message payload. RESTORE: the {@link restorePayload} (its fields, then the
+   * message payload). COUNTERS: the {@link countersPayload}. Else null (or empty).
+   */
+  readonly payload: Buffer | null;
+}
+
+/**
+ * Encodes the record `rec` into `buf` at `position` and returns the position just after it.
+ * `buf` must have room for {@link recordSizeBytes}.
+ */
+export function encodeRecord(buf: Buffer, position: number, rec: RecordFields): number {
+  const type = rec.type;
+  const payload = rec.payload;
+  let p = encodeHead(buf, position, type, rec.offset, rec.topic, payload === null ? 0 : payload.length);
   switch (type) {
     case RecordType.ACK:
     case RecordType.NACK:
     case RecordType.BACK:
     case RecordType.DELIVER:
-      buf.writeUIntLE(messageId, p, U48);
+      buf.writeUIntLE(rec.messageId, p, U48);
       p += U48;
       break;
     case RecordType.DACK:
-      buf.writeUIntLE(messageId, p, U48);
-      buf.writeUIntLE(dueAtMs, p + U48, U48);
+      buf.writeUIntLE(rec.messageId, p, U48);
+      buf.writeUIntLE(rec.dueAtMs, p + U48, U48);
       p += U48 + U48;
       break;
     case RecordType.RESTORE:
-      buf.writeUIntLE(messageId, p, U48);
-      buf.writeUInt32LE(dackCount, p + U48);
-      buf.writeUIntLE(dueAtMs, p + U48 + 4, U48);
+      buf.writeUIntLE(rec.messageId, p, U48);
+      buf.writeUInt32LE(rec.dackCount, p + U48);
+      buf.writeUIntLE(rec.dueAtMs, p + U48 + 4, U48);
       p += U48 + 4 + U48;
       break;
     default:
       break;
   }
-  if (payload !== null && payloadLength > 0) {
+  return encodeTail(buf, position, p, payload);
+}
+
+/**
+ * Encodes a PUBLISH record of `payload` to `topic` at `offset` into `buf` at `position` and
+ * returns the position just after it (the same bytes as {@link encodeRecord}; for tools and tests
+ * that write logs directly). `buf` must have room for {@link recordSizeBytes}.
+ */
+export function encodePublish(buf: Buffer, position: number, offset: number, topic: string, payload: Buffer): number {
+  const p = encodeHead(buf, position, RecordType.PUBLISH, offset, topic, payload.length);
+  return encodeTail(buf, position, p, payload);
+}
+
+/** Writes bodyLength, magic, type, offset and topic; returns the position of the type-specific part. */
+function encodeHead(buf: Buffer, position: number, type: RecordType, offset: number, topic: string, payloadLength: number): number {
+  const topicLength = topic.length;
+  buf.writeUInt32LE(recordSizeBytes(type, topicLength, payloadLength) - 4, position);
+  buf[position + 8] = RECORD_MAGIC;
+  buf[position + 9] = type;
+  buf.writeUIntLE(offset, position + 10, U48);
+  buf[position + 16] = topicLength;
+  buf.write(topic, position + RECORD_HEADER_BYTES, topicLength, 'latin1');
+  return position + RECORD_HEADER_BYTES + topicLength;
+}
+
+/** Copies `payload` to `p`, writes the CRC of the record that starts at `position`; returns its end. */
+function encodeTail(buf: Buffer, position: number, p: number, payload: Buffer | null): number {
+  if (payload !== null && payload.length > 0) {
     payload.copy(buf, p);
-    p += payloadLength;
+    p += payload.length;
   }
-  const crc = crc32Range(buf, position + 8, p);
-  buf.writeUInt32LE(crc, position + 4);
+  buf.writeUInt32LE(crc32Range(buf, position + 8, p), position + 4);
   return p;
 }
 

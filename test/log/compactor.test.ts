@@ -17,7 +17,7 @@ import { RecordType, recordSizeBytes } from '../../src/log/record.js';
 import type { SegmentLog } from '../../src/log/segment-log.js';
 import type { Segment } from '../../src/log/segment.js';
 import { recordingLogger, removeDir, silentLogger, tempDir } from '../helpers.js';
-import { append, openLog } from './log-fixtures.js';
+import { appendPublish, openLog } from './log-fixtures.js';
 
 const SEGMENT_BYTES = 2048;
 /**
@@ -75,7 +75,7 @@ class FakeOwner implements CompactionPolicy {
     if (isStopped()) throw new Error('stopped between slices');
     const result: EvacuationResult = { messages: 0, bytes: 0, segments: new Set() };
     const copies = await Promise.all(
-      [...victims].map((v) => append(this.writer, RecordType.PUBLISH, 'copy', Buffer.alloc(payloadBytesFor(this.need(v) as number, 'copy')))),
+      [...victims].map((v) => appendPublish(this.writer, 'copy', Buffer.alloc(payloadBytesFor(this.need(v) as number, 'copy')))),
     );
     for (const [i, victim] of [...victims].entries()) {
       const { err, rec } = copies[i]!;
@@ -135,7 +135,7 @@ function rig(t: TestContext, opts: Partial<CompactorOptions> & { fsync?: FsyncPo
 /** Appends PUBLISH records of RECORD_BYTES until `count` segments are closed; returns the closed ones. */
 async function fillSegments(r: Rig, count: number): Promise<Segment[]> {
   while (r.log.segments.length <= count) {
-    const { err } = await append(r.writer, RecordType.PUBLISH, TOPIC, Buffer.alloc(payloadBytesFor(RECORD_BYTES, TOPIC)));
+    const { err } = await appendPublish(r.writer, TOPIC, Buffer.alloc(payloadBytesFor(RECORD_BYTES, TOPIC)));
     assert.equal(err, null);
   }
   return r.log.segments.slice(0, count);
@@ -144,7 +144,7 @@ async function fillSegments(r: Rig, count: number): Promise<Segment[]> {
 /** Appends one record in a segment of its own (rolling before it); returns that segment. */
 async function smallSegment(r: Rig, recordBytes: number): Promise<Segment> {
   r.writer.rollBeforeNextWrite();
-  const { err, rec } = await append(r.writer, RecordType.PUBLISH, TOPIC, Buffer.alloc(payloadBytesFor(recordBytes, TOPIC)));
+  const { err, rec } = await appendPublish(r.writer, TOPIC, Buffer.alloc(payloadBytesFor(recordBytes, TOPIC)));
   assert.equal(err, null);
   return rec.segment!;
 }
@@ -212,7 +212,7 @@ for (const fsync of ['always', 'never'] as const) {
     const copies = [...r.owner.needs.entries()].filter(([, n]) => n === RECORD_BYTES * 3).map(([s]) => s);
     assert.equal(copies.length, 1);
     assert.notEqual(copies[0], activeBefore);
-    const { rec } = await append(r.writer, RecordType.PUBLISH, TOPIC, Buffer.alloc(10));
+    const { rec } = await appendPublish(r.writer, TOPIC, Buffer.alloc(10));
     assert.notEqual(rec.segment, copies[0], 'records after the copies start a new segment');
     assert.equal(r.compactor.stats.messagesCopied, 2);
   });

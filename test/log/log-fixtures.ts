@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { LogAppend, LogWriter, type FsyncPolicy } from '../../src/log/log-writer.js';
+import { LogAppend, LogWriter, type AppendCallback, type FsyncPolicy } from '../../src/log/log-writer.js';
 import { RecordType, decodeRecord, type DecodedRecord } from '../../src/log/record.js';
 import { SegmentLog } from '../../src/log/segment-log.js';
 import { silentLogger } from '../helpers.js';
@@ -62,18 +62,18 @@ export function openLog(
   return { log, records, stats };
 }
 
-/** Appends one record and resolves with its error (or null) and the filled-in LogAppend. */
-export function append(
-  writer: LogWriter,
-  type: RecordType,
-  topic: string,
-  payload: Buffer | null,
-  messageId = 0,
-  dueAtMs = 0,
-): Promise<{ err: Error | null; rec: LogAppend }> {
-  return new Promise((resolve) => {
-    writer.append(new LogAppend(type, topic, messageId, dueAtMs, 0, payload, (err, rec) => resolve({ err, rec })));
-  });
+/**
+ * Appends the record `make` builds with the completion it is given (a named constructor, e.g.
+ * `(done) => LogAppend.forAck('q', 7, done)`), and resolves with its error (or null) and the
+ * filled-in record.
+ */
+export function append(writer: LogWriter, make: (done: AppendCallback) => LogAppend): Promise<{ err: Error | null; rec: LogAppend }> {
+  return new Promise((resolve) => writer.append(make((err, rec) => resolve({ err, rec }))));
+}
+
+/** Appends a PUBLISH of `payload` to `topic` (see {@link append}). */
+export function appendPublish(writer: LogWriter, topic: string, payload: Buffer): Promise<{ err: Error | null; rec: LogAppend }> {
+  return append(writer, (done) => LogAppend.forPublish(topic, payload, done));
 }
 
 /**
@@ -96,7 +96,7 @@ export async function writePublishes(
   const offsets: number[] = [];
   for (let i = 0; i < payloads.length; i += perBatch) {
     const results = await Promise.all(
-      payloads.slice(i, i + perBatch).map((p) => append(writer, RecordType.PUBLISH, opts.topic ?? 'topic', p)),
+      payloads.slice(i, i + perBatch).map((p) => appendPublish(writer, opts.topic ?? 'topic', p)),
     );
     for (const r of results) {
       if (r.err !== null) throw r.err;

@@ -3,10 +3,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { LogAppend, LogWriter, type FsyncPolicy, type WriterFs } from '../../src/log/log-writer.js';
-import { RecordType, countersPayload, fillCountersPayload } from '../../src/log/record.js';
+import { RecordType, fillCountersPayload } from '../../src/log/record.js';
 import type { SegmentLog } from '../../src/log/segment-log.js';
 import { prng, recordingLogger, removeDir, silentLogger, tempDir, waitFor } from '../helpers.js';
-import { append, openLog, payloadFor, scanFile, segmentNames } from './log-fixtures.js';
+import { append, appendPublish, openLog, payloadFor, scanFile, segmentNames } from './log-fixtures.js';
 
 const FIRST = '00000000000000000000.log';
 
@@ -46,7 +46,7 @@ function errno(code: string): NodeJS.ErrnoException {
 }
 
 function publishMany(writer: LogWriter, payloads: Buffer[]): Promise<{ err: Error | null; rec: LogAppend }>[] {
-  return payloads.map((p) => append(writer, RecordType.PUBLISH, 'topic', p));
+  return payloads.map((p) => appendPublish(writer, 'topic', p));
 }
 
 test('records appended in the same tick go out in one batch, answered in order with increasing offsets', async (t) => {
@@ -58,7 +58,7 @@ test('records appended in the same tick go out in one batch, answered in order w
       (p, i) =>
         new Promise<LogAppend>((resolve, reject) => {
           writer.append(
-            new LogAppend(RecordType.PUBLISH, 'topic', 0, 0, 0, p, (err, rec) => {
+            LogAppend.forPublish('topic', p, (err, rec) => {
               order.push(i);
               if (err !== null) reject(err);
               else resolve(rec);
@@ -172,9 +172,9 @@ test('the writer rolls segments at segmentBytes; a record larger than a segment 
   const rs = await Promise.all(publishMany(writer, small));
   assert.ok(rs.every((r) => r.err === null));
   const big = payloadFor(999, 10_000);
-  const bigResult = await append(writer, RecordType.PUBLISH, 'topic', big);
+  const bigResult = await appendPublish(writer, 'topic', big);
   assert.equal(bigResult.err, null);
-  const afterBig = await append(writer, RecordType.PUBLISH, 'topic', Buffer.from('tail'));
+  const afterBig = await appendPublish(writer, 'topic', Buffer.from('tail'));
   assert.equal(afterBig.err, null);
   const names = segmentNames(dir);
   assert.equal(names[0], FIRST);
@@ -388,7 +388,7 @@ for (const mode of ['async', 'on-loop'] as const) {
         answered.push(
           new Promise<void>((resolve, reject) => {
             writer.append(
-              new LogAppend(RecordType.PUBLISH, 'topic', 0, 0, 0, payloadFor(round * 100 + i, 1 + Math.floor(rand() * 300)), (err, rec) => {
+              LogAppend.forPublish('topic', payloadFor(round * 100 + i, 1 + Math.floor(rand() * 300)), (err, rec) => {
                 if (err !== null) return reject(err);
                 if (rec.payloadPosition + rec.payload!.length > probe.durableEnd()) early++;
                 resolve();
@@ -409,7 +409,7 @@ for (const mode of ['async', 'on-loop'] as const) {
 
 test('an fdatasync failure also fails the records written while it ran, and cuts them all from the file', async (t) => {
   const { writer, log, dir } = setup(t, { fsync: 'always' });
-  const ok = await append(writer, RecordType.PUBLISH, 'topic', Buffer.from('kept'));
+  const ok = await appendPublish(writer, 'topic', Buffer.from('kept'));
   assert.equal(ok.err, null);
   const goodEnd = log.active.sizeBytes;
   const real = writer.fs.fdatasync;
@@ -427,7 +427,7 @@ test('an fdatasync failure also fails the records written while it ran, and cuts
   const failed = await Promise.all([...first, ...during]);
   assert.deepEqual(failed.map((r) => (r.err as NodeJS.ErrnoException | null)?.code), ['EIO', 'EIO', 'EIO']);
   assert.equal(fs.statSync(log.active.path).size, goodEnd);
-  const after = await append(writer, RecordType.PUBLISH, 'topic', Buffer.from('after'));
+  const after = await appendPublish(writer, 'topic', Buffer.from('after'));
   assert.equal(after.err, null);
   await writer.close();
   const reopened = openLog(dir);
@@ -459,16 +459,16 @@ test('records appended while a failing batch is in flight are written by the nex
 
 test('a failed batch at a segment roll leaves no record behind; later records replay', async (t) => {
   const { writer, dir } = setup(t, { segmentBytes: 300 });
-  const first = await append(writer, RecordType.PUBLISH, 'topic', payloadFor(1, 200));
+  const first = await appendPublish(writer, 'topic', payloadFor(1, 200));
   assert.equal(first.err, null);
   const real = writer.fs.write;
   writer.fs.write = ((_fd: number, _b: Buffer, _o: number, _l: number, _p: number, cb: (e: NodeJS.ErrnoException | null, n: number) => void) => {
     setImmediate(() => cb(errno('ENOSPC'), 0));
   }) as WriterFs['write'];
-  const bad = await append(writer, RecordType.PUBLISH, 'topic', payloadFor(2, 200));
+  const bad = await appendPublish(writer, 'topic', payloadFor(2, 200));
   assert.ok(bad.err !== null);
   writer.fs.write = real;
-  const good = await append(writer, RecordType.PUBLISH, 'topic', payloadFor(3, 200));
+  const good = await appendPublish(writer, 'topic', payloadFor(3, 200));
   assert.equal(good.err, null);
   await writer.close();
   const { log, records } = openLog(dir);
@@ -478,14 +478,14 @@ test('a failed batch at a segment roll leaves no record behind; later records re
 
 test('settle records (ACK, NACK, BACK, DACK, DELETE_TOPIC) are written and replayed with their fields', async (t) => {
   const { writer, dir } = setup(t);
-  const pub = await append(writer, RecordType.PUBLISH, 'q', Buffer.from('m'));
+  const pub = await appendPublish(writer, 'q', Buffer.from('m'));
   const id = pub.rec.offset;
   const rs = await Promise.all([
-    append(writer, RecordType.NACK, 'q', null, id),
-    append(writer, RecordType.BACK, 'q', null, id),
-    append(writer, RecordType.DACK, 'q', null, id, 1_700_000_000_123),
-    append(writer, RecordType.ACK, 'q', null, id),
-    append(writer, RecordType.DELETE_TOPIC, 'q', null),
+    append(writer, (done) => LogAppend.forNack('q', id, done)),
+    append(writer, (done) => LogAppend.forBack('q', id, done)),
+    append(writer, (done) => LogAppend.forDack('q', id, 1_700_000_000_123, done)),
+    append(writer, (done) => LogAppend.forAck('q', id, done)),
+    append(writer, (done) => LogAppend.forDeleteTopic('q', done)),
   ]);
   assert.ok(rs.every((r) => r.err === null && r.rec.payloadPosition === -1));
   await writer.close();
@@ -513,7 +513,7 @@ test('after close, appends are refused with MQ_ERR_SHUTTING_DOWN; drain resolves
   const rs = await Promise.all(pending);
   assert.ok(rs.every((r) => r.err === null));
   await writer.close();
-  const late = await append(writer, RecordType.PUBLISH, 'topic', Buffer.from('late'));
+  const late = await appendPublish(writer, 'topic', Buffer.from('late'));
   assert.equal((late.err as NodeJS.ErrnoException | null)?.code, 'MQ_ERR_SHUTTING_DOWN');
 });
 
@@ -541,7 +541,7 @@ test("fsync 'interval' also fdatasyncs segments that were rolled away from", asy
   }) as WriterFs['fdatasync'];
   const fds: number[] = [];
   for (let i = 0; i < 3; i++) {
-    const r = await append(writer, RecordType.PUBLISH, 'topic', payloadFor(i, 200)); // one record per segment
+    const r = await appendPublish(writer, 'topic', payloadFor(i, 200)); // one record per segment
     assert.equal(r.err, null);
     fds.push(r.rec.segment!.fd);
   }
@@ -555,7 +555,7 @@ test('close fdatasyncs every segment written since the last sync, not only the a
     const { writer } = setup(t, { fsync, fsyncIntervalMs: 60_000, segmentBytes: 300 });
     const fds: number[] = [];
     for (let i = 0; i < 3; i++) {
-      const r = await append(writer, RecordType.PUBLISH, 'topic', payloadFor(i, 200));
+      const r = await appendPublish(writer, 'topic', payloadFor(i, 200));
       assert.equal(r.err, null);
       fds.push(r.rec.segment!.fd);
     }
@@ -587,7 +587,7 @@ test('close fdatasyncs every segment written since the last sync, not only the a
 
 test('a segment roll that fails (directory fsync EIO) fails its batch; the next roll works once the disk does', async (t) => {
   const { writer, log, dir } = setup(t, { segmentBytes: 300 });
-  const first = await append(writer, RecordType.PUBLISH, 'topic', payloadFor(1, 200));
+  const first = await appendPublish(writer, 'topic', payloadFor(1, 200));
   assert.equal(first.err, null);
   const realFsyncSync = fs.fsyncSync;
   let failed = 0;
@@ -607,7 +607,7 @@ test('a segment roll that fails (directory fsync EIO) fails its batch; the next 
   for (const r of bad) assert.equal((r.err as NodeJS.ErrnoException | null)?.code, 'EIO');
   assert.equal(writer.pendingCount, 0);
   assert.equal(writer.pendingBytes, 0, 'no bytes counted as pending after the failed batch');
-  const good = await append(writer, RecordType.PUBLISH, 'topic', payloadFor(4, 200));
+  const good = await appendPublish(writer, 'topic', payloadFor(4, 200));
   assert.equal(good.err, null, 'the next roll succeeds');
   assert.notEqual(good.rec.segment, first.rec.segment);
   assert.equal(log.segments.length, 2);
@@ -625,7 +625,7 @@ test('issue 13 finding 6: probe() reports a storage failure until the segment ta
   const { writer, log, dir } = setup(t, { logger });
   const probe = (): Promise<Error | null> => new Promise((resolve) => writer.probe(resolve));
   assert.equal(await probe(), null, 'nothing failed: nothing to probe');
-  assert.ok((await append(writer, RecordType.PUBLISH, 'topic', Buffer.from('good-1'))).err === null);
+  assert.ok((await appendPublish(writer, 'topic', Buffer.from('good-1'))).err === null);
   const sizeBefore = fs.statSync(log.active.path).size;
 
   const real = writer.fs.write;
@@ -634,7 +634,7 @@ test('issue 13 finding 6: probe() reports a storage failure until the segment ta
     probeWrites.push(len);
     cb(errno('ENOSPC'), 0);
   }) as WriterFs['write'];
-  const failed = await append(writer, RecordType.PUBLISH, 'topic', Buffer.alloc(10_000, 1));
+  const failed = await appendPublish(writer, 'topic', Buffer.alloc(10_000, 1));
   assert.equal((failed.err as NodeJS.ErrnoException).code, 'ENOSPC');
   assert.equal((writer.storageFailure as NodeJS.ErrnoException | null)?.code, 'ENOSPC');
   probeWrites.length = 0;
@@ -645,7 +645,7 @@ test('issue 13 finding 6: probe() reports a storage failure until the segment ta
   // The disk works again; a record appended during the probe waits for it and is then written.
   writer.fs.write = real;
   const probed = probe();
-  const during = append(writer, RecordType.PUBLISH, 'topic', Buffer.from('good-2'));
+  const during = appendPublish(writer, 'topic', Buffer.from('good-2'));
   assert.equal(await probed, null);
   assert.equal(writer.storageFailure, null);
   assert.ok((await during).err === null);
@@ -678,21 +678,21 @@ test('a barrier record (beforeEncode) is encoded only after every earlier record
     const outcomes: string[] = [];
     const record = (tag: string) => (err: Error | null) => outcomes.push(`${tag}:${err === null ? 'ok' : 'failed'}`);
     const before = Array.from({ length: 10 }, (_, i) => {
-      const rec = new LogAppend(RecordType.PUBLISH, 'topic', 0, 0, 0, payloadFor(i, 20), record(`p${i}`));
+      const rec = LogAppend.forPublish('topic', payloadFor(i, 20), record(`p${i}`));
       writer.append(rec);
       return rec;
     });
     failNextSync = failEarlier;
     await new Promise((r) => setImmediate(r)); // the first batch is written, its fdatasync in flight
     let seenAtEncode: string[] | null = null;
-    const barrier = new LogAppend(RecordType.COUNTERS, 'topic', 0, 0, 0, countersPayload(0, 0, 0), record('barrier'));
+    const barrier = LogAppend.forCounters('topic', { published: 0, acked: 0, deadLettered: 0 }, record('barrier'));
     barrier.beforeEncode = (rec) => {
       seenAtEncode = [...outcomes];
       fillCountersPayload(rec.payload!, outcomes.filter((o) => o.endsWith(':ok')).length, 0, 0);
     };
     writer.append(barrier);
     const after = Array.from({ length: 5 }, (_, i) => {
-      const rec = new LogAppend(RecordType.PUBLISH, 'topic', 0, 0, 0, payloadFor(i, 20), record(`q${i}`));
+      const rec = LogAppend.forPublish('topic', payloadFor(i, 20), record(`q${i}`));
       writer.append(rec);
       return rec;
     });

@@ -10,6 +10,7 @@ import {
   RecordType,
   countersPayload,
   decodeRecord,
+  encodePublish,
   encodeRecord,
   recordSizeBytes,
   restorePayload,
@@ -31,7 +32,7 @@ interface Input {
 function encode(r: Input, lead = 0): { buf: Buffer; end: number } {
   const size = recordSizeBytes(r.type, r.topic.length, r.payload === null ? 0 : r.payload.length);
   const buf = Buffer.alloc(lead + size, 0xee);
-  const end = encodeRecord(buf, lead, r.type, r.offset, r.topic, r.messageId, r.dueAtMs, r.dackCount, r.payload);
+  const end = encodeRecord(buf, lead, r);
   assert.equal(end, lead + size, 'encodeRecord returns the position just after the record');
   return { buf, end };
 }
@@ -227,6 +228,20 @@ test('records decode back to back from one buffer, each at its own position', ()
   }
   assert.equal(i, parts.length);
   assert.equal(position, all.length);
+});
+
+test('encodePublish writes the same bytes as encodeRecord of a PUBLISH, at any position', () => {
+  for (const [offset, topic, payload] of [
+    [0, 'q', Buffer.alloc(0)],
+    [7, 'topic-3', binaryPayload(300, 5)],
+    [MAX_U48, 'x'.repeat(255), binaryPayload(17, 9)],
+  ] as const) {
+    const input: Input = { type: RecordType.PUBLISH, offset, topic, messageId: 0, dueAtMs: 0, dackCount: 0, payload };
+    const { buf: expected, end } = encode(input, 5);
+    const buf = Buffer.alloc(expected.length, 0xee);
+    assert.equal(encodePublish(buf, 5, offset, topic, payload), end);
+    assert.ok(buf.equals(expected), `PUBLISH of ${payload.length} bytes to ${topic.length}-byte topic at offset ${offset}`);
+  }
 });
 
 test('the CRC is stored unsigned and covers every byte after the CRC field', () => {

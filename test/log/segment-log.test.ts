@@ -7,7 +7,7 @@ import { RecordType } from '../../src/log/record.js';
 import { LogCorruptError, SegmentLog } from '../../src/log/segment-log.js';
 import { recordingLogger, removeDir, silentLogger, tempDir } from '../helpers.js';
 import {
-  append,
+  appendPublish,
   hashTree,
   openLog,
   payloadFor,
@@ -174,7 +174,7 @@ test('torn tail: a cut at a random byte inside the last records leaves exactly t
       }
       // The log goes on: a new record gets the next offset and everything replays again.
       const writer = new LogWriter(log, { fsync: 'never', fsyncIntervalMs: 1000, segmentBytes: 4096, logger: silentLogger });
-      const r = await append(writer, RecordType.PUBLISH, 'topic', Buffer.from('after'));
+      const r = await appendPublish(writer, 'topic', Buffer.from('after'));
       assert.equal(r.err, null);
       assert.equal(r.rec.offset, expectedCount, ctx);
       await writer.close();
@@ -360,7 +360,7 @@ test('repair: only the damaged record moves into damaged/; every record before a
     assert.equal(log.nextOffset, payloads.length);
 
     const writer = new LogWriter(log, { fsync: 'always', fsyncIntervalMs: 1000, segmentBytes: 4096, logger: silentLogger });
-    const r = await append(writer, RecordType.PUBLISH, 'topic', Buffer.from('after repair'));
+    const r = await appendPublish(writer, 'topic', Buffer.from('after repair'));
     assert.equal(r.err, null);
     assert.equal(r.rec.offset, payloads.length);
     await writer.close();

@@ -18,7 +18,7 @@ import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { createClient } from 'redis';
 import { segmentFileName } from '../../src/log/files.js';
-import { RecordType, encodeRecord, recordSizeBytes } from '../../src/log/record.js';
+import { RecordType, encodePublish, recordSizeBytes } from '../../src/log/record.js';
 import { h2connect, h2request, removeDir, startChild, tempDir, waitFor, type ChildServer } from '../helpers.js';
 import { RespConn, isErrorReply, type Reply } from '../integration/util.js';
 
@@ -52,7 +52,7 @@ function writeLog(dir: string, count: number, segmentBytes = SEGMENT_BYTES): { f
     const base = offset;
     let p = 0;
     for (let i = 0; i < n; i++, offset++) {
-      p = encodeRecord(buf, p, RecordType.PUBLISH, offset, `topic-${offset % TOPICS}`, 0, 0, 0, payloadOf(offset));
+      p = encodePublish(buf, p, offset, `topic-${offset % TOPICS}`, payloadOf(offset));
     }
     const file = path.join(dir, segmentFileName(base));
     fs.writeFileSync(file, buf.subarray(0, p));

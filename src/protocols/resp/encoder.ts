@@ -162,37 +162,37 @@ export function encodedLength(value: RespValue): number {
 }
 
 /**
- * Writes `value` into `target` at byte `offset` and returns the offset after it. `target` must
- * have {@link encodedLength} bytes free there (asserted by the callers in this file; writing
+ * Writes `value` into `target` at byte `position` and returns the position after it. `target`
+ * must have {@link encodedLength} bytes free there (asserted by the callers in this file; writing
  * past the end would silently truncate).
  */
-export function writeValue(target: Buffer, offset: number, value: RespValue): number {
-  if (typeof value === 'string') return writeBulk(target, offset, value, Buffer.byteLength(value));
+export function writeValue(target: Buffer, position: number, value: RespValue): number {
+  if (typeof value === 'string') return writeBulk(target, position, value, Buffer.byteLength(value));
   if (typeof value === 'number') {
-    target[offset] = COLON;
-    return writeCrlf(target, writeDecimal(target, offset + 1, value));
+    target[position] = COLON;
+    return writeCrlf(target, writeDecimal(target, position + 1, value));
   }
-  if (value === null) return offset + NIL_BULK.copy(target, offset);
-  if (Buffer.isBuffer(value)) return writeBulk(target, offset, value, value.length);
+  if (value === null) return position + NIL_BULK.copy(target, position);
+  if (Buffer.isBuffer(value)) return writeBulk(target, position, value, value.length);
   if (Array.isArray(value)) {
-    target[offset] = STAR;
-    let pos = writeCrlf(target, writeDecimal(target, offset + 1, value.length));
+    target[position] = STAR;
+    let pos = writeCrlf(target, writeDecimal(target, position + 1, value.length));
     for (let i = 0; i < value.length; i++) pos = writeValue(target, pos, value[i]!);
     return pos;
   }
   const simple = 'simple' in value;
-  target[offset] = simple ? PLUS : MINUS;
+  target[position] = simple ? PLUS : MINUS;
   const line = oneLine(simple ? value.simple : value.error);
-  return writeCrlf(target, offset + 1 + target.write(line, offset + 1, 'utf8'));
+  return writeCrlf(target, position + 1 + target.write(line, position + 1, 'utf8'));
 }
 
 /**
- * Writes `$<byteLength>\r\n` into `target` at `offset` and returns the offset after it, where the
- * payload goes (then CRLF).
+ * Writes `$<byteLength>\r\n` into `target` at `position` and returns the position after it,
+ * where the payload goes (then CRLF).
  */
-export function writeBulkHeader(target: Buffer, offset: number, byteLength: number): number {
-  target[offset] = DOLLAR;
-  return writeCrlf(target, writeDecimal(target, offset + 1, byteLength));
+export function writeBulkHeader(target: Buffer, position: number, byteLength: number): number {
+  target[position] = DOLLAR;
+  return writeCrlf(target, writeDecimal(target, position + 1, byteLength));
 }
 
 /** Size in bytes of a whole bulk reply whose payload is `payloadBytes` long. */
@@ -200,17 +200,17 @@ function bulkLength(payloadBytes: number): number {
   return 1 + decimalLength(payloadBytes) + 2 + payloadBytes + 2;
 }
 
-function writeBulk(target: Buffer, offset: number, payload: Buffer | string, payloadBytes: number): number {
-  const pos = writeBulkHeader(target, offset, payloadBytes);
+function writeBulk(target: Buffer, position: number, payload: Buffer | string, payloadBytes: number): number {
+  const pos = writeBulkHeader(target, position, payloadBytes);
   const written = typeof payload === 'string' ? target.write(payload, pos, 'utf8') : payload.copy(target, pos);
   assert(written === payloadBytes);
   return writeCrlf(target, pos + payloadBytes);
 }
 
-function writeCrlf(target: Buffer, offset: number): number {
-  target[offset] = CR;
-  target[offset + 1] = LF;
-  return offset + 2;
+function writeCrlf(target: Buffer, position: number): number {
+  target[position] = CR;
+  target[position + 1] = LF;
+  return position + 2;
 }
 
 /** Number of characters of `n` in decimal, with its sign; `n` is a safe integer. */
@@ -224,12 +224,12 @@ function decimalLength(n: number): number {
   return length;
 }
 
-/** Writes the safe integer `n` in decimal at `offset` and returns the offset after it. */
-function writeDecimal(target: Buffer, offset: number, n: number): number {
-  let pos = offset;
+/** Writes the safe integer `n` in decimal at `position` and returns the position after it. */
+function writeDecimal(target: Buffer, position: number, n: number): number {
+  let pos = position;
   if (n < 0) target[pos++] = MINUS;
   let rest = Math.abs(n);
-  const end = offset + decimalLength(n);
+  const end = position + decimalLength(n);
   let i = end;
   do {
     target[--i] = ZERO + (rest % 10);
