@@ -79,9 +79,11 @@ export const ERRORS = {
     message: 'sorry, this protocol version is not supported',
   },
   MQ_ERR_BUSY_SUBSCRIBED: {
+    // The first hole lists the commands the RESP command table allows while subscribed
+    // (resp/command-table.ts derives it from the table, so the two cannot drift apart).
     statusCode: 409,
     respPrefix: 'ERR',
-    message: "only ACK, NACK, BACK, DACK, PING and QUIT are allowed while subscribed, got '%s'",
+    message: "only %s are allowed while subscribed, got '%s'",
   },
   MQ_ERR_NOAUTH: {
     // Redis's reply to a command sent before AUTH; HTTP requests without `Authorization: Bearer`.

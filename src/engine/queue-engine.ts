@@ -16,7 +16,7 @@
  *   calls (a request, another consumer's settle, a publish completion, a timer).
  * - Durations are milliseconds; topic names follow SPEC §2 (topic-name.ts).
  */
-import type { BrokerError } from '../errors.js';
+import { BrokerError } from '../errors.js';
 import type { LoadingStatus } from './loading-status.js';
 
 /** Largest DACK delay in seconds, inclusive (SPEC §2 `DACK n`; about 31.7 years). */
@@ -24,6 +24,20 @@ export const MAX_DACK_SECONDS = 999_999_999;
 
 /** Largest DACK delay {@link ConsumerHandle.settle} accepts, in ms, inclusive. */
 export const MAX_DACK_DELAY_MS = MAX_DACK_SECONDS * 1000;
+
+/**
+ * The DACK delay of a protocol's `DACK n` (HTTP/2 `"DACK 5"`, RESP `DACK 5` and `DACK topic id 5`),
+ * in ms, checked here so that every protocol refuses a bad one with the same code and text.
+ * `seconds` is the argument as the protocol parsed it: undefined when it is missing, extra, or
+ * not written as a decimal whole number. Throws MQ_ERR_BAD_ARGUMENT unless it is a whole number
+ * from 0 to {@link MAX_DACK_SECONDS}, inclusive.
+ */
+export function dackDelayMs(seconds: number | undefined): number {
+  if (seconds === undefined || !Number.isInteger(seconds) || seconds < 0 || seconds > MAX_DACK_SECONDS) {
+    throw new BrokerError('MQ_ERR_BAD_ARGUMENT', [`DACK needs a whole number of seconds from 0 to ${MAX_DACK_SECONDS}`]);
+  }
+  return seconds * 1000;
+}
 
 /**
  * Most deliveries one consumer may hold in flight at once (STYLE.md "limits on everything").

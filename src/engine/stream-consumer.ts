@@ -97,7 +97,7 @@ export class StreamConsumer {
     }
     if (delivery === null) {
       if (this.#expiredMessageId < 0) {
-        cb(new BrokerError('MQ_ERR_BAD_COMMAND', [`${kind}: no message is in flight on this stream`]));
+        cb(new BrokerError('MQ_ERR_BAD_COMMAND', [`${kind}: no message is in flight on this subscription`]));
         return;
       }
       cb(new BrokerError('MQ_ERR_DELIVERY_EXPIRED', [kind, this.#expiredMessageId]));
@@ -131,7 +131,7 @@ export class StreamConsumer {
     if (delivery === null && this.#deletedMessageId >= 0) throw new BrokerError('MQ_ERR_TOPIC_DELETED', [this.#topic]);
     if (delivery === null) {
       if (this.#expiredMessageId >= 0) throw new BrokerError('MQ_ERR_DELIVERY_EXPIRED', ['TOUCH', this.#expiredMessageId]);
-      throw new BrokerError('MQ_ERR_BAD_COMMAND', ['TOUCH: no message is in flight on this stream']);
+      throw new BrokerError('MQ_ERR_BAD_COMMAND', ['TOUCH: no message is in flight on this subscription']);
     }
     this.#consumer.touch(delivery.deliveryId);
   }

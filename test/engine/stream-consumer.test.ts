@@ -107,7 +107,7 @@ test('after an ack timeout the next settle is refused once, before anything else
   s.settle('ACK', 0, () => {}); // settles the redelivered a
   s.settle('ACK', 0, () => {}); // settles b
   s.settle('ACK', 0, (err) => text.push(err!.message));
-  assert.deepEqual(text, ['invalid command: ACK: no message is in flight on this stream']);
+  assert.deepEqual(text, ['invalid command: ACK: no message is in flight on this subscription']);
   assert.equal(got[1]!.attempt, 2, 'the redelivery of a');
   assert.equal(new BrokerError('MQ_ERR_DELIVERY_EXPIRED', ['NACK', 7]).message.startsWith('NACK: message 7 is no longer in flight'), true);
   s.close();

@@ -6,7 +6,8 @@
  * them): `"INIT"`, `"ACK"`, `"NACK"`, `"BACK"`, `"DACK 5"`, and `"TOUCH"` (restarts the
  * `--ack-timeout` timer of the message in flight, SPEC §7). Out: one JSON object per line,
  * `{"msg":"<base64>","id":N,"dackCount":N}` (dackCount omitted when 0, as the original) or
- * `{"error":"..."}`. After INIT, and after each settle (applied at once, its record written in
+ * `{"error":"...","code":"MQ_ERR_..."}` (the code of src/errors.ts, as the README's table lists it).
+ * After INIT, and after each settle (applied at once, its record written in
  * the background), the next message is delivered as soon as there is one. A bad command gets an error line and the stream stays
  * open with its in-flight message. When the stream goes away its in-flight message is NACKed.
  *
@@ -34,7 +35,7 @@
  */
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Logger } from 'pino';
-import type { Delivery, QueueEngine, SettleKind } from '../../engine/queue-engine.js';
+import { dackDelayMs, type Delivery, type QueueEngine, type SettleKind } from '../../engine/queue-engine.js';
 import { StreamConsumer, type StreamHandlers } from '../../engine/stream-consumer.js';
 import { BrokerError } from '../../errors.js';
 
@@ -101,15 +102,17 @@ export class SubscribeStream {
     }
   }
 
-  /** Writes an error line; `extra` fields (e.g. `code`, `id`) follow `error`. */
-  #error(message: string, extra?: Record<string, string | number>): void {
-    this.#write(`${JSON.stringify({ error: message, ...extra })}\n`);
+  /**
+   * Writes the error line of `err`: `{"error":message,"code":"MQ_ERR_..."}` (every line carries
+   * the code of src/errors.ts that the README's table lists); `id` names the message it is about.
+   */
+  #error(err: BrokerError, id?: number): void {
+    this.#write(`${JSON.stringify(id === undefined ? { error: err.message, code: err.code } : { error: err.message, code: err.code, id })}\n`);
   }
 
-  /** Writes the error line of `err`, with its `code` when it is a BrokerError (e.g. MQ_ERR_TOPIC_DELETED). */
+  /** {@link #error} for a thrown value: an error that is not a BrokerError is sent as MQ_ERR_INTERNAL. */
   #errorOf(err: unknown): void {
-    if (err instanceof BrokerError) this.#error(err.message, { code: err.code });
-    else this.#error(err instanceof Error ? err.message : String(err));
+    this.#error(err instanceof BrokerError ? err : new BrokerError('MQ_ERR_INTERNAL', [err instanceof Error ? err.message : String(err)]));
   }
 
   #onData(chunk: string): void {
@@ -121,7 +124,7 @@ export class SubscribeStream {
     }
     if (this.#buffered.length > MAX_COMMAND_BYTES) {
       this.#buffered = '';
-      this.#error(`command longer than ${MAX_COMMAND_BYTES} bytes`);
+      this.#error(new BrokerError('MQ_ERR_BAD_COMMAND', [`a command longer than ${MAX_COMMAND_BYTES} bytes`]));
     }
     this.#run();
   }
@@ -179,32 +182,36 @@ export class SubscribeStream {
       text = undefined;
     }
     if (typeof text !== 'string') {
-      this.#error(`invalid command ${clip(token)}: send a JSON string such as "INIT", "ACK" or "DACK 5"`);
+      this.#error(new BrokerError('MQ_ERR_BAD_COMMAND', [`${clip(token)} is not a JSON string: send one such as "INIT", "ACK" or "DACK 5"`]));
       return;
     }
     const parts = text.trim().split(/\s+/);
     const word = parts[0]!.toUpperCase();
     if (word === 'INIT') {
-      if (this.#consumer !== null) return this.#error('already initialised');
-      if (parts.length !== 1) return this.#error('INIT takes no argument');
+      if (this.#consumer !== null) return this.#error(new BrokerError('MQ_ERR_BAD_COMMAND', ['INIT: this stream is already initialised']));
+      if (parts.length !== 1) return this.#error(new BrokerError('MQ_ERR_WRONG_ARITY', ['init']));
       this.#init();
       return;
     }
     if (word !== 'ACK' && word !== 'NACK' && word !== 'BACK' && word !== 'DACK' && word !== 'TOUCH') {
-      this.#error(`unknown command ${clip(JSON.stringify(text))}: use INIT, ACK, NACK, BACK, DACK <seconds> or TOUCH`);
+      // RESP's words for the same mistake; the name as sent (the client's TOUCH echo relies on it).
+      const shown = parts.slice(1, 4).map((a) => `'${clip(a)}'`).join(' ');
+      this.#error(new BrokerError('MQ_ERR_UNKNOWN_COMMAND', [clip(parts[0]!), shown]));
       return;
     }
-    let delaySeconds = 0;
+    let delayMs = 0;
     if (word === 'DACK') {
-      if (parts.length !== 2 || !/^\d{1,9}$/.test(parts[1]!)) {
-        return this.#error('DACK needs one whole number of seconds >= 0, like "DACK 5"');
+      // The engine's check and refusal, the same on RESP; a missing or extra argument gets it too.
+      try {
+        delayMs = dackDelayMs(parts.length === 2 && /^\d{1,15}$/.test(parts[1]!) ? Number(parts[1]) : undefined);
+      } catch (err) {
+        return this.#errorOf(err);
       }
-      delaySeconds = Number(parts[1]);
     } else if (parts.length !== 1) {
-      return this.#error(`${word} takes no argument`);
+      return this.#error(new BrokerError('MQ_ERR_WRONG_ARITY', [word.toLowerCase()]));
     }
     const consumer = this.#consumer;
-    if (consumer === null) return this.#error(`send "INIT" before ${word}`);
+    if (consumer === null) return this.#error(new BrokerError('MQ_ERR_BAD_COMMAND', [`send "INIT" before ${word}`]));
     if (word === 'TOUCH') {
       try {
         consumer.touch();
@@ -213,7 +220,7 @@ export class SubscribeStream {
       }
       return;
     }
-    this.#settle(consumer, word, delaySeconds);
+    this.#settle(consumer, word, delayMs);
   }
 
   #init(): void {
@@ -234,7 +241,12 @@ export class SubscribeStream {
       payload = delivery.payload;
     } catch (err) {
       this.#logger.error({ err, id: delivery.messageId }, 'could not read a payload back from the log');
-      this.#error('could not read the message from storage');
+      this.#error(
+        err instanceof BrokerError
+          ? err
+          : new BrokerError('MQ_ERR_INTERNAL', [`could not read the message from storage: ${err instanceof Error ? err.message : String(err)}`]),
+        delivery.messageId,
+      );
       this.#stream.close();
       return;
     }
@@ -248,7 +260,7 @@ export class SubscribeStream {
    * was deleted (the next message is already requested): say so, naming the message.
    */
   #onExpired(delivery: Delivery, notice: BrokerError): void {
-    this.#error(notice.message, { code: notice.code, id: delivery.messageId });
+    this.#error(notice, delivery.messageId);
     this.#maybeFinish();
   }
 
@@ -261,9 +273,9 @@ export class SubscribeStream {
    * settle (nothing held, the ack timeout took it, its topic was deleted) gets its error line at
    * once. RESP, whose settles are answered with +OK, does wait.
    */
-  #settle(consumer: StreamConsumer, kind: SettleKind, delaySeconds: number): void {
+  #settle(consumer: StreamConsumer, kind: SettleKind, delayMs: number): void {
     this.#settlesWriting++;
-    consumer.settle(kind, delaySeconds * 1000, this.#onSettled);
+    consumer.settle(kind, delayMs, this.#onSettled);
   }
 
   /** After the client ended its side: end the response once nothing more can happen. */

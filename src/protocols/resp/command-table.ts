@@ -166,6 +166,17 @@ export const COMMANDS: ReadonlyMap<string, CommandSpec> = new Map(
   ]),
 );
 
+/**
+ * The commands a subscribed connection may send (those with a `whileSubscribed` form), in table
+ * order, as MQ_ERR_BUSY_SUBSCRIBED lists them: `ACK, NACK, ... and QUIT`.
+ */
+export const ALLOWED_WHILE_SUBSCRIBED: string = listed([...COMMANDS].filter(([, spec]) => spec.whileSubscribed !== null).map(([name]) => name));
+
+/** `a, b and c`. */
+function listed(names: readonly string[]): string {
+  return names.length < 2 ? names.join('') : `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]!}`;
+}
+
 const PUBLISH_BYTES = Buffer.from('PUBLISH');
 
 /** Upper-case command name (a {@link COMMANDS} key when known); the hot spellings skip the string conversions. */
@@ -181,7 +192,7 @@ export function dispatch(c: CommandContext, spec: CommandSpec | undefined, name:
   let run: CommandForm | null | undefined = spec;
   if (c.queue.subscribed) {
     run = spec === undefined ? null : spec.whileSubscribed;
-    if (run === null) return c.replies.replyError(new BrokerError('MQ_ERR_BUSY_SUBSCRIBED', [name.slice(0, 32)]));
+    if (run === null) return c.replies.replyError(new BrokerError('MQ_ERR_BUSY_SUBSCRIBED', [ALLOWED_WHILE_SUBSCRIBED, name.slice(0, 32)]));
   }
   if (run === undefined) return unknownCommand(c, args);
   if (args.length < run.minArgs || args.length > run.maxArgs) {

@@ -14,9 +14,9 @@
  * and commands are answered while the consumer waits for a message, as on the HTTP/2 subscribe
  * stream.
  */
-import { MAX_DACK_SECONDS, type ConsumerHandle, type Delivery, type QueueEngine, type SettleKind } from '../../engine/queue-engine.js';
+import { dackDelayMs, type ConsumerHandle, type Delivery, type QueueEngine, type SettleKind } from '../../engine/queue-engine.js';
 import { StreamConsumer } from '../../engine/stream-consumer.js';
-import { assertTopicName } from '../../engine/topic-name.js';
+import { assertTopicName, badTopicError, isValidTopicName } from '../../engine/topic-name.js';
 import { BrokerError } from '../../errors.js';
 import { parseWholeNumber } from './arguments.js';
 import type { CommandContext } from './command-table.js';
@@ -25,10 +25,6 @@ import type { Reply, ReplyQueue } from './reply-queue.js';
 
 /** Longest RESERVE timeout accepted (ms): about 24 days, the setTimeout limit. */
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
-/** Usage of `DACK topic id seconds`, naming the engine's bound. */
-const DACK_BY_ID_USAGE = `DACK seconds must be a whole number from 0 to ${MAX_DACK_SECONDS}`;
-/** Usage of stream-mode `DACK seconds`. */
-const DACK_STREAMED_USAGE = `DACK needs whole seconds from 0 to ${MAX_DACK_SECONDS}: DACK 5`;
 
 const SETTLE_KINDS: Record<string, SettleKind> = { ACK: 'ACK', NACK: 'NACK', BACK: 'BACK', DACK: 'DACK' };
 
@@ -119,19 +115,25 @@ export class QueueSession {
     }
   }
 
-  /** `ACK|NACK|BACK topic id`, `DACK topic id seconds`: `+OK` once the settle is durable. */
+  /**
+   * `ACK|NACK|BACK topic id`, `DACK topic id seconds`: `+OK` once the settle is durable. The
+   * arguments are checked in order, topic first, so a bad name gets MQ_ERR_BAD_TOPIC as on
+   * every other command.
+   */
   settleById(name: string, args: Buffer[]): void {
+    const topic = this.#topicName(args[1]!);
+    if (topic === undefined) return;
     const id = this.#messageId(args[2]!);
     if (id === undefined) return;
-    const delaySeconds = name === 'DACK' ? this.#wholeNumber(args[3], MAX_DACK_SECONDS, DACK_BY_ID_USAGE) : 0;
-    if (delaySeconds === undefined) return;
+    const delayMs = name === 'DACK' ? this.#dackDelayMs(args[3]) : 0;
+    if (delayMs === undefined) return;
     const consumer = this.#consumer;
     if (consumer === null) return this.#replies.replyError(new BrokerError('MQ_ERR_NOT_IN_FLIGHT', [id]));
     const replies = this.#replies;
     const slot = replies.slot();
     try {
-      const deliveryId = consumer.deliveryOf(id, args[1]!.toString('latin1')).deliveryId;
-      consumer.settle(deliveryId, SETTLE_KINDS[name]!, delaySeconds * 1000, (err) => replies.fillOkOrError(slot, err));
+      const deliveryId = consumer.deliveryOf(id, topic).deliveryId;
+      consumer.settle(deliveryId, SETTLE_KINDS[name]!, delayMs, (err) => replies.fillOkOrError(slot, err));
     } catch (err) {
       replies.fillError(slot, err);
     }
@@ -139,12 +141,14 @@ export class QueueSession {
 
   /** `TOUCH topic id`: restarts the `--ack-timeout` timer of a reserved message (SPEC §7). */
   touchById(args: Buffer[]): void {
+    const topic = this.#topicName(args[1]!);
+    if (topic === undefined) return;
     const id = this.#messageId(args[2]!);
     if (id === undefined) return;
     const consumer = this.#consumer;
     if (consumer === null) return this.#replies.replyError(new BrokerError('MQ_ERR_NOT_IN_FLIGHT', [id]));
     try {
-      consumer.touch(consumer.deliveryOf(id, args[1]!.toString('latin1')).deliveryId);
+      consumer.touch(consumer.deliveryOf(id, topic).deliveryId);
       this.#replies.reply(OK);
     } catch (err) {
       this.#replies.replyError(err);
@@ -175,15 +179,15 @@ export class QueueSession {
   /** Stream mode `ACK|NACK|BACK`, `DACK seconds`: settles the message in flight, then asks for the next. */
   settleStreamed(name: string, args: Buffer[]): void {
     // DACK checks its own argument count: a missing or extra argument gets the usage, not an arity error.
-    const delaySeconds = name === 'DACK' ? this.#wholeNumber(args.length === 2 ? args[1] : undefined, MAX_DACK_SECONDS, DACK_STREAMED_USAGE) : 0;
-    if (delaySeconds === undefined) return;
+    const delayMs = name === 'DACK' ? this.#dackDelayMs(args.length === 2 ? args[1] : undefined) : 0;
+    if (delayMs === undefined) return;
     // +OK only once the settle record is durable; the stream requests the next message at once
     // and its payload, pushed behind this slot, cannot overtake the answer. A refusal (nothing
     // held, or the ack timeout took it: then the next message follows the refusal) fills the
     // slot before anything is pushed.
     const replies = this.#replies;
     const slot = replies.slot();
-    this.#stream!.settle(SETTLE_KINDS[name]!, delaySeconds * 1000, (err) => replies.fillOkOrError(slot, err));
+    this.#stream!.settle(SETTLE_KINDS[name]!, delayMs, (err) => replies.fillOkOrError(slot, err));
   }
 
   /** Stream mode `TOUCH`: restarts the `--ack-timeout` timer of the message in flight. */
@@ -247,6 +251,24 @@ export class QueueSession {
     // (unless a consumer waiting on its topic takes it in between: each close dispatches).
     this.#stream?.close();
     this.#consumer?.close();
+  }
+
+  /** The topic argument of a settle or TOUCH, or undefined after answering MQ_ERR_BAD_TOPIC. */
+  #topicName(arg: Buffer): string | undefined {
+    const topic = arg.toString('latin1');
+    if (isValidTopicName(topic)) return topic;
+    this.#replies.replyError(badTopicError(topic));
+    return undefined;
+  }
+
+  /** The engine's DACK delay (ms) of a seconds argument, or undefined after answering its MQ_ERR_BAD_ARGUMENT. */
+  #dackDelayMs(arg: Buffer | undefined): number | undefined {
+    try {
+      return dackDelayMs(arg === undefined ? undefined : parseWholeNumber(arg));
+    } catch (err) {
+      this.#replies.replyError(err);
+      return undefined;
+    }
   }
 
   /** The id argument of a settle or TOUCH, or undefined after answering an error. */

@@ -5,11 +5,13 @@
  * walks the table against a real server, so the table and what clients see cannot drift apart.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
 import { BrokerError } from '../../../src/errors.js';
-import { COMMANDS, commandName, dispatch, type CommandContext, type CommandForm } from '../../../src/protocols/resp/command-table.js';
+import { ALLOWED_WHILE_SUBSCRIBED, COMMANDS, commandName, dispatch, type CommandContext, type CommandForm } from '../../../src/protocols/resp/command-table.js';
 import { PONG } from '../../../src/protocols/resp/encoder.js';
-import { removeDir, startInProcess, tempDir } from '../../helpers.js';
+import { ROOT, removeDir, startInProcess, tempDir } from '../../helpers.js';
 import { RespConn, describeReply, encodeCommand, isErrorReply, type Reply } from '../../integration/util.js';
 
 function assertForm(name: string, f: CommandForm): void {
@@ -175,11 +177,25 @@ test('dispatch in stream mode: the subscribed form runs, with its own arity; oth
     PONG,
     "-ERR wrong number of arguments for 'ack' command",
     "-ERR wrong number of arguments for 'touch' command",
-    "-ERR only ACK, NACK, BACK, DACK, PING and QUIT are allowed while subscribed, got 'PUBLISH'",
-    "-ERR only ACK, NACK, BACK, DACK, PING and QUIT are allowed while subscribed, got 'NOSUCH'",
+    "-ERR only ACK, NACK, BACK, DACK, TOUCH, PING and QUIT are allowed while subscribed, got 'PUBLISH'",
+    "-ERR only ACK, NACK, BACK, DACK, TOUCH, PING and QUIT are allowed while subscribed, got 'NOSUCH'",
   ]);
   run(rec, 'QUIT', 'x');
   assert.equal(rec.quits, 1);
+});
+
+test('MQ_ERR_BUSY_SUBSCRIBED and its README row list exactly the commands the table allows while subscribed', () => {
+  const allowed = [...COMMANDS].filter(([, spec]) => spec.whileSubscribed !== null).map(([name]) => name);
+  const listedIn = (text: string): string[] => [...text.matchAll(/\b[A-Z]{3,}\b/g)].map((m) => m[0]).filter((w) => COMMANDS.has(w));
+  assert.deepEqual(listedIn(ALLOWED_WHILE_SUBSCRIBED), allowed);
+  assert.ok(allowed.includes('TOUCH'));
+  const rec = recordingContext({ authenticated: true, subscribed: true });
+  run(rec, 'STATS', 't');
+  assert.equal(rec.replies.length, 1);
+  assert.deepEqual(listedIn(String(rec.replies[0]).replace(/got '.*$/, '')), allowed);
+  const row = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8').split('\n').find((line) => line.startsWith('| `MQ_ERR_BUSY_SUBSCRIBED` |'));
+  assert.ok(row !== undefined, 'README row of MQ_ERR_BUSY_SUBSCRIBED');
+  assert.deepEqual(listedIn(row.split('|')[4]!).sort(), [...allowed].sort(), row);
 });
 
 test('issue 13 finding 3: dispatch while the log is replayed: queue commands and PING get -LOADING, connection commands run; unknown and arity errors come first', () => {

@@ -97,7 +97,7 @@ test('SUBSCRIBE after an ack timeout: TOUCH and the next settle are refused with
   assert.equal(await sub.send('ACK'), 'OK');
   assert.equal(((await sub.next()) as Buffer).toString(), 'b');
   assert.equal(await sub.send('ACK'), 'OK');
-  assert.equal(errorLine(await sub.send('ACK')), 'ERR invalid command: ACK: no message is in flight on this stream');
+  assert.equal(errorLine(await sub.send('ACK')), 'ERR invalid command: ACK: no message is in flight on this subscription');
   assert.deepEqual(broker.topicStats('exp'), { topic: 'exp', ready: 0, inFlight: 0, delayed: 0, consumers: 1, published: 2, acked: 2 });
 });
 
