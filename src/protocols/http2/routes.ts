@@ -50,6 +50,20 @@ function isUnauthenticatedPath(path: string): boolean {
 }
 
 /**
+ * The refusal `--auth-token` gives a request for `url` (query included) with this `authorization`
+ * header: MQ_ERR_NOAUTH or MQ_ERR_UNAUTHORIZED, or null when it may go on (authentication off,
+ * an open path, the right token). Counts nothing and marks nothing authorized.
+ */
+export function authRefusal(admission: Admission, url: string, authorization: string | undefined): BrokerError | null {
+  if (!admission.authRequired) return null;
+  const q = url.indexOf('?');
+  if (isUnauthenticatedPath(q < 0 ? url : url.slice(0, q))) return null;
+  const verdict = admission.checkBearer(authorization);
+  if (verdict === 'ok') return null;
+  return new BrokerError(verdict === 'missing' ? 'MQ_ERR_NOAUTH' : 'MQ_ERR_UNAUTHORIZED');
+}
+
+/**
  * What an authorized request marks as authorized for the auth deadline: the HTTP/2 session, or
  * the socket of an HTTP/1.1 connection (the one the deadline in http1.ts looks at).
  */

@@ -24,7 +24,14 @@ import { closeUnlessAuthorized, refuseSession } from './session-refusal.js';
 import { SubscribeStream } from './subscribe-stream.js';
 import { bearerChallenge, registerRoutes, type MetricsSource } from './routes.js';
 import { sniffProtocol } from './h2c-sniffer.js';
-import { HTTP1_KEEP_ALIVE_TIMEOUT_MS, closeHttp1UnlessAuthorized, refuseHttp1Connection, registerHttp1Routes } from './http1.js';
+import {
+  HTTP1_KEEP_ALIVE_TIMEOUT_MS,
+  closeHttp1UnlessAuthorized,
+  expectContinueListener,
+  refuseHttp1Connection,
+  registerHttp1Routes,
+  type CompatHandler,
+} from './http1.js';
 import { rawTopicOf, topicFromPath } from './topic-path.js';
 import { registerDashboard, type DashboardSource } from './dashboard.js';
 import { lazySchemaController } from './lazy-schema-compilers.js';
@@ -298,6 +305,9 @@ export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Ht
           },
           handler,
         );
+      // `Expect: 100-continue`: refuse what the headers already refuse before asking for the body.
+      const onCheckContinue = expectContinueListener(handler as unknown as CompatHandler, maxMessageBytes, admission);
+      server.on('checkContinue', onCheckContinue);
       if (opts.tls === null) {
         // h2c: node:http2's own 'connection' listener starts a session at once; run it only for
         // connections that open with the HTTP/2 preface and give the others to an HTTP/1.1 server
@@ -307,6 +317,7 @@ export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Ht
         // Fastify's handler serves HTTP/1.1 requests too (its documented allowHTTP1 fallback).
         const http1Server = http.createServer(handler as unknown as http.RequestListener);
         http1Server.keepAliveTimeout = HTTP1_KEEP_ALIVE_TIMEOUT_MS;
+        http1Server.on('checkContinue', onCheckContinue);
         // Node checks headersTimeout/requestTimeout (60 s / 300 s) from a timer it starts on
         // 'listening'; this server never listens itself (its sockets come from `server`).
         http1Server.emit('listening');
