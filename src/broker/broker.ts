@@ -18,10 +18,10 @@
  * were in flight when the process stopped; disconnect NACKs and the tick's return of due DACKed
  * messages are logged as NACK records.
  *
- * Two doors to the consumers: the engine seam ({@link openConsumer}, then the ConsumerHandle's
- * methods, which name deliveries by deliveryId), and the older methods that take a Consumer and
- * a message id (createConsumer, request, take, settle, touch, closeConsumer ...), which only
- * tests use now (both protocol adapters use the seam alone). Both reach the same pieces.
+ * Consumers are reached through the engine seam alone ({@link openConsumer}, then the
+ * ConsumerHandle's methods, which name deliveries by deliveryId); the protocol adapters and the
+ * tests use nothing else. The methods below the seam's (tick, expireAckTimeouts, inspect,
+ * compactNow, segmentLiveness, writer, log) are for the server, tests and diagnostics.
  */
 import { BrokerError } from '../errors.js';
 import {
@@ -46,7 +46,7 @@ import { StorageHealth } from '../log/storage-health.js';
 import { BrokerAppend } from './broker-append.js';
 import type { BrokerOptions } from './broker-options.js';
 import { BrokerCore } from './broker-core.js';
-import { Consumer, type ConsumerHost, type DeliveryHandler } from './consumer.js';
+import { Consumer, type ConsumerHost } from './consumer.js';
 import { Dispatcher } from './dispatch.js';
 import { compactionPolicy } from './evacuate.js';
 import { LoadingProgress, REPLAY_SLICE_MS } from './loading-progress.js';
@@ -60,11 +60,13 @@ export type { BrokerCompactionOptions, BrokerOptions } from './broker-options.js
 export { DEAD_LETTER_SUFFIX } from '../engine/queue-engine.js';
 export type { DoneCallback, PublishCallback, SettleKind, TopicCounters, TopicStats } from '../engine/queue-engine.js';
 
-export class Broker implements QueueEngine, ConsumerHost {
+export class Broker implements QueueEngine {
   readonly #opts: BrokerOptions;
   readonly #core: BrokerCore;
   readonly #dispatcher: Dispatcher;
   readonly #settlements: Settlements;
+  /** What every Consumer asks (consumer.ts), by the engine seam's names. */
+  readonly #consumerHost: ConsumerHost;
   #log: SegmentLog | null = null;
   #ticker: NodeJS.Timeout | undefined;
   #ackTicker: NodeJS.Timeout | undefined;
@@ -84,6 +86,18 @@ export class Broker implements QueueEngine, ConsumerHost {
     });
     this.#dispatcher = new Dispatcher(this.#core, opts.maxDeliveries ?? 0, opts.maxInFlightPerConsumer ?? MAX_IN_FLIGHT_PER_CONSUMER);
     this.#settlements = new Settlements(this.#core, this.#dispatcher);
+    const dispatcher = this.#dispatcher;
+    const settlements = this.#settlements;
+    this.#consumerHost = {
+      request: (consumer, topicName) => dispatcher.request(consumer, topicName),
+      take: (consumer, topicName) => dispatcher.take(consumer, topicName),
+      cancelRequest: (consumer) => dispatcher.cancelRequest(consumer),
+      attach: (consumer, topicName) => dispatcher.attach(consumer, topicName),
+      settleDelivery: (consumer, deliveryId, kind, delayMs, cb) => this.#settleDelivery(consumer, deliveryId, kind, delayMs, cb),
+      touchDelivery: (consumer, deliveryId) => settlements.touch(settlements.byDeliveryId(consumer, deliveryId)),
+      deliveryOf: (consumer, messageId, topicName) => settlements.byMessageId(consumer, messageId, topicName),
+      closeConsumer: (consumer) => dispatcher.closeConsumer(consumer),
+    };
   }
 
   /** True until {@link open} has replayed the log; protocols answer MQ_ERR_LOADING meanwhile. */
@@ -226,93 +240,19 @@ export class Broker implements QueueEngine, ConsumerHost {
     this.#dispatcher.dispatch(topic);
   };
 
-  /**
-   * The payload bytes of `msg` (Message.payload): the cached Buffer (do not change it), or a copy
-   * read back from its segment. Throws MQ_ERR_NOT_IN_FLIGHT when the message is gone, and the fs
-   * error of the read.
-   */
-  payloadOf(msg: Message): Buffer {
-    return msg.payload;
-  }
-
-  /** The engine seam's consumer (QueueEngine.openConsumer). */
+  /** The engine seam's consumer (QueueEngine.openConsumer): its methods reach the dispatcher and the settlements. */
   openConsumer(handlers: ConsumerHandlers): Consumer {
-    return new Consumer(this, handlers);
+    return new Consumer(this.#consumerHost, handlers);
   }
 
-  /** Creates a consumer whose deliveries go to `onDelivery` (set `onExpired` on it to hear of ack timeouts). */
-  createConsumer(onDelivery: DeliveryHandler): Consumer {
-    return new Consumer(this, { onDelivery });
-  }
-
-  /** Marks `consumer` as a stream subscriber of `topicName` (counted in stats). Throws MQ_ERR_BAD_TOPIC. */
-  attach(consumer: Consumer, topicName: string): void {
-    this.#dispatcher.attach(consumer, topicName);
-  }
-
-  /**
-   * Asks for the next message of `topicName` for `consumer`: delivered through its handler at
-   * once if one is ready (before this returns), otherwise as soon as one is. A consumer waits on
-   * one topic at a time; a new request replaces the old one. Throws MQ_ERR_BAD_TOPIC,
-   * MQ_ERR_LOADING, MQ_ERR_BAD_ARGUMENT (the consumer holds `maxInFlightPerConsumer`).
-   */
-  request(consumer: Consumer, topicName: string): void {
-    this.#dispatcher.request(consumer, topicName);
-  }
-
-  /**
-   * Takes the next ready message of `topicName` for `consumer` without waiting: returns it
-   * (now in flight to `consumer`, its handler is not called) or undefined when none is ready.
-   * Throws as {@link request}.
-   */
-  take(consumer: Consumer, topicName: string): Message | undefined {
-    return this.#dispatcher.take(consumer, topicName);
-  }
-
-  /** Stops `consumer` waiting for a delivery (RESERVE timeout). */
-  cancelRequest(consumer: Consumer): void {
-    this.#dispatcher.cancelRequest(consumer);
-  }
-
-  /**
-   * Settles message `id` in flight to `consumer` (settle.ts); DACK holds it for `delaySeconds`
-   * (integer >= 0). `cb` runs when the record is durable. When `topicName` is given the message
-   * must belong to it (RESP `ACK topic id`). Throws MQ_ERR_NOT_IN_FLIGHT (unknown id, or not this
-   * consumer's), MQ_ERR_TOPIC_DELETED, MQ_ERR_LOADING, MQ_ERR_SHUTTING_DOWN.
-   */
-  settle(consumer: Consumer, id: number, kind: SettleKind, delaySeconds: number, cb: DoneCallback, topicName?: string): void {
-    const writer = this.#core.assertOpen();
-    const msg = this.#settlements.byMessageId(consumer, id, topicName);
-    this.#settlements.settle(writer, consumer, msg, kind, delaySeconds * 1000, cb);
-  }
-
-  /** ConsumerHandle.settle: settles delivery `deliveryId` of `consumer` (engine seam). */
-  settleDelivery(consumer: Consumer, deliveryId: number, kind: SettleKind, delayMs: number, cb: DoneCallback): void {
+  /** ConsumerHandle.settle: the DACK bound is checked before the lookup, the writer asked before both. */
+  #settleDelivery(consumer: Consumer, deliveryId: number, kind: SettleKind, delayMs: number, cb: DoneCallback): void {
     if (kind === 'DACK' && !(Number.isInteger(delayMs) && delayMs >= 0 && delayMs <= MAX_DACK_DELAY_MS)) {
       throw new BrokerError('MQ_ERR_BAD_ARGUMENT', [`the DACK delay must be a whole number of ms from 0 to ${MAX_DACK_DELAY_MS}`]);
     }
     const writer = this.#core.assertOpen();
     const msg = this.#settlements.byDeliveryId(consumer, deliveryId);
     this.#settlements.settle(writer, consumer, msg, kind, delayMs, cb);
-  }
-
-  /**
-   * Restarts the `--ack-timeout` timer of message `id`, in flight to `consumer` (RESP `TOUCH
-   * topic id`, the HTTP/2 stream's `"TOUCH"`; beanstalkd touch). A no-op check when the timeout
-   * is off. Throws MQ_ERR_NOT_IN_FLIGHT (unknown id, not this consumer's, expired), MQ_ERR_TOPIC_DELETED.
-   */
-  touch(consumer: Consumer, id: number, topicName?: string): void {
-    this.#settlements.touch(this.#settlements.byMessageId(consumer, id, topicName));
-  }
-
-  /** ConsumerHandle.touch (engine seam). */
-  touchDelivery(consumer: Consumer, deliveryId: number): void {
-    this.#settlements.touch(this.#settlements.byDeliveryId(consumer, deliveryId));
-  }
-
-  /** ConsumerHandle.deliveryOf (engine seam). */
-  deliveryOf(consumer: Consumer, messageId: number, topicName?: string): Message {
-    return this.#settlements.byMessageId(consumer, messageId, topicName);
   }
 
   /**
@@ -323,14 +263,6 @@ export class Broker implements QueueEngine, ConsumerHost {
    */
   expireAckTimeouts(nowMs: number): number {
     return this.#dispatcher.expireAckTimeouts(nowMs);
-  }
-
-  /**
-   * The consumer went away (stream closed, connection dropped): stop its wait and NACK every
-   * message in flight to it, keeping their order at the front (SPEC §2).
-   */
-  closeConsumer(consumer: Consumer): void {
-    this.#dispatcher.closeConsumer(consumer);
   }
 
   /**

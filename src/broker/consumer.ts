@@ -6,13 +6,7 @@ import type { ConsumerHandle, ConsumerHandlers, DoneCallback, SettleKind } from 
 import type { Message } from './message.js';
 import type { Topic } from './topic.js';
 
-/**
- * Called when the broker hands `msg` to the consumer. The message is in flight to it until
- * settled. Called synchronously from inside broker calls (publish completion, settle, request).
- */
-export type DeliveryHandler = (msg: Message) => void;
-
-/** What a consumer asks of the broker (the Broker façade implements it). */
+/** What a consumer asks of the broker (the Broker façade makes one, over its dispatcher and settlements). */
 export interface ConsumerHost {
   request(consumer: Consumer, topicName: string): void;
   take(consumer: Consumer, topicName: string): Message | undefined;

@@ -32,7 +32,7 @@ export class Dispatcher {
     this.deadLetters = new DeadLetters(core, maxDeliveries, this);
   }
 
-  /** See Broker.request. */
+  /** ConsumerHandle.request (engine/queue-engine.ts) of `consumer`. */
   request(consumer: Consumer, topicName: string): void {
     this.#core.assertLoaded();
     assertTopicName(topicName);
@@ -48,7 +48,7 @@ export class Dispatcher {
     topic.waiters.push(consumer);
   }
 
-  /** See Broker.take. */
+  /** ConsumerHandle.take of `consumer`. */
   take(consumer: Consumer, topicName: string): Message | undefined {
     this.#core.assertLoaded();
     assertTopicName(topicName);
@@ -222,7 +222,7 @@ export class Dispatcher {
     return expired.length;
   }
 
-  /** See Broker.closeConsumer. */
+  /** ConsumerHandle.close of `consumer`: its wait is dropped, its deliveries NACKed to the front in order. */
   closeConsumer(consumer: Consumer): void {
     if (consumer.closed) return;
     consumer.closed = true;

@@ -1,10 +1,13 @@
 /**
  * Shared fixtures of the broker tests: opening a broker on a temp directory, promise wrappers
- * for publish / settle / delete, and a consumer that records its deliveries.
+ * for publish / settle / delete, and a consumer that records its deliveries. Consumers are
+ * opened and settled through the engine seam (QueueEngine.openConsumer, ConsumerHandle), as the
+ * protocol adapters do.
  */
-import { Broker, type BrokerOptions, type SettleKind } from '../../src/broker/broker.js';
+import { Broker, type BrokerOptions } from '../../src/broker/broker.js';
 import type { Consumer } from '../../src/broker/consumer.js';
 import type { Message } from '../../src/broker/message.js';
+import type { ConsumerHandle, Delivery, SettleKind } from '../../src/engine/queue-engine.js';
 import type { BrokerError } from '../../src/errors.js';
 import { removeDir, silentLogger, tempDir } from '../helpers.js';
 
@@ -71,16 +74,13 @@ export function publish(broker: Broker, topic: string, payload: Buffer | string)
   });
 }
 
-export function settle(
-  broker: Broker,
-  consumer: Consumer,
-  id: number,
-  kind: SettleKind,
-  delaySeconds = 0,
-  topicName?: string,
-): Promise<void> {
+/**
+ * Settles `delivery` through its consumer (the engine seam: ConsumerHandle.settle names the
+ * delivery); `delayMs` is the DACK delay. Resolves once the record is durable.
+ */
+export function settle(consumer: ConsumerHandle, delivery: Delivery, kind: SettleKind, delayMs = 0): Promise<void> {
   return new Promise((resolve, reject) => {
-    broker.settle(consumer, id, kind, delaySeconds, (err) => (err === null ? resolve() : reject(err)), topicName);
+    consumer.settle(delivery.deliveryId, kind, delayMs, (err) => (err === null ? resolve() : reject(err)));
   });
 }
 
@@ -90,33 +90,42 @@ export function deleteTopic(broker: Broker, topic: string): Promise<boolean> {
   });
 }
 
-/** A consumer that records every delivery. */
-export function recorder(broker: Broker): { consumer: Consumer; got: Message[] } {
+/**
+ * A consumer opened through the engine seam that records every delivery and every ack timeout
+ * (`expired`: the delivery and whether it was dead-lettered). Deliveries are the broker's Message
+ * views, so tests can read what the seam does not show (deliveries, dueAtMs, payloadCached).
+ */
+export function recorder(broker: Broker): { consumer: Consumer; got: Message[]; expired: [Message, boolean][] } {
   const got: Message[] = [];
-  const consumer = broker.createConsumer((msg) => got.push(msg));
-  return { consumer, got };
+  const expired: [Message, boolean][] = [];
+  const consumer = broker.openConsumer({
+    onDelivery: (d) => got.push(d as Message),
+    onExpired: (d, deadLettered) => expired.push([d as Message, deadLettered]),
+  });
+  return { consumer, got, expired };
 }
 
-/** Takes every ready message of `topic` (now in flight to `consumer`) and returns their payloads. */
-export function takeAll(broker: Broker, consumer: Consumer, topic: string): Message[] {
+/** Takes every ready message of `topic` (now in flight to `consumer`). */
+export function takeAll(consumer: Consumer, topic: string): Message[] {
   const out: Message[] = [];
   for (;;) {
-    const msg = broker.take(consumer, topic);
+    const msg = consumer.take(topic);
     if (msg === undefined) return out;
     out.push(msg);
   }
 }
 
-export function text(broker: Broker, msg: Message): string {
-  return broker.payloadOf(msg).toString();
+/** The payload of `msg` as text. */
+export function text(msg: Delivery): string {
+  return msg.payload.toString();
 }
 
 /** Payload texts of the ready queue of `topic`, front to back, taken and then acked. */
 export async function drainTexts(broker: Broker, topic: string): Promise<string[]> {
-  const consumer = broker.createConsumer(() => {});
-  const msgs = takeAll(broker, consumer, topic);
-  const texts = msgs.map((m) => text(broker, m));
-  await Promise.all(msgs.map((m) => settle(broker, consumer, m.id, 'ACK')));
+  const { consumer } = recorder(broker);
+  const msgs = takeAll(consumer, topic);
+  const texts = msgs.map(text);
+  await Promise.all(msgs.map((m) => settle(consumer, m, 'ACK')));
   return texts;
 }
 
@@ -125,9 +134,9 @@ export async function drainTexts(broker: Broker, topic: string): Promise<string[
  * back in order, which is logged: after a restart they are in front of messages that were in flight).
  */
 export function peekTexts(broker: Broker, topic: string): string[] {
-  const consumer = broker.createConsumer(() => {});
-  const msgs = takeAll(broker, consumer, topic);
-  const texts = msgs.map((m) => text(broker, m));
-  broker.closeConsumer(consumer); // NACKs them back to the front in their order (logged as NACKs)
+  const { consumer } = recorder(broker);
+  const msgs = takeAll(consumer, topic);
+  const texts = msgs.map(text);
+  consumer.close(); // NACKs them back to the front in their order (logged as NACKs)
   return texts;
 }

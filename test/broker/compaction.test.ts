@@ -14,7 +14,7 @@ import type { Consumer } from '../../src/broker/consumer.js';
 import type { Message } from '../../src/broker/message.js';
 import { listSegments } from '../../src/log/files.js';
 import { Placement, RecordType } from '../../src/log/record.js';
-import { brokerOptions, deleteTopic, harness, publish, settle, text, type TestContext } from './broker-fixtures.js';
+import { brokerOptions, deleteTopic, harness, publish, recorder, settle, text, type TestContext } from './broker-fixtures.js';
 import { recordingLogger, removeDir, tempDir } from '../helpers.js';
 import { prng, randInt, scanFile } from '../log/log-fixtures.js';
 
@@ -49,7 +49,7 @@ async function copyLog(broker: Broker, dir: string): Promise<string> {
 }
 
 function describe(broker: Broker, m: Message): string {
-  return `${text(broker, m)}#dack=${m.dackCount}#deliveries=${m.deliveries}`;
+  return `${text(m)}#dack=${m.dackCount}#deliveries=${m.deliveries}`;
 }
 
 /** Everything replay rebuilds for `topics`, by payload (ids differ once compaction wrote records). */
@@ -72,12 +72,12 @@ function snapshot(broker: Broker, topics: string[]): Record<string, unknown> {
 
 /** Publishes and acks `n` messages on a scratch topic: whole segments of garbage. */
 async function garbage(broker: Broker, n: number, tag: string): Promise<void> {
-  const c = broker.createConsumer(() => {});
+  const c = recorder(broker).consumer;
   for (let i = 0; i < n; i++) await publish(broker, 'garbage', `${tag}-${i}-${'x'.repeat(40)}`);
   for (;;) {
-    const m = broker.take(c, 'garbage');
+    const m = c.take('garbage');
     if (m === undefined) break;
-    await settle(broker, c, m.id, 'ACK');
+    await settle(c, m, 'ACK');
   }
 }
 
@@ -88,23 +88,23 @@ function logBytes(dir: string): number {
 test('compaction keeps queue order, due times, dackCounts and the in-flight order across a restart', async (t) => {
   const h = harness(t);
   let broker = h.open(compacting());
-  const c1 = broker.createConsumer(() => {});
+  const c1 = recorder(broker).consumer;
   const ids: number[] = [];
   for (let i = 0; i < 10; i++) ids.push(await publish(broker, 'q', `m${i}`));
   await garbage(broker, 60, 'a');
-  const [m0, m1, m2] = [broker.take(c1, 'q')!, broker.take(c1, 'q')!, broker.take(c1, 'q')!];
-  await settle(broker, c1, m1.id, 'NACK');
-  await settle(broker, c1, m2.id, 'BACK');
-  await settle(broker, c1, m0.id, 'DACK', 30);
+  const [m0, m1, m2] = [c1.take('q')!, c1.take('q')!, c1.take('q')!];
+  await settle(c1, m1, 'NACK');
+  await settle(c1, m2, 'BACK');
+  await settle(c1, m0, 'DACK', 30_000);
   await garbage(broker, 60, 'b');
-  const again = broker.take(c1, 'q')!; // m1, from the front
-  assert.equal(text(broker, again), 'm1');
-  const m3 = broker.take(c1, 'q')!;
-  const m4 = broker.take(c1, 'q')!;
-  await settle(broker, c1, m4.id, 'NACK'); // m4 to the front; m1 and m3 stay in flight
+  const again = c1.take('q')!; // m1, from the front
+  assert.equal(text(again), 'm1');
+  const m3 = c1.take('q')!;
+  const m4 = c1.take('q')!;
+  await settle(c1, m4, 'NACK'); // m4 to the front; m1 and m3 stay in flight
   for (let i = 10; i < 13; i++) await publish(broker, 'q', `m${i}`);
   await garbage(broker, 60, 'c');
-  assert.equal(text(broker, m3), 'm3');
+  assert.equal(text(m3), 'm3');
 
   const refDir = await copyLog(broker, h.dir);
   t.after(() => removeDir(refDir));
@@ -118,14 +118,14 @@ test('compaction keeps queue order, due times, dackCounts and the in-flight orde
   assert.ok(logBytes(h.dir) < bytesBefore / 2, `${logBytes(h.dir)} vs ${bytesBefore}`);
   assert.ok(!fs.existsSync(path.join(h.dir, '00000000000000000000.log')), 'the first segment is gone');
   // The messages copied forward are read from their new place.
-  assert.deepEqual(broker.inspect('q')!.ready.map((m) => text(broker, m)), ['m4', 'm5', 'm6', 'm7', 'm8', 'm9', 'm2', 'm10', 'm11', 'm12']);
+  assert.deepEqual(broker.inspect('q')!.ready.map((m) => text(m)), ['m4', 'm5', 'm6', 'm7', 'm8', 'm9', 'm2', 'm10', 'm11', 'm12']);
   assert.equal(broker.compactionStats.runs, 1);
 
   broker = await h.restart(broker, compacting());
   assert.deepEqual(snapshot(broker, ['q']), reference);
   const q = broker.inspect('q')!;
   assert.deepEqual(
-    q.ready.map((m) => text(broker, m)),
+    q.ready.map((m) => text(m)),
     ['m1', 'm3', 'm4', 'm5', 'm6', 'm7', 'm8', 'm9', 'm2', 'm10', 'm11', 'm12'],
     'in flight at the front in delivery order, then NACKed, then publish order with the BACKed one in its place',
   );
@@ -142,13 +142,13 @@ test('compaction keeps queue order, due times, dackCounts and the in-flight orde
 test('a crash after the copies are written but before the old segment is deleted replays the same state', async (t) => {
   const h = harness(t);
   let broker = h.open(compacting());
-  const c = broker.createConsumer(() => {});
+  const c = recorder(broker).consumer;
   for (let i = 0; i < 8; i++) await publish(broker, 'q', `m${i}`);
-  const a = broker.take(c, 'q')!;
-  const b = broker.take(c, 'q')!;
-  broker.take(c, 'q'); // m2 stays in flight
-  await settle(broker, c, a.id, 'DACK', 100);
-  await settle(broker, c, b.id, 'NACK');
+  const a = c.take('q')!;
+  const b = c.take('q')!;
+  c.take('q'); // m2 stays in flight
+  await settle(c, a, 'DACK', 100_000);
+  await settle(c, b, 'NACK');
   await garbage(broker, 80, 'a');
   const before = await copyLog(broker, h.dir);
   t.after(() => removeDir(before));
@@ -221,12 +221,12 @@ function ackSegments(dir: string, id: number): number[] {
 test('acked messages never come back: their ACK stays, or is written again, while an older segment holds the message', async (t) => {
   const h = harness(t);
   let broker = h.open(compacting({ compaction: { auto: false, maxLiveRatio: 0.3, graceSegments: 0, copyMinGarbageBytes: 0 } }));
-  const c = broker.createConsumer(() => {});
+  const c = recorder(broker).consumer;
   for (let i = 0; i < 20; i++) await publish(broker, 'q', `live-${i}-${'y'.repeat(40)}`);
   await garbage(broker, 40, 'a');
-  const first = broker.take(c, 'q')!; // from the mostly live first segment
+  const first = c.take('q')!; // from the mostly live first segment
   await garbage(broker, 40, 'b');
-  await settle(broker, c, first.id, 'ACK');
+  await settle(c, first, 'ACK');
   const ackSegment = broker.log.active.baseOffset;
   await garbage(broker, 80, 'c');
   const run = await broker.compactNow();
@@ -250,10 +250,9 @@ test('acked messages never come back: their ACK stays, or is written again, whil
 test('a topic emptied by acks still exists after compaction removed all its records', async (t) => {
   const h = harness(t);
   let broker = h.open(compacting());
-  const c = broker.createConsumer(() => {});
-  const id = await publish(broker, 'empty', 'e');
-  broker.take(c, 'empty');
-  await settle(broker, c, id, 'ACK');
+  const c = recorder(broker).consumer;
+  await publish(broker, 'empty', 'e');
+  await settle(c, c.take('empty')!, 'ACK');
   await garbage(broker, 80, 'a');
   assert.ok((await broker.compactNow()) !== null);
   assert.ok(!listSegments(h.dir).includes(0));
@@ -347,8 +346,8 @@ test('random workload: a compacted log and the same log uncompacted replay to th
   let a = openAt(t, compactedDir, aOpts);
   let b = openAt(t, plainDir, bOpts);
   const topics = ['t0', 't1', 't2'];
-  let ca: Consumer = a.createConsumer(() => {});
-  let cb: Consumer = b.createConsumer(() => {});
+  let ca: Consumer = recorder(a).consumer;
+  let cb: Consumer = recorder(b).consumer;
   /** In flight, by payload: [message in a, message in b]. */
   let inFlight = new Map<string, [Message, Message]>();
   let seq = 0;
@@ -363,10 +362,10 @@ test('random workload: a compacted log and the same log uncompacted replay to th
       const payload = `${topic}:${seq++}:${'p'.repeat(randInt(rand, 0, 60))}`;
       await Promise.all([publish(a, topic, payload), publish(b, topic, payload)]);
     } else if (x < 0.56) {
-      const ma = a.take(ca, topic);
-      const mb = b.take(cb, topic);
-      assert.equal(ma === undefined ? undefined : text(a, ma), mb === undefined ? undefined : text(b, mb));
-      if (ma !== undefined) inFlight.set(text(a, ma), [ma, mb!]);
+      const ma = ca.take(topic);
+      const mb = cb.take(topic);
+      assert.equal(ma === undefined ? undefined : text(ma), mb === undefined ? undefined : text(mb));
+      if (ma !== undefined) inFlight.set(text(ma), [ma, mb!]);
     } else if (x < 0.8 && inFlight.size > 0) {
       const keys = [...inFlight.keys()];
       const key = keys[randInt(rand, 0, keys.length)]!;
@@ -374,18 +373,18 @@ test('random workload: a compacted log and the same log uncompacted replay to th
       inFlight.delete(key);
       const y = rand();
       const kind = y < 0.55 ? 'ACK' : y < 0.7 ? 'NACK' : y < 0.85 ? 'BACK' : 'DACK';
-      const delay = randInt(rand, 0, 3);
-      const settleBoth = [settle(a, ca, ma.id, kind, delay).catch((e: { code: string }) => e.code), settle(b, cb, mb.id, kind, delay).catch((e: { code: string }) => e.code)];
+      const delayMs = randInt(rand, 0, 3) * 1000;
+      const settleBoth = [settle(ca, ma, kind, delayMs).catch((e: { code: string }) => e.code), settle(cb, mb, kind, delayMs).catch((e: { code: string }) => e.code)];
       const [ra, rb] = await Promise.all(settleBoth);
       assert.equal(ra, rb);
     } else if (x < 0.83) {
       a.tick(now);
       b.tick(now);
     } else if (x < 0.85) {
-      a.closeConsumer(ca);
-      b.closeConsumer(cb);
-      ca = a.createConsumer(() => {});
-      cb = b.createConsumer(() => {});
+      ca.close();
+      cb.close();
+      ca = recorder(a).consumer;
+      cb = recorder(b).consumer;
       inFlight = new Map();
     } else if (x < 0.86) {
       await Promise.all([deleteTopic(a, topic), deleteTopic(b, topic)]);
@@ -412,8 +411,8 @@ test('random workload: a compacted log and the same log uncompacted replay to th
       for (const [id, p] of Object.entries(placementsBefore)) {
         if (placementsAfter[Number(id)] !== undefined) assert.equal(placementsAfter[Number(id)], p, `placement of ${id} (seed ${seed})`);
       }
-      ca = a.createConsumer(() => {});
-      cb = b.createConsumer(() => {});
+      ca = recorder(a).consumer;
+      cb = recorder(b).consumer;
       inFlight = new Map();
     }
   }
@@ -434,11 +433,11 @@ test('with --fsync interval and never, compaction keeps the same state across a 
   for (const fsync of ['interval', 'never'] as const) {
     const h = harness(t);
     let broker = h.open(compacting({ fsync }));
-    const c = broker.createConsumer(() => {});
+    const c = recorder(broker).consumer;
     for (let i = 0; i < 6; i++) await publish(broker, 'q', `m${i}`);
-    const m0 = broker.take(c, 'q')!;
-    await settle(broker, c, m0.id, 'DACK', 60);
-    broker.take(c, 'q'); // m1 in flight
+    const m0 = c.take('q')!;
+    await settle(c, m0, 'DACK', 60_000);
+    c.take('q'); // m1 in flight
     await garbage(broker, 80, fsync);
     const refDir = await copyLog(broker, h.dir);
     t.after(() => removeDir(refDir));

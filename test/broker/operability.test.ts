@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { AckDeadlines } from '../../src/broker/ack-deadlines.js';
 import type { Broker } from '../../src/broker/broker.js';
-import { MessageState, type Message } from '../../src/broker/message.js';
+import { MessageState } from '../../src/broker/message.js';
 import { BrokerError } from '../../src/errors.js';
 import { harness, publish, recorder, settle, text } from './broker-fixtures.js';
 
@@ -20,7 +20,7 @@ function throwsCode(fn: () => unknown, code: string): void {
 
 /** Ready payloads of `topic`, front to back, without touching the queue. */
 function readyTexts(broker: Broker, topic: string): string[] {
-  return (broker.inspect(topic)?.ready ?? []).map((m) => text(broker, m));
+  return (broker.inspect(topic)?.ready ?? []).map((m) => text(m));
 }
 
 /** Waits until the broker's writer has completed everything appended so far. */
@@ -38,25 +38,24 @@ test('ack timeout: an unsettled delivery returns to the front, its consumer is t
   await publish(broker, 'jobs', 'one');
   await publish(broker, 'jobs', 'two');
   const hung = recorder(broker);
-  const expired: Message[] = [];
-  hung.consumer.onExpired = (m) => expired.push(m);
-  broker.request(hung.consumer, 'jobs');
+  hung.consumer.request('jobs');
   const msg = hung.got[0]!;
   const now = performance.now();
   assert.equal(broker.expireAckTimeouts(now + HOUR_MS - 1000), 0, 'not before the deadline');
   assert.equal(broker.expireAckTimeouts(now + HOUR_MS + 1000), 1);
-  assert.deepEqual(expired, [msg]);
+  assert.deepEqual(hung.expired, [[msg, false]]);
   assert.deepEqual(readyTexts(broker, 'jobs'), ['one', 'two'], 'back at the front');
-  throwsCode(() => broker.settle(hung.consumer, msg.id, 'ACK', 0, () => {}), 'MQ_ERR_NOT_IN_FLIGHT');
-  throwsCode(() => broker.touch(hung.consumer, msg.id), 'MQ_ERR_NOT_IN_FLIGHT');
+  throwsCode(() => hung.consumer.settle(msg.deliveryId, 'ACK', 0, () => {}), 'MQ_ERR_NOT_IN_FLIGHT');
+  throwsCode(() => hung.consumer.touch(msg.deliveryId), 'MQ_ERR_NOT_IN_FLIGHT');
+  throwsCode(() => hung.consumer.deliveryOf(msg.id), 'MQ_ERR_NOT_IN_FLIGHT');
   const other = recorder(broker);
-  broker.request(other.consumer, 'jobs');
+  other.consumer.request('jobs');
   assert.equal(other.got[0]!.id, msg.id, 'another consumer gets it');
   assert.equal(other.got[0]!.deliveries, 2);
   const counters = broker.topicCounters('jobs')!;
   assert.equal(counters.ackTimeouts, 1);
   assert.equal(counters.redelivered, 1);
-  await settle(broker, other.consumer, msg.id, 'ACK');
+  await settle(other.consumer, other.got[0]!, 'ACK');
   assert.equal(broker.expireAckTimeouts(now + 10 * HOUR_MS), 0, 'a settled delivery never expires');
 });
 
@@ -64,13 +63,13 @@ test('ack timeout: TOUCH restarts the timer; expired messages keep their deliver
   const broker = harness(t).open({ ackTimeoutMs: HOUR_MS });
   for (const p of ['a', 'b', 'c', 'd']) await publish(broker, 'q', p);
   const { consumer } = recorder(broker);
-  const a = broker.take(consumer, 'q')!;
-  const b = broker.take(consumer, 'q')!;
-  const c = broker.take(consumer, 'q')!;
+  const a = consumer.take('q')!;
+  const b = consumer.take('q')!;
+  const c = consumer.take('q')!;
   await new Promise((r) => setTimeout(r, 30));
-  broker.touch(consumer, b.id, 'q'); // b's deadline moves 30 ms or more past a's and c's
+  consumer.touch(consumer.deliveryOf(b.id, 'q').deliveryId); // b's deadline moves 30 ms or more past a's and c's
   const touchedAt = performance.now();
-  throwsCode(() => broker.touch(consumer, b.id, 'other'), 'MQ_ERR_NOT_IN_FLIGHT');
+  throwsCode(() => consumer.deliveryOf(b.id, 'other'), 'MQ_ERR_NOT_IN_FLIGHT');
   assert.equal(broker.expireAckTimeouts(touchedAt - 30 + HOUR_MS - 1000), 0);
   assert.equal(broker.expireAckTimeouts(touchedAt - 10 + HOUR_MS), 2, 'a and c expire, b does not');
   const state = broker.inspect('q')!;
@@ -78,7 +77,7 @@ test('ack timeout: TOUCH restarts the timer; expired messages keep their deliver
   assert.deepEqual(readyTexts(broker, 'q'), ['a', 'c', 'd'], 'a and c back at the front, in delivery order');
   assert.equal(a.state, MessageState.READY);
   assert.equal(c.state, MessageState.READY);
-  await settle(broker, consumer, b.id, 'ACK');
+  await settle(consumer, b, 'ACK');
 });
 
 test('ack timeout: deadline bookkeeping stays proportional to deliveries in flight', () => {
@@ -100,15 +99,15 @@ test('max deliveries: the Nth unsuccessful delivery moves the message to <topic>
   await publish(broker, 'orders', 'poison');
   await publish(broker, 'orders', 'fine');
   const { consumer, got } = recorder(broker);
-  broker.request(consumer, 'orders');
-  await settle(broker, consumer, got[0]!.id, 'NACK');
-  broker.request(consumer, 'orders');
-  await settle(broker, consumer, got[1]!.id, 'DACK', 0);
+  consumer.request('orders');
+  await settle(consumer, got[0]!, 'NACK');
+  consumer.request('orders');
+  await settle(consumer, got[1]!, 'DACK', 0);
   broker.tick(Date.now() + 1000);
-  broker.request(consumer, 'orders');
+  consumer.request('orders');
   assert.equal(got[2]!.id, got[0]!.id, 'the third delivery is the same message');
   assert.equal(got[2]!.dackCount, 1);
-  await settle(broker, consumer, got[2]!.id, 'BACK');
+  await settle(consumer, got[2]!, 'BACK');
   assert.deepEqual(readyTexts(broker, 'orders'), ['fine']);
   assert.deepEqual(readyTexts(broker, 'orders.dead'), ['poison']);
   const dead = broker.inspect('orders.dead')!.ready[0]!;
@@ -132,8 +131,8 @@ test('max deliveries: the Nth unsuccessful delivery moves the message to <topic>
   // The dead-letter topic is consumed like any other and is never dead-lettered itself.
   const reader = recorder(broker);
   for (let i = 0; i < 5; i++) {
-    broker.request(reader.consumer, 'orders.dead');
-    await settle(broker, reader.consumer, reader.got[i]!.id, 'NACK');
+    reader.consumer.request('orders.dead');
+    await settle(reader.consumer, reader.got[i]!, 'NACK');
   }
   assert.deepEqual(readyTexts(broker, 'orders.dead'), ['poison']);
   assert.equal(broker.topicCounters('orders.dead')!.redelivered, 4, 'the first delivery in .dead is not a redelivery');
@@ -143,11 +142,11 @@ test('max deliveries: disconnects and ack timeouts count as unsuccessful deliver
   const broker = harness(t).open({ maxDeliveries: 2, ackTimeoutMs: HOUR_MS });
   await publish(broker, 'q', 'x');
   const first = recorder(broker);
-  broker.request(first.consumer, 'q');
-  broker.closeConsumer(first.consumer); // delivery 1 ends: back to the front
+  first.consumer.request('q');
+  first.consumer.close(); // delivery 1 ends: back to the front
   assert.deepEqual(readyTexts(broker, 'q'), ['x']);
   const second = recorder(broker);
-  broker.request(second.consumer, 'q');
+  second.consumer.request('q');
   broker.expireAckTimeouts(performance.now() + 2 * HOUR_MS); // delivery 2 ends: dead
   await settled(broker);
   assert.deepEqual(readyTexts(broker, 'q'), []);
@@ -161,15 +160,15 @@ test('max deliveries: a message in flight at a crash with its last delivery used
   await publish(broker, 'q', 'x');
   await publish(broker, 'q', 'y');
   const { consumer } = recorder(broker);
-  broker.request(consumer, 'q');
+  consumer.request('q');
   await settled(broker); // the DELIVER record is written
   // A new broker on the same directory, as after a crash (the old one is never closed cleanly
   // before the new one has replayed: its in-flight message is ready again, at the front).
   const again = h.open({ maxDeliveries: 1 });
   assert.deepEqual(readyTexts(again, 'q'), ['x', 'y']);
   const next = recorder(again);
-  again.request(next.consumer, 'q');
-  assert.equal(text(again, next.got[0]!), 'y', 'x is not delivered a second time');
+  next.consumer.request('q');
+  assert.equal(text(next.got[0]!), 'y', 'x is not delivered a second time');
   await settled(again);
   assert.deepEqual(readyTexts(again, 'q.dead'), ['x']);
 });
@@ -181,8 +180,8 @@ test('max deliveries: dead letters survive compaction and restart, the original 
   const { consumer } = recorder(broker);
   for (let i = 0; i < 40; i++) await publish(broker, 'q', `m${i}`.padEnd(200, '.'));
   for (let i = 0; i < 40; i++) {
-    const msg = broker.take(consumer, 'q')!;
-    await settle(broker, consumer, msg.id, i % 4 === 0 ? 'NACK' : 'ACK');
+    const msg = consumer.take('q')!;
+    await settle(consumer, msg, i % 4 === 0 ? 'NACK' : 'ACK');
   }
   await settled(broker);
   const dead = readyTexts(broker, 'q.dead');
@@ -204,25 +203,25 @@ test('max deliveries: a dead-letter record that cannot be written leaves the mes
   await publish(broker, 'q', 'x');
   await publish(broker, 'q', 'y');
   const { consumer } = recorder(broker);
-  const msg = broker.take(consumer, 'q')!;
+  const msg = consumer.take('q')!;
   const real = broker.writer.fs.write;
   let writes = 0;
   broker.writer.fs.write = ((_fd: number, _b: Buffer, _o: number, _l: number, _p: number, cb: (e: NodeJS.ErrnoException | null, n: number) => void) => {
     writes++;
     setImmediate(() => cb(Object.assign(new Error('ENOSPC'), { code: 'ENOSPC' }), 0));
   }) as typeof real;
-  await assert.rejects(settle(broker, consumer, msg.id, 'NACK'), (err: unknown) => err instanceof BrokerError && err.code === 'MQ_ERR_STORAGE');
+  await assert.rejects(settle(consumer, msg, 'NACK'), (err: unknown) => err instanceof BrokerError && err.code === 'MQ_ERR_STORAGE');
   assert.deepEqual(readyTexts(broker, 'q'), ['x', 'y'], 'back at the front');
   assert.equal(broker.topicStats('q.dead'), undefined);
   assert.equal(broker.topicCounters('q')!.deadLettered, 0);
   // A consumer waiting on the topic gets it delivered (not moved onto the failing disk again and again).
   const waiting = recorder(broker);
-  broker.request(waiting.consumer, 'q');
+  waiting.consumer.request('q');
   assert.equal(waiting.got[0]?.id, msg.id);
   await new Promise((r) => setTimeout(r, 50));
   assert.ok(writes <= 3, `no retry loop on the failing disk (${writes} write attempts)`);
   broker.writer.fs.write = real;
-  broker.closeConsumer(waiting.consumer);
+  waiting.consumer.close();
   broker = await h.restart(broker, { maxDeliveries: 1 });
   assert.deepEqual(readyTexts(broker, 'q'), ['x', 'y'], 'nothing moved, nothing lost');
 });

@@ -45,13 +45,13 @@ test('the broker caches publishes up to payloadCacheBytes and reads the rest bac
     [true, true, true, false, false, false],
   );
   const { consumer } = recorder(broker);
-  const taken = takeAll(broker, consumer, 'q');
+  const taken = takeAll(consumer, 'q');
   assert.deepEqual(
-    taken.map((m) => text(broker, m)),
+    taken.map((m) => text(m)),
     payloads,
     'uncached payloads are read back intact',
   );
-  for (const m of taken.slice(0, 3)) await settle(broker, consumer, m.id, 'ACK');
+  for (const m of taken.slice(0, 3)) await settle(consumer, m, 'ACK');
   await publish(broker, 'q', 'after');
   const ready = broker.inspect('q')!.ready;
   assert.equal(ready.length, 1);

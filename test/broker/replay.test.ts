@@ -23,7 +23,7 @@ test('replay keeps the ready order of every topic and the message ids', async (t
   assert.equal(broker.messageCount, 30);
   assert.deepEqual(['t0', 't1', 't2'].map((tp) => peekTexts(broker, tp)), before);
   const { consumer } = recorder(broker);
-  for (const m of takeAll(broker, consumer, 't1')) assert.equal(m.id, ids.get(text(broker, m)));
+  for (const m of takeAll(consumer, 't1')) assert.equal(m.id, ids.get(text(m)));
   for (const tp of ['t0', 't1', 't2']) {
     const s = broker.topicStats(tp)!;
     assert.equal(s.published, 10);
@@ -35,21 +35,21 @@ test('replay keeps NACK (front) and BACK (back) placements', async (t) => {
   let broker = h.open();
   for (const s of ['a', 'b', 'c', 'd', 'e']) await publish(broker, 'q', s);
   const { consumer } = recorder(broker);
-  const a = broker.take(consumer, 'q')!;
-  const b = broker.take(consumer, 'q')!;
-  const c = broker.take(consumer, 'q')!;
-  await settle(broker, consumer, a.id, 'BACK');
-  await settle(broker, consumer, c.id, 'NACK');
-  await settle(broker, consumer, b.id, 'NACK');
+  const a = consumer.take('q')!;
+  const b = consumer.take('q')!;
+  const c = consumer.take('q')!;
+  await settle(consumer, a, 'BACK');
+  await settle(consumer, c, 'NACK');
+  await settle(consumer, b, 'NACK');
   const expected = ['b', 'c', 'd', 'e', 'a'];
   assert.deepEqual(peekTexts(broker, 'q'), expected);
   broker = await h.restart(broker);
   assert.deepEqual(peekTexts(broker, 'q'), expected);
   // And again, after more moves on the replayed state.
   const { consumer: c2 } = recorder(broker);
-  const first = broker.take(c2, 'q')!;
-  assert.equal(text(broker, first), 'b');
-  await settle(broker, c2, first.id, 'BACK');
+  const first = c2.take('q')!;
+  assert.equal(text(first), 'b');
+  await settle(c2, first, 'BACK');
   broker = await h.restart(broker);
   assert.deepEqual(await drainTexts(broker, 'q'), ['c', 'd', 'e', 'a', 'b']);
 });
@@ -60,10 +60,10 @@ test('acked messages are gone after a restart', async (t) => {
   const ids: number[] = [];
   for (let i = 1; i <= 5; i++) ids.push(await publish(broker, 'q', `m${i}`));
   const { consumer } = recorder(broker);
-  const msgs = takeAll(broker, consumer, 'q');
-  await settle(broker, consumer, msgs[1]!.id, 'ACK');
-  await settle(broker, consumer, msgs[3]!.id, 'ACK');
-  for (const i of [4, 2, 0]) await settle(broker, consumer, msgs[i]!.id, 'NACK');
+  const msgs = takeAll(consumer, 'q');
+  await settle(consumer, msgs[1]!, 'ACK');
+  await settle(consumer, msgs[3]!, 'ACK');
+  for (const i of [4, 2, 0]) await settle(consumer, msgs[i]!, 'NACK');
   broker = await h.restart(broker);
   assert.equal(broker.messageCount, 3);
   assert.deepEqual(broker.topicStats('q'), { topic: 'q', ready: 3, inFlight: 0, delayed: 0, consumers: 0, published: 5, acked: 2 });
@@ -78,9 +78,9 @@ test('DACKed messages come back delayed with their due time and dackCount', asyn
   let broker = h.open();
   for (const s of ['a', 'b', 'c']) await publish(broker, 'q', s);
   const { consumer } = recorder(broker);
-  const a = broker.take(consumer, 'q')!;
+  const a = consumer.take('q')!;
   const before = Date.now();
-  await settle(broker, consumer, a.id, 'DACK', 30);
+  await settle(consumer, a, 'DACK', 30_000);
   const after = Date.now();
   broker = await h.restart(broker);
   assert.deepEqual(broker.topicStats('q'), { topic: 'q', ready: 2, inFlight: 0, delayed: 1, consumers: 0, published: 3, acked: 0 });
@@ -90,9 +90,9 @@ test('DACKed messages come back delayed with their due time and dackCount', asyn
   broker.tick(after + 30_000);
   assert.equal(broker.topicStats('q')!.delayed, 0);
   const c2 = recorder(broker);
-  const back = broker.take(c2.consumer, 'q')!;
+  const back = c2.consumer.take('q')!;
   assert.equal(back.id, a.id);
-  assert.equal(text(broker, back), 'a');
+  assert.equal(text(back), 'a');
   assert.equal(back.dackCount, 1);
 });
 
@@ -101,23 +101,23 @@ test('dackCount survives restarts: DACK twice gives dackCount 2', async (t) => {
   let broker = h.open();
   const id = await publish(broker, 'q', 'x');
   const { consumer } = recorder(broker);
-  broker.take(consumer, 'q');
-  await settle(broker, consumer, id, 'DACK', 0);
+  await settle(consumer, consumer.take('q')!, 'DACK', 0);
   broker.tick(Date.now());
-  assert.equal(broker.take(consumer, 'q')!.dackCount, 1);
-  await settle(broker, consumer, id, 'DACK', 0);
+  const back = consumer.take('q')!;
+  assert.equal(back.dackCount, 1);
+  await settle(consumer, back, 'DACK', 0);
   broker = await h.restart(broker);
   assert.equal(broker.topicStats('q')!.delayed, 1);
   broker.tick(Date.now());
   const c2 = recorder(broker);
-  const m = broker.take(c2.consumer, 'q')!;
+  const m = c2.consumer.take('q')!;
   assert.equal(m.id, id);
   assert.equal(m.dackCount, 2);
   // A NACK after the DACKs keeps the count too.
-  await settle(broker, c2.consumer, id, 'NACK');
+  await settle(c2.consumer, m, 'NACK');
   broker = await h.restart(broker);
   const c3 = recorder(broker);
-  const again = broker.take(c3.consumer, 'q')!;
+  const again = c3.consumer.take('q')!;
   assert.equal(again.id, id);
   assert.equal(again.dackCount, 2);
   assert.equal(broker.topicStats('q')!.delayed, 0);
@@ -128,13 +128,13 @@ test('a delayed message whose due time passed during the downtime returns on the
   let broker = h.open();
   for (const s of ['a', 'b']) await publish(broker, 'q', s);
   const { consumer } = recorder(broker);
-  const a = broker.take(consumer, 'q')!;
-  await settle(broker, consumer, a.id, 'DACK', 0);
+  const a = consumer.take('q')!;
+  await settle(consumer, a, 'DACK', 0);
   broker = await h.restart(broker, { periodMs: 10 });
   const w = recorder(broker);
   const deadline = Date.now() + 2000;
   while (broker.topicStats('q')!.delayed > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-  broker.request(w.consumer, 'q');
+  w.consumer.request('q');
   assert.equal(w.got[0]!.id, a.id);
   assert.equal(w.got[0]!.dackCount, 1);
 });
@@ -145,9 +145,9 @@ test('messages in flight at close are ready again after restart, at the front, i
   for (let i = 1; i <= 6; i++) await publish(broker, 'q', `m${i}`);
   const c1 = recorder(broker);
   const c2 = recorder(broker);
-  broker.request(c1.consumer, 'q');
-  broker.request(c2.consumer, 'q');
-  broker.take(c1.consumer, 'q');
+  c1.consumer.request('q');
+  c2.consumer.request('q');
+  c1.consumer.take('q');
   assert.equal(broker.topicStats('q')!.inFlight, 3);
   broker = await h.restart(broker);
   assert.deepEqual(broker.topicStats('q'), { topic: 'q', ready: 6, inFlight: 0, delayed: 0, consumers: 0, published: 6, acked: 0 });
@@ -159,10 +159,10 @@ test('in flight at close after a BACK: the in-flight messages are at the front a
   let broker = h.open();
   for (const s of ['a', 'b', 'c', 'd']) await publish(broker, 'q', s);
   const { consumer } = recorder(broker);
-  const a = broker.take(consumer, 'q')!;
-  await settle(broker, consumer, a.id, 'BACK'); // b c d a
-  broker.take(consumer, 'q'); // b in flight
-  broker.take(consumer, 'q'); // c in flight
+  const a = consumer.take('q')!;
+  await settle(consumer, a, 'BACK'); // b c d a
+  consumer.take('q'); // b in flight
+  consumer.take('q'); // c in flight
   broker = await h.restart(broker);
   assert.deepEqual(await drainTexts(broker, 'q'), ['b', 'c', 'd', 'a']);
 });
@@ -173,13 +173,13 @@ test('consumers closed before a restart (graceful shutdown): their messages are 
   for (const s of ['a', 'b', 'c', 'd']) await publish(broker, 'q', s);
   const { consumer } = recorder(broker);
   const other = recorder(broker);
-  const a = broker.take(consumer, 'q')!;
-  broker.take(consumer, 'q'); // b stays in flight
-  broker.take(other.consumer, 'q'); // c stays in flight on another consumer
-  await settle(broker, consumer, a.id, 'NACK'); // a d; b and c in flight
+  const a = consumer.take('q')!;
+  consumer.take('q'); // b stays in flight
+  other.consumer.take('q'); // c stays in flight on another consumer
+  await settle(consumer, a, 'NACK'); // a d; b and c in flight
   // Shutdown drops every connection: each consumer's messages are NACKed to the front.
-  broker.closeConsumer(other.consumer);
-  broker.closeConsumer(consumer);
+  other.consumer.close();
+  consumer.close();
   const live = peekTexts(broker, 'q');
   assert.deepEqual(live, ['b', 'c', 'a', 'd']);
   broker = await h.restart(broker);
@@ -193,9 +193,9 @@ test(
     let broker = h.open();
     for (const s of ['a', 'b', 'c']) await publish(broker, 'q', s);
     const { consumer } = recorder(broker);
-    const a = broker.take(consumer, 'q')!;
-    broker.take(consumer, 'q'); // b stays in flight
-    await settle(broker, consumer, a.id, 'NACK'); // a c, b in flight
+    const a = consumer.take('q')!;
+    consumer.take('q'); // b stays in flight
+    await settle(consumer, a, 'NACK'); // a c, b in flight
     broker = await h.restart(broker); // closes the log without closing the consumer, like a crash
     assert.deepEqual(await drainTexts(broker, 'q'), ['b', 'a', 'c']);
   },
@@ -207,9 +207,9 @@ test('a deleted topic stays deleted after a restart; publishing to it again work
   for (const s of ['a', 'b', 'c']) await publish(broker, 'gone', s);
   await publish(broker, 'kept', 'k');
   const { consumer } = recorder(broker);
-  const a = broker.take(consumer, 'gone')!;
-  await settle(broker, consumer, a.id, 'DACK', 60);
-  broker.take(consumer, 'gone'); // b in flight
+  const a = consumer.take('gone')!;
+  await settle(consumer, a, 'DACK', 60_000);
+  consumer.take('gone'); // b in flight
   assert.equal(await deleteTopic(broker, 'gone'), true);
   broker = await h.restart(broker);
   assert.deepEqual(broker.topicNames(), ['kept']);
@@ -217,7 +217,7 @@ test('a deleted topic stays deleted after a restart; publishing to it again work
   assert.equal(broker.messageCount, 1);
   broker.tick(Date.now() + 120_000);
   const c2 = recorder(broker);
-  assert.equal(broker.take(c2.consumer, 'gone'), undefined);
+  assert.equal(c2.consumer.take('gone'), undefined);
 
   const id = await publish(broker, 'gone', 'reborn');
   assert.deepEqual(broker.topicNames(), ['gone', 'kept']);
@@ -225,9 +225,9 @@ test('a deleted topic stays deleted after a restart; publishing to it again work
   assert.deepEqual(broker.topicNames(), ['gone', 'kept']);
   assert.deepEqual(broker.topicStats('gone'), { topic: 'gone', ready: 1, inFlight: 0, delayed: 0, consumers: 0, published: 1, acked: 0 });
   const c3 = recorder(broker);
-  const m = broker.take(c3.consumer, 'gone')!;
+  const m = c3.consumer.take('gone')!;
   assert.equal(m.id, id);
-  assert.equal(text(broker, m), 'reborn');
+  assert.equal(text(m), 'reborn');
   assert.equal(m.dackCount, 0);
   assert.deepEqual(await drainTexts(broker, 'kept'), ['k']);
 });
@@ -260,11 +260,11 @@ test('payloads read back from disk after a restart are byte-identical (binary, e
   broker = await h.restart(broker, { segmentBytes: 64 * 1024 });
   assert.ok(segmentNames(h.dir).length > 2, 'the log spans several segments');
   const { consumer } = recorder(broker);
-  const msgs = takeAll(broker, consumer, 'bin');
+  const msgs = takeAll(consumer, 'bin');
   assert.equal(msgs.length, payloads.length);
   msgs.forEach((m, i) => {
     assert.equal(m.payloadCached, false, 'replayed payloads are read from disk');
-    const got = broker.payloadOf(m);
+    const got = m.payload;
     assert.equal(got.length, payloads[i]!.length, `length of payload ${i}`);
     assert.ok(got.equals(payloads[i]!), `payload ${i} is byte-identical`);
   });
@@ -348,7 +348,7 @@ test('model check: after random publish/take/settle/delete runs, replay rebuilds
     const textOf = new Map<number, string>();
     const inFlight: { id: number; topic: string }[] = [];
     const messages = new Map<number, Message>();
-    const consumer = broker.createConsumer(() => {});
+    const consumer = recorder(broker).consumer;
     let n = 0;
     const removeFrom = (tp: string, id: number): void => {
       const list = order.get(tp)!;
@@ -361,7 +361,7 @@ test('model check: after random publish/take/settle/delete runs, replay rebuilds
       for (let k = 0; k < count && inFlight.length > 0; k++) {
         const [{ id, topic }] = inFlight.splice(randInt(rand, 0, inFlight.length), 1) as [{ id: number; topic: string }];
         const kind = kinds[randInt(rand, 0, kinds.length)]!;
-        done.push(settle(broker, consumer, id, kind, rand() < 0.5 ? 0 : 1000));
+        done.push(settle(consumer, messages.get(id)!, kind, rand() < 0.5 ? 0 : 1_000_000));
         removeFrom(topic, id);
         if (kind === 'NACK') order.get(topic)!.unshift(id);
         else if (kind === 'BACK') order.get(topic)!.push(id);
@@ -382,7 +382,7 @@ test('model check: after random publish/take/settle/delete runs, replay rebuilds
         order.get(tp)!.push(...ids);
       } else if (r < 0.6) {
         for (let k = randInt(rand, 1, 15); k > 0; k--) {
-          const m = broker.take(consumer, tp);
+          const m = consumer.take(tp);
           if (m === undefined) break;
           messages.set(m.id, m);
           inFlight.push({ id: m.id, topic: tp });
@@ -409,7 +409,7 @@ test('model check: after random publish/take/settle/delete runs, replay rebuilds
       }
     }
     // A consumer acks most of m0, so replay sees far more stale queue slots than live ones.
-    for (let m = broker.take(consumer, 'm0'); m !== undefined; m = broker.take(consumer, 'm0')) {
+    for (let m = consumer.take('m0'); m !== undefined; m = consumer.take('m0')) {
       messages.set(m.id, m);
       inFlight.push({ id: m.id, topic: 'm0' });
     }
@@ -444,7 +444,7 @@ test('model check: after random publish/take/settle/delete runs, replay rebuilds
     broker.tick(Date.now() + 2_000_000);
     const c = recorder(broker).consumer;
     for (const tp of topics) {
-      const back = takeAll(broker, c, tp).slice(0, delayed.get(tp)!.size);
+      const back = takeAll(c, tp).slice(0, delayed.get(tp)!.size);
       assert.deepEqual(new Set(back.map((m) => m.id)), delayed.get(tp)!, `${ctx}: delayed ids of ${tp}`);
       for (const m of back) assert.equal(m.dackCount, dackCount.get(m.id), `${ctx}: dackCount of ${m.id}`);
     }
@@ -457,19 +457,19 @@ test('a DACKed message already returned by the tick keeps its place after a rest
   let broker = h.open();
   for (const s of ['a', 'b']) await publish(broker, 'q', s);
   const { consumer } = recorder(broker);
-  const a = broker.take(consumer, 'q')!;
-  await settle(broker, consumer, a.id, 'DACK', 0);
-  const b = broker.take(consumer, 'q')!;
+  const a = consumer.take('q')!;
+  await settle(consumer, a, 'DACK', 0);
+  const b = consumer.take('q')!;
   broker.tick(Date.now()); // a is ready again, at the front
-  await settle(broker, consumer, b.id, 'NACK'); // b goes in front of a: the next one delivered
+  await settle(consumer, b, 'NACK'); // b goes in front of a: the next one delivered
   const live = peekTexts(broker, 'q');
   assert.deepEqual(live, ['b', 'a']);
   broker = await h.restart(broker);
   broker.tick(Date.now());
   assert.equal(broker.topicStats('q')!.delayed, 0);
   const c2 = recorder(broker);
-  const first = broker.take(c2.consumer, 'q')!;
-  const second = broker.take(c2.consumer, 'q')!;
-  assert.deepEqual([text(broker, first), text(broker, second)], live, 'NACK put b in front; a restart must not undo that');
+  const first = c2.consumer.take('q')!;
+  const second = c2.consumer.take('q')!;
+  assert.deepEqual([text(first), text(second)], live, 'NACK put b in front; a restart must not undo that');
   assert.equal(second.dackCount, 1);
 });

@@ -13,7 +13,7 @@ import { harness, publish, recorder, settle, text } from './broker-fixtures.js';
 const HOUR_MS = 3_600_000;
 
 function readyTexts(broker: Broker, topic: string): string[] {
-  return (broker.inspect(topic)?.ready ?? []).map((m) => text(broker, m));
+  return (broker.inspect(topic)?.ready ?? []).map((m) => text(m));
 }
 
 /** Publishes `texts` to `topic`, in order. */
@@ -28,11 +28,11 @@ test('a closed consumer: its deliveries go back to the front of each topic in de
   await publishAll(broker, 'b', ['b1', 'b2', 'b3']);
   const { consumer } = recorder(broker);
   // Interleaved over two topics; a2 is settled (NACK) and so no longer this consumer's.
-  for (const topic of ['a', 'b', 'a', 'b', 'a']) broker.take(consumer, topic);
-  const a2 = broker.inspect('a')!.inFlight.find((m) => text(broker, m) === 'a2')!;
-  await settle(broker, consumer, a2.id, 'NACK');
+  for (const topic of ['a', 'b', 'a', 'b', 'a']) consumer.take(topic);
+  const a2 = broker.inspect('a')!.inFlight.find((m) => text(m) === 'a2')!;
+  await settle(consumer, a2, 'NACK');
   assert.deepEqual(readyTexts(broker, 'a'), ['a2', 'a4']);
-  broker.closeConsumer(consumer);
+  consumer.close();
   assert.deepEqual(readyTexts(broker, 'a'), ['a1', 'a3', 'a2', 'a4'], 'in front of the message NACKed while they were in flight');
   assert.deepEqual(readyTexts(broker, 'b'), ['b1', 'b2', 'b3']);
   assert.equal(broker.topicCounters('a')!.ackTimeouts, 0, 'a disconnect is no ack timeout');
@@ -45,13 +45,13 @@ test('a closed consumer: a waiting consumer of another topic is handed the retur
   const broker = harness(t).open();
   await publishAll(broker, 'a', ['a1']);
   const leaving = recorder(broker);
-  broker.take(leaving.consumer, 'a');
+  leaving.consumer.take('a');
   const waiting = recorder(broker);
-  broker.request(waiting.consumer, 'a');
+  waiting.consumer.request('a');
   assert.equal(waiting.got.length, 0);
-  broker.closeConsumer(leaving.consumer);
+  leaving.consumer.close();
   assert.deepEqual(
-    waiting.got.map((m) => [text(broker, m), m.attempt]),
+    waiting.got.map((m) => [text(m), m.attempt]),
     [['a1', 2]],
   );
 });
@@ -60,16 +60,18 @@ test('ack timeout: the same order at the front, counted, dead-lettered past --ma
   const h = harness(t);
   let broker = h.open({ ackTimeoutMs: HOUR_MS, maxDeliveries: 2 });
   await publishAll(broker, 'a', ['x', 'y', 'z']);
-  const { consumer } = recorder(broker);
   const seen: [string, boolean, number][] = [];
-  consumer.onExpired = (msg: Message, deadLettered: boolean) => {
-    // Told after the broker's state is updated: the returned messages are ready already.
-    seen.push([msg.topic, deadLettered, broker.topicStats('a')!.inFlight]);
-  };
-  const x = broker.take(consumer, 'a')!;
-  await settle(broker, consumer, x.id, 'NACK'); // x: one delivery used
-  broker.take(consumer, 'a'); // x again: its second delivery
-  broker.take(consumer, 'a'); // y
+  const consumer = broker.openConsumer({
+    onDelivery: () => {},
+    onExpired: (delivery, deadLettered) => {
+      // Told after the broker's state is updated: the returned messages are ready already.
+      seen.push([delivery.topic, deadLettered, broker.topicStats('a')!.inFlight]);
+    },
+  });
+  const x = consumer.take('a')!;
+  await settle(consumer, x, 'NACK'); // x: one delivery used
+  consumer.take('a'); // x again: its second delivery
+  consumer.take('a'); // y
   assert.equal(broker.expireAckTimeouts(performance.now() + 2 * HOUR_MS), 2);
   assert.deepEqual(seen, [
     ['a', true, 0],
@@ -89,12 +91,12 @@ test('due DACKed messages come back to the front, earliest due first, and keep t
   let broker = h.open({ periodMs: HOUR_MS }); // only the test ticks
   await publishAll(broker, 'a', ['p', 'q', 'r', 's']);
   const { consumer } = recorder(broker);
-  const p = broker.take(consumer, 'a')!;
-  const q = broker.take(consumer, 'a')!;
-  const r = broker.take(consumer, 'a')!;
-  await settle(broker, consumer, p.id, 'DACK', 30);
-  await settle(broker, consumer, q.id, 'DACK', 10);
-  await settle(broker, consumer, r.id, 'DACK', 20);
+  const p = consumer.take('a')!;
+  const q = consumer.take('a')!;
+  const r = consumer.take('a')!;
+  await settle(consumer, p, 'DACK', 30_000);
+  await settle(consumer, q, 'DACK', 10_000);
+  await settle(consumer, r, 'DACK', 20_000);
   broker.tick(Date.now() + 25_000);
   assert.deepEqual(readyTexts(broker, 'a'), ['q', 'r', 's'], 'p is not due yet');
   broker.tick(Date.now() + 60_000);

@@ -141,7 +141,7 @@ describe('--no-tls: HTTP/1.1 and h2c on one port', () => {
       duplex: 'half',
     } as RequestInit);
     assert.equal(chunked.status, 201);
-    const ready = server.broker.inspect('h1.fetch')!.ready.map((m) => server.broker.payloadOf(m));
+    const ready = server.broker.inspect('h1.fetch')!.ready.map((m) => m.payload);
     assert.deepEqual(ready, [payload, Buffer.alloc(0), Buffer.from('chunk-ed')]);
 
     const topics = (await (await fetch(`${base}/topics`)).json()) as { topic: string; ready: number }[];
@@ -289,7 +289,7 @@ describe('TLS: ALPN h2 or http/1.1 on one port', () => {
     const [code] = (await once(child, 'close')) as [number];
     assert.equal(code, 0, err);
     assert.deepEqual(JSON.parse(out), { status: 201, ready: 1 });
-    assert.equal(server.broker.payloadOf(server.broker.inspect('h1.fetch.tls')!.ready[0]!).toString(), 'via fetch');
+    assert.equal(server.broker.inspect('h1.fetch.tls')!.ready[0]!.payload.toString(), 'via fetch');
   });
 
   test('a TLS client without ALPN is served HTTP/1.1; one offering only h2 gets h2', async () => {
