@@ -259,7 +259,7 @@ export class Broker implements QueueEngine {
    * Returns every delivery whose `--ack-timeout` deadline is at or before `nowMs` (monotonic ms,
    * `performance.now()`) to the front of its topic, as a NACK does (SPEC §7), or to the
    * dead-letter topic when it used up `--max-deliveries`, and tells its consumer
-   * (Consumer.onExpired). Runs on the ack ticker; returns how many expired.
+   * (Consumer.expired). Runs on the ack ticker; returns how many expired.
    */
   expireAckTimeouts(nowMs: number): number {
     return this.#dispatcher.expireAckTimeouts(nowMs);
@@ -297,7 +297,7 @@ export class Broker implements QueueEngine {
       cb(err === null ? null : core.storageError(err), existed);
     });
     writer.append(rec);
-    for (const msg of taken) msg.owner?.onTopicDeleted?.(msg); // a stream subscriber goes on at once
+    for (const msg of taken) msg.owner?.topicDeleted(msg); // a stream subscriber goes on at once
   }
 
   /** Names of existing topics (published to and not deleted), sorted. */

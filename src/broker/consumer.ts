@@ -31,33 +31,35 @@ export class Consumer implements ConsumerHandle {
   /** The topic of a stream subscription (HTTP subscribe, RESP SUBSCRIBE), counted in stats. */
   subscribedTo: Topic | null = null;
   closed = false;
-  /**
-   * Called when `--ack-timeout` took `msg` back from this consumer (it is no longer in
-   * `inFlight`, and a settle of it now throws MQ_ERR_NOT_IN_FLIGHT); `deadLettered`: it went to
-   * `<topic>.dead`. Called after the broker's state is updated, from the ack ticker. Set directly
-   * by the adapters that predate the engine seam; {@link ConsumerHandlers.onExpired} otherwise.
-   */
-  onExpired: ((msg: Message, deadLettered: boolean) => void) | null;
-  /**
-   * Called when the topic of `msg`, in flight to this consumer, was deleted (it is no longer in
-   * `inFlight`; a settle or touch of it throws MQ_ERR_TOPIC_DELETED). Called once the delete is
-   * applied in memory, after its record was appended. Set directly by the adapters that predate
-   * the engine seam; {@link ConsumerHandlers.onTopicDeleted} otherwise.
-   */
-  onTopicDeleted: ((msg: Message) => void) | null;
   readonly #host: ConsumerHost;
   readonly #handlers: ConsumerHandlers;
 
   constructor(host: ConsumerHost, handlers: ConsumerHandlers) {
     this.#host = host;
     this.#handlers = handlers;
-    this.onExpired = handlers.onExpired === undefined ? null : (msg, deadLettered) => handlers.onExpired!(msg, deadLettered);
-    this.onTopicDeleted = handlers.onTopicDeleted === undefined ? null : (msg) => handlers.onTopicDeleted!(msg);
   }
 
   /** Hands `msg`, now in flight to this consumer, to its handler. */
   deliver(msg: Message): void {
     this.#handlers.onDelivery(msg);
+  }
+
+  /**
+   * `--ack-timeout` took `msg` back from this consumer (it is no longer in `inFlight`, and a
+   * settle of it now throws MQ_ERR_NOT_IN_FLIGHT); `deadLettered`: it went to `<topic>.dead`.
+   * Called after the broker's state is updated, from the ack ticker (ConsumerHandlers.onExpired).
+   */
+  expired(msg: Message, deadLettered: boolean): void {
+    this.#handlers.onExpired?.(msg, deadLettered);
+  }
+
+  /**
+   * The topic of `msg`, in flight to this consumer, was deleted (it is no longer in `inFlight`; a
+   * settle or touch of it throws MQ_ERR_TOPIC_DELETED). Called once the delete is applied in
+   * memory, after its record was appended (ConsumerHandlers.onTopicDeleted).
+   */
+  topicDeleted(msg: Message): void {
+    this.#handlers.onTopicDeleted?.(msg);
   }
 
   get inFlightCount(): number {

@@ -216,7 +216,7 @@ export class Dispatcher {
     );
     for (let i = 0; i < expired.length; i++) {
       const msg = expired[i]!;
-      owners[i]?.onExpired?.(msg, msg.state === MessageState.GONE);
+      owners[i]?.expired(msg, msg.state === MessageState.GONE);
     }
     for (const topic of touched) this.dispatch(topic);
     return expired.length;
