@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { ROOT } from './helpers.js';
+import { ROOT } from './helpers/index.js';
 
 /** Which files a rule covers, what they may import, and what they must never import. */
 interface ImportRule {

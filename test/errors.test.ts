@@ -10,7 +10,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { CLIENT_ERRORS } from '../src/client/errors.js';
 import { BrokerError, ERRORS, type ErrorCode } from '../src/errors.js';
-import { ROOT } from './helpers.js';
+import { ROOT } from './helpers/index.js';
 
 const CODES = Object.keys(ERRORS) as ErrorCode[];
 const CLIENT_CODES = Object.keys(CLIENT_ERRORS);

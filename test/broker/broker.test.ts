@@ -2,38 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Broker } from '../../src/broker/broker.js';
 import type { Message } from '../../src/broker/message.js';
-import { BrokerError } from '../../src/errors.js';
 import type { WriterFs } from '../../src/log/log-writer.js';
-import { prng, randInt } from '../log/log-fixtures.js';
-import {
-  brokerOptions,
-  deleteTopic,
-  drainTexts,
-  harness,
-  peekTexts,
-  publish,
-  recorder,
-  settle,
-  takeAll,
-  text,
-} from './broker-fixtures.js';
-
-/** Asserts that `fn` throws a BrokerError with `code` (never matching on message text). */
-function throwsCode(fn: () => unknown, code: string): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof BrokerError, `expected a BrokerError, got ${String(err)}`);
-    assert.equal(err.code, code);
-    return true;
-  });
-}
-
-async function rejectsCode(p: Promise<unknown>, code: string): Promise<void> {
-  await assert.rejects(p, (err: unknown) => {
-    assert.ok(err instanceof BrokerError, `expected a BrokerError, got ${String(err)}`);
-    assert.equal(err.code, code);
-    return true;
-  });
-}
+import { brokerOptions, deleteTopic, drainTexts, harness, peekTexts, prng, publish, randInt, recorder, rejectsCode, settle, takeAll, text, throwsCode } from '../helpers/index.js';
 
 test('publish then request delivers in publish order', async (t) => {
   const broker = harness(t).open();

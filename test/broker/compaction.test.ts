@@ -14,9 +14,7 @@ import type { Consumer } from '../../src/broker/consumer.js';
 import type { Message } from '../../src/broker/message.js';
 import { listSegments } from '../../src/log/files.js';
 import { Placement, RecordType } from '../../src/log/record.js';
-import { brokerOptions, deleteTopic, harness, publish, recorder, settle, text, type TestContext } from './broker-fixtures.js';
-import { recordingLogger, removeDir, tempDir } from '../helpers.js';
-import { prng, randInt, scanFile } from '../log/log-fixtures.js';
+import { type AfterHook, brokerOptions, deleteTopic, harness, prng, publish, randInt, recorder, recordingLogger, removeDir, scanFile, settle, tempDir, text } from '../helpers/index.js';
 
 const SEGMENT_BYTES = 2048;
 const NEVER_MS = 2 ** 31 - 1;
@@ -33,7 +31,7 @@ function compacting(overrides: Partial<BrokerOptions> = {}): Partial<BrokerOptio
 }
 
 /** Opens a broker on `dir` (closed after the test). */
-function openAt(t: TestContext, dir: string, overrides: Partial<BrokerOptions> = {}): Broker {
+function openAt(t: AfterHook, dir: string, overrides: Partial<BrokerOptions> = {}): Broker {
   const broker = new Broker(brokerOptions(dir, overrides));
   broker.open();
   t.after(() => broker.close());
@@ -176,7 +174,7 @@ test('a crash after the copies are written but before the old segment is deleted
   assert.deepEqual(snapshot(broker, ['q']), reference);
 });
 
-function tempCopy(t: TestContext, dir: string): string {
+function tempCopy(t: AfterHook, dir: string): string {
   const copy = tempDir('mq-compact-copy-');
   fs.cpSync(dir, copy, { recursive: true });
   t.after(() => removeDir(copy));

@@ -13,21 +13,11 @@ import {
   type ConsumerHandle,
   type Delivery,
   type QueueEngine,
-  type SettleKind,
 } from '../../src/engine/queue-engine.js';
 import { BrokerError } from '../../src/errors.js';
-import { silentLogger, waitFor } from '../helpers.js';
-import { brokerOptions, deleteTopic, harness, publish } from './broker-fixtures.js';
+import { brokerOptions, deleteTopic, harness, publish, settle, silentLogger, throwsCode, waitFor } from '../helpers/index.js';
 
 const HOUR_MS = 3_600_000;
-
-function throwsCode(fn: () => unknown, code: string): void {
-  assert.throws(fn, (err: unknown) => err instanceof BrokerError && err.code === code);
-}
-
-function settle(consumer: ConsumerHandle, d: Delivery, kind: SettleKind, delayMs = 0): Promise<void> {
-  return new Promise((resolve, reject) => consumer.settle(d.deliveryId, kind, delayMs, (err) => (err === null ? resolve() : reject(err))));
-}
 
 /** A consumer through the seam, recording what it is handed. */
 function open(engine: QueueEngine): { consumer: ConsumerHandle; got: Delivery[]; expired: [Delivery, boolean][] } {

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { LoadingProgress } from '../../src/broker/loading-progress.js';
 import { MAX_WAIT_HINT_SECONDS, retryAfterSeconds } from '../../src/engine/loading-status.js';
 import type { ReplayProgress } from '../../src/log/segment-log.js';
-import { recordingLogger } from '../helpers.js';
+import { recordingLogger } from '../helpers/index.js';
 
 function at(elapsedMs: number, bytes: number, totalBytes = 1000): ReplayProgress {
   return { records: bytes / 10, bytes, totalBytes, segments: 1, elapsedMs };

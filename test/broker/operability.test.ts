@@ -10,18 +10,9 @@ import { AckDeadlines } from '../../src/broker/ack-deadlines.js';
 import type { Broker } from '../../src/broker/broker.js';
 import { MessageState } from '../../src/broker/message.js';
 import { BrokerError } from '../../src/errors.js';
-import { harness, publish, recorder, settle, text } from './broker-fixtures.js';
+import { harness, publish, readyTexts, recorder, settle, text, throwsCode } from '../helpers/index.js';
 
 const HOUR_MS = 3_600_000;
-
-function throwsCode(fn: () => unknown, code: string): void {
-  assert.throws(fn, (err: unknown) => err instanceof BrokerError && err.code === code);
-}
-
-/** Ready payloads of `topic`, front to back, without touching the queue. */
-function readyTexts(broker: Broker, topic: string): string[] {
-  return (broker.inspect(topic)?.ready ?? []).map((m) => text(m));
-}
 
 /** Waits until the broker's writer has completed everything appended so far. */
 async function settled(broker: Broker): Promise<void> {

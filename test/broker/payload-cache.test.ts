@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { MessageStore } from '../../src/broker/message-store.js';
 import { CACHE_ENTRY_OVERHEAD_BYTES, PayloadCache } from '../../src/broker/payload-cache.js';
 import { Topic } from '../../src/broker/topic.js';
-import { harness, publish, recorder, settle, takeAll, text } from './broker-fixtures.js';
+import { harness, publish, recorder, settle, takeAll, text } from '../helpers/index.js';
 
 test('MessageStore caches payloads up to its bound, inclusive, and frees the room when a message is forgotten', () => {
   const payloadBytes = 100;

@@ -4,10 +4,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import type { Message } from '../../src/broker/message.js';
 import { LogCorruptError } from '../../src/log/segment-log.js';
-import { recordingLogger } from '../helpers.js';
-import { prng, randInt } from '../log/log-fixtures.js';
-import { scanFile, segmentNames } from '../log/log-fixtures.js';
-import { deleteTopic, drainTexts, harness, peekTexts, publish, recorder, settle, takeAll, text } from './broker-fixtures.js';
+import { deleteTopic, drainTexts, harness, peekTexts, prng, publish, randInt, recorder, recordingLogger, scanFile, segmentNames, settle, takeAll, text } from '../helpers/index.js';
 
 test('replay keeps the ready order of every topic and the message ids', async (t) => {
   const h = harness(t);

@@ -7,14 +7,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Broker } from '../../src/broker/broker.js';
-import type { Message } from '../../src/broker/message.js';
-import { harness, publish, recorder, settle, text } from './broker-fixtures.js';
+import { harness, publish, readyTexts, recorder, settle, text } from '../helpers/index.js';
 
 const HOUR_MS = 3_600_000;
-
-function readyTexts(broker: Broker, topic: string): string[] {
-  return (broker.inspect(topic)?.ready ?? []).map((m) => text(m));
-}
 
 /** Publishes `texts` to `topic`, in order. */
 async function publishAll(broker: Broker, topic: string, texts: string[]): Promise<void> {

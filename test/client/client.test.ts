@@ -9,7 +9,7 @@ import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Message, MiniqueueClient, MiniqueueError, type Subscription } from '../../src/client/index.js';
 import type { RunningServer } from '../../src/server/server.js';
-import { removeDir, startInProcess, tempDir, waitFor } from '../helpers.js';
+import { removeDir, startInProcess, tempDir, waitFor } from '../helpers/index.js';
 
 const MAX_MESSAGE_BYTES = 4096;
 

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { ensureDevCert } from '../../src/server/certs.js';
 import type { RunningServer } from '../../src/server/server.js';
-import { removeDir, ROOT, startInProcess, tempDir } from '../helpers.js';
+import { removeDir, ROOT, startInProcess, tempDir } from '../helpers/index.js';
 
 let dir: string;
 let server: RunningServer;

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
 import { MiniqueueClient, MiniqueueError, type Message, type Subscription } from '../../src/client/index.js';
-import { removeDir, startChild, tempDir, waitFor, type ChildServer } from '../helpers.js';
+import { type ChildServer, removeDir, startChild, tempDir, waitFor } from '../helpers/index.js';
 
 /** `count` distinct ports that were free a moment ago (bound on port 0 together, then released). */
 async function freePorts(count: number): Promise<number[]> {

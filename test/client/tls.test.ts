@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import { MiniqueueClient, MiniqueueError } from '../../src/client/index.js';
 import { ensureDevCert, type CertPair } from '../../src/server/certs.js';
 import type { RunningServer } from '../../src/server/server.js';
-import { removeDir, startInProcess, tempDir } from '../helpers.js';
+import { removeDir, startInProcess, tempDir } from '../helpers/index.js';
 
 let dir: string;
 let pair: CertPair;

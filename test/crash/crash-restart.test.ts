@@ -15,8 +15,7 @@
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { test } from 'node:test';
-import { prng, removeDir, startChild, tempDir, type ChildServer } from '../helpers.js';
-import { MiniRespClient, type Reply } from './resp-client.js';
+import { type ChildServer, type MiniReply, MiniRespClient, prng, removeDir, startChild, tempDir } from '../helpers/index.js';
 
 const SEED = Number(process.env.CRASH_SEED ?? Math.floor(Math.random() * 1e9));
 const CYCLES = Number(process.env.CRASH_CYCLES ?? 24);
@@ -48,7 +47,7 @@ class Ledger {
   acked = 0;
 }
 
-function payloadOf(reply: Reply): { id: string; payload: string; dackCount: number } | null {
+function payloadOf(reply: MiniReply): { id: string; payload: string; dackCount: number } | null {
   if (!Array.isArray(reply)) return null;
   const [id, payload, dackCount] = reply as [Buffer, Buffer, number];
   return { id: id.toString(), payload: payload.toString(), dackCount };
@@ -403,7 +402,7 @@ test('crash and restart with --max-deliveries and --ack-timeout: dead letters ar
   const summary =
     `cycles=${cycles} published(answered)=${ledger.published} acked(answered)=${ledger.acked} ` +
     `deliveries=${ledger.deliveries.length} drained q=${inQueue.size} q.dead=${drained.get('q.dead')!.length} ` +
-    `(distinct ${inDead.size}) stats=${JSON.stringify((stats as Reply[]).map(String))}`;
+    `(distinct ${inDead.size}) stats=${JSON.stringify((stats as MiniReply[]).map(String))}`;
   t.diagnostic(summary);
   console.log(`# dead-letter crash suite: ${summary}`);
   assert.ok(inDead.size > 0, 'the load must actually dead-letter messages');

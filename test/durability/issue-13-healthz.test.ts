@@ -10,17 +10,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { MiniRespClient } from '../crash/resp-client.js';
-import { h2connect, h2request, removeDir, startChild, tempDir } from '../helpers.js';
-
-function tryMountTmpfs(dir: string, sizeBytes: number): boolean {
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeBytes}`, 'tmpfs', dir], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { h2connect, h2request, MiniRespClient, removeDir, startChild, tempDir, tryMountTmpfs } from '../helpers/index.js';
 
 const mountPoint = tempDir('mq-i13-health-');
 const mounted = tryMountTmpfs(mountPoint, 1024 * 1024);

@@ -6,8 +6,7 @@
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { test } from 'node:test';
-import { removeDir, startChild, tempDir } from '../helpers.js';
-import { MiniRespClient } from '../crash/resp-client.js';
+import { MiniRespClient, removeDir, startChild, tempDir } from '../helpers/index.js';
 
 test('SIGTERM under load exits 0 within 5 s and loses nothing answered', { timeout: 60_000 }, async (t) => {
   const db = tempDir('mq-shutdown-');

@@ -10,7 +10,7 @@ import type { Broker } from '../../src/broker/broker.js';
 import { MAX_DACK_DELAY_MS, type Delivery } from '../../src/engine/queue-engine.js';
 import { StreamConsumer } from '../../src/engine/stream-consumer.js';
 import { BrokerError } from '../../src/errors.js';
-import { deleteTopic, harness, publish } from '../broker/broker-fixtures.js';
+import { deleteTopic, harness, publish, throwsCode } from '../helpers/index.js';
 
 const HOUR_MS = 3_600_000;
 
@@ -41,10 +41,6 @@ function settleInto(s: StreamConsumer, events: string[], kind: 'ACK' | 'NACK' | 
       resolve(outcome);
     });
   });
-}
-
-function throwsCode(fn: () => unknown, code: string): void {
-  assert.throws(fn, (err: unknown) => err instanceof BrokerError && err.code === code);
 }
 
 test('a stream holds one delivery; a settle requests the next at once and is answered when durable', async (t) => {

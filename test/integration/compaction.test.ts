@@ -16,11 +16,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { removeDir, startChild, tempDir, type ChildServer } from '../helpers.js';
-import { MiniRespClient, type Reply } from '../crash/resp-client.js';
+import { asReserved, type ChildServer, logLines, type MiniReply, MiniRespClient, prng, randInt, removeDir, RespConn, startChild, statsOf, tempDir } from '../helpers/index.js';
 import { RecordType, decodeRecord } from '../../src/log/record.js';
-import { prng, randInt } from '../log/log-fixtures.js';
-import { RespConn, asReserved } from './util.js';
 
 const MiB = 1024 * 1024;
 const TOTAL_BYTES = Number(process.env.COMPACTION_MIB ?? 64) * MiB;
@@ -43,17 +40,6 @@ function dirBytes(dir: string): number {
     }
   }
   return total;
-}
-
-function logLines(server: ChildServer, msg: string): Record<string, number>[] {
-  return server.lines.filter((l) => l.includes(`"msg":"${msg}"`)).map((l) => JSON.parse(l) as Record<string, number>);
-}
-
-async function statsOf(c: RespConn, topic: string): Promise<Record<string, number>> {
-  const r = (await c.send('STATS', topic)) as (Buffer | number)[];
-  const s: Record<string, number> = {};
-  for (let i = 0; i < r.length; i += 2) s[String(r[i])] = Number(r[i + 1]);
-  return s;
 }
 
 test('disk use stays under 8 MiB plus the live data under endless publish+ack', { timeout: 180_000 }, async (t) => {
@@ -142,7 +128,7 @@ test('disk use stays under 8 MiB plus the live data under endless publish+ack', 
   await new Promise((r) => setTimeout(r, 1500));
   sample();
   clearInterval(sampler);
-  const runs = logLines(server, 'compaction run');
+  const runs = logLines<Record<string, number>>(server, 'compaction run');
   const summary =
     `wrote ${(written / MiB).toFixed(1)} MiB in ${(loadMs / 1000).toFixed(1)} s; ${samples} samples; ` +
     `max dir ${(maxBytes / MiB).toFixed(2)} MiB, max over live ${(maxOverLiveBytes / MiB).toFixed(2)} MiB, ` +
@@ -324,7 +310,7 @@ test('SIGKILL while compaction copies messages forward: nothing answered is lost
     await server.kill('SIGKILL');
     stop.v = true;
     await Promise.all(workers);
-    const runs = logLines(server, 'compaction run');
+    const runs = logLines<Record<string, number>>(server, 'compaction run');
     runsSeen += runs.length;
     copiedSeen += runs.reduce((n, r) => n + r.messagesCopied!, 0);
     if (hasSupersededCopies(db)) interrupted++;
@@ -337,7 +323,7 @@ test('SIGKILL while compaction copies messages forward: nothing answered is lost
   const drained: string[] = [];
   for (;;) {
     const replies = await Promise.all(Array.from({ length: 64 }, () => c.send('RESERVE', 'churn', 0)));
-    const got = replies.filter((r): r is Reply[] => Array.isArray(r));
+    const got = replies.filter((r): r is MiniReply[] => Array.isArray(r));
     if (got.length === 0) {
       const r = await c.send('RESERVE', 'churn', (DACK_SECONDS + 2) * 1000);
       if (!Array.isArray(r)) break;
@@ -354,12 +340,12 @@ test('SIGKILL while compaction copies messages forward: nothing answered is lost
   const backlog: string[] = [];
   for (;;) {
     const replies = await Promise.all(Array.from({ length: 64 }, () => c.send('RESERVE', 'backlog', 0)));
-    const got = replies.filter((r): r is Reply[] => Array.isArray(r));
+    const got = replies.filter((r): r is MiniReply[] => Array.isArray(r));
     for (const r of got) backlog.push(keyOf(r[1] as Buffer));
     if (got.length < replies.length) break;
   }
   c.close();
-  const finalRuns = logLines(server, 'compaction run');
+  const finalRuns = logLines<Record<string, number>>(server, 'compaction run');
   await server.kill('SIGTERM');
 
   const drainedSet = new Set(drained);

@@ -9,8 +9,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { RunningServer } from '../../src/server/server.js';
-import { h2connect, removeDir, startInProcess, tempDir, waitFor } from '../helpers.js';
-import { H2Subscriber, RespConn, asReserved, describeReply, isErrorReply } from './util.js';
+import { asReserved, describeReply, h2connect, H2Subscriber, isErrorReply, removeDir, RespConn, startInProcess, tempDir, waitFor } from '../helpers/index.js';
 
 const TIMEOUT_MS = 150;
 

@@ -19,8 +19,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { RunningServer } from '../../src/server/server.js';
-import { h2connect, h2request, prng, removeDir, startChild, startInProcess, tempDir, type ChildServer } from '../helpers.js';
-import { RespConn, asReserved } from './util.js';
+import { asReserved, type ChildServer, h2connect, h2request, logLines, prng, removeDir, RespConn, startChild, startInProcess, statsOf, tempDir } from '../helpers/index.js';
 
 const SEED = Number(process.env.COUNTERS_SEED ?? Math.floor(Math.random() * 1e9));
 const CYCLES = Number(process.env.COUNTERS_CYCLES ?? 5);
@@ -44,10 +43,8 @@ class Expected {
   }
 }
 
-async function statsOf(c: RespConn, topic: string): Promise<Counts> {
-  const r = (await c.send('STATS', topic)) as (Buffer | number)[];
-  const s: Record<string, number> = {};
-  for (let i = 0; i < r.length; i += 2) s[String(r[i])] = Number(r[i + 1]);
+async function countsOf(c: RespConn, topic: string): Promise<Counts> {
+  const s = await statsOf(c, topic);
   return { published: s.published!, acked: s.acked! };
 }
 
@@ -56,7 +53,7 @@ async function check(server: ChildServer, expected: Expected, when: string): Pro
   const conn = await RespConn.connect(server.respPort);
   try {
     for (const [topic, counts] of expected.topics) {
-      assert.deepEqual(await statsOf(conn, topic), counts, `STATS ${topic} ${when}`);
+      assert.deepEqual(await countsOf(conn, topic), counts, `STATS ${topic} ${when}`);
     }
   } finally {
     conn.close();
@@ -73,10 +70,6 @@ async function check(server: ChildServer, expected: Expected, when: string): Pro
   } finally {
     session.destroy();
   }
-}
-
-function logLines(server: ChildServer, msg: string): Record<string, number>[] {
-  return server.lines.filter((l) => l.includes(`"msg":"${msg}"`)).map((l) => JSON.parse(l) as Record<string, number>);
 }
 
 test('issue 13 finding 8: published/acked exact across SIGKILL restarts and compactions (child server)', { timeout: 180_000 }, async (t) => {
@@ -180,7 +173,7 @@ test('issue 13 finding 8: published/acked exact across SIGKILL restarts and comp
     }
     await new Promise((r) => setTimeout(r, Math.floor(rand() * 1200)));
     await server.kill('SIGKILL');
-    for (const run of logLines(server, 'compaction run')) {
+    for (const run of logLines<Record<string, number>>(server, 'compaction run')) {
       runs++;
       segmentsRemoved += run.segmentsRemoved!;
       messagesCopied += run.messagesCopied!;

@@ -17,8 +17,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { RecordType, recordSizeBytes } from '../../src/log/record.js';
 import type { RunningServer } from '../../src/server/server.js';
-import { removeDir, startInProcess, tempDir, waitFor } from '../helpers.js';
-import { RespConn, asReserved, encodeCommand, isErrorReply } from './util.js';
+import { asReserved, encodeCommand, isErrorReply, removeDir, RespConn, startInProcess, tempDir, waitFor } from '../helpers/index.js';
 
 /** Copies the data directory as a crash would leave it (without the LOCK, which names this live process). */
 function snapshot(db: string, to: string): void {

@@ -5,8 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { h2connect, h2request, removeDir, startChild, tempDir, type ChildServer } from '../helpers.js';
-import { H2Subscriber, RespConn, asReserved, encodeCommand, isErrorReply, type Reserved } from './util.js';
+import { asReserved, type ChildServer, encodeCommand, h2connect, h2request, H2Subscriber, isErrorReply, removeDir, type Reserved, RespConn, startChild, statsOf, tempDir } from '../helpers/index.js';
 
 const TOPIC = 'restart.main';
 
@@ -16,13 +15,6 @@ function payloadOf(i: number): string {
 
 function indexOf(payload: Buffer | string): number {
   return Number(String(payload).slice(1));
-}
-
-async function statsOf(c: RespConn, topic: string): Promise<Record<string, number>> {
-  const r = (await c.send('STATS', topic)) as (Buffer | number)[];
-  const s: Record<string, number> = {};
-  for (let i = 0; i < r.length; i += 2) s[String(r[i])] = Number(r[i + 1]);
-  return s;
 }
 
 test('after SIGKILL every answered, unacked publish is back exactly once, in order; acks and DACK delays survive', async (t) => {

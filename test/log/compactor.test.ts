@@ -16,8 +16,7 @@ import { LogWriter, type FsyncPolicy } from '../../src/log/log-writer.js';
 import { RecordType, recordSizeBytes } from '../../src/log/record.js';
 import type { SegmentLog } from '../../src/log/segment-log.js';
 import type { Segment } from '../../src/log/segment.js';
-import { recordingLogger, removeDir, silentLogger, tempDir } from '../helpers.js';
-import { appendPublish, openLog } from './log-fixtures.js';
+import { appendPublish, openLog, recordingLogger, removeDir, silentLogger, tempDir } from '../helpers/index.js';
 
 const SEGMENT_BYTES = 2048;
 /**

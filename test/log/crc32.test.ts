@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import CRC32 from 'crc-32';
 import crypto from 'node:crypto';
 import { NATIVE_CRC_MIN_BYTES, crc32, crc32Range } from '../../src/log/crc32.js';
-import { prng } from '../helpers.js';
+import { prng } from '../helpers/index.js';
 
 test('crc32 agrees with the crc-32 package on random bytes of every length 0..600 and on large inputs', () => {
   const rand = prng(32);

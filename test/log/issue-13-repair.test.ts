@@ -10,9 +10,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { MiniRespClient } from '../crash/resp-client.js';
-import { MAIN_JS, ROOT, removeDir, startChild, tempDir } from '../helpers.js';
-import { scanFile, segmentNames } from './log-fixtures.js';
+import { MAIN_JS, MiniRespClient, removeDir, ROOT, scanFile, segmentNames, startChild, tempDir } from '../helpers/index.js';
 
 const TOPIC = 'repair.acked';
 const COUNT = 300;

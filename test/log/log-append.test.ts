@@ -3,8 +3,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { LogAppend, LogWriter, type MessageRecordType } from '../../src/log/log-writer.js';
 import { MAX_U48, Placement, RESTORE_TAIL_BYTES, RecordType, recordSizeBytes } from '../../src/log/record.js';
-import { removeDir, silentLogger, tempDir } from '../helpers.js';
-import { append, openLog, scanFile } from './log-fixtures.js';
+import { append, openLog, removeDir, scanFile, silentLogger, tempDir } from '../helpers/index.js';
 
 const FIRST = '00000000000000000000.log';
 

@@ -5,8 +5,7 @@ import { test } from 'node:test';
 import { LogAppend, LogWriter, type FsyncPolicy, type WriterFs } from '../../src/log/log-writer.js';
 import { RecordType, fillCountersPayload } from '../../src/log/record.js';
 import type { SegmentLog } from '../../src/log/segment-log.js';
-import { prng, recordingLogger, removeDir, silentLogger, tempDir, waitFor } from '../helpers.js';
-import { append, appendPublish, openLog, payloadFor, scanFile, segmentNames } from './log-fixtures.js';
+import { append, appendPublish, openLog, payloadFor, prng, recordingLogger, removeDir, scanFile, segmentNames, silentLogger, tempDir, waitFor } from '../helpers/index.js';
 
 const FIRST = '00000000000000000000.log';
 

@@ -11,8 +11,7 @@ import { test, type TestContext } from 'node:test';
 import { RecordType } from '../../src/log/record.js';
 import { LogCorruptError, SegmentLog, type ReplayProgress, type ReplayStats, type ReplaySlicing } from '../../src/log/segment-log.js';
 import { REPLAY_CHUNK_BYTES } from '../../src/log/segment-scan.js';
-import { removeDir, silentLogger, tempDir } from '../helpers.js';
-import { hashTree, payloadFor, prng, randInt, scanFile, segmentNames, writePublishes } from './log-fixtures.js';
+import { hashTree, payloadFor, prng, randInt, scanFile, segmentNames, silentLogger, tempDirFor, writePublishes } from '../helpers/index.js';
 
 interface Seen {
   type: number;
@@ -23,15 +22,9 @@ interface Seen {
   payloadLength: number;
 }
 
-function dirFor(t: TestContext, prefix: string): string {
-  const dir = tempDir(prefix);
-  t.after(() => removeDir(dir));
-  return dir;
-}
-
 /** A copy of `dir` (files only, one level plus damaged/), so open and openSliced each get their own. */
 function copyDir(t: TestContext, dir: string): string {
-  const copy = dirFor(t, 'mq-slices-copy-');
+  const copy = tempDirFor(t, 'mq-slices-copy-');
   fs.cpSync(dir, copy, { recursive: true });
   return copy;
 }
@@ -98,7 +91,7 @@ async function mixedLog(dir: string): Promise<number> {
 }
 
 test('issue 13 finding 3: openSliced replays exactly what open does, in many slices, torn tail included', async (t) => {
-  const dir = dirFor(t, 'mq-slices-');
+  const dir = tempDirFor(t, 'mq-slices-');
   const count = await mixedLog(dir);
   // A torn last record: half of its bytes.
   const names = segmentNames(dir);
@@ -113,7 +106,7 @@ test('issue 13 finding 3: openSliced replays exactly what open does, in many sli
 });
 
 test('issue 13 finding 3: openSliced with repair resynchronises exactly as open does', async (t) => {
-  const dir = dirFor(t, 'mq-slices-repair-');
+  const dir = tempDirFor(t, 'mq-slices-repair-');
   await mixedLog(dir);
   const names = segmentNames(dir);
   const file = path.join(dir, names[1]!);
@@ -128,7 +121,7 @@ test('issue 13 finding 3: openSliced with repair resynchronises exactly as open 
 });
 
 test('issue 13 finding 3: damage found during a sliced replay rejects with LogCorruptError like open; nothing changed, no file left open', async (t) => {
-  const dir = dirFor(t, 'mq-slices-corrupt-');
+  const dir = tempDirFor(t, 'mq-slices-corrupt-');
   await mixedLog(dir);
   const names = segmentNames(dir);
   const file = path.join(dir, names[2]!);
@@ -165,7 +158,7 @@ test('issue 13 finding 3: damage found during a sliced replay rejects with LogCo
 });
 
 test('issue 13 finding 3: aborting a sliced replay stops it at the next slice with the abort reason; nothing changed, no file left open', async (t) => {
-  const dir = dirFor(t, 'mq-slices-abort-');
+  const dir = tempDirFor(t, 'mq-slices-abort-');
   await mixedLog(dir);
   // A torn tail the full replay would cut away: an aborted one must not get that far.
   const names = segmentNames(dir);

@@ -5,29 +5,12 @@ import { test } from 'node:test';
 import { LogWriter } from '../../src/log/log-writer.js';
 import { RecordType } from '../../src/log/record.js';
 import { LogCorruptError, SegmentLog } from '../../src/log/segment-log.js';
-import { recordingLogger, removeDir, silentLogger, tempDir } from '../helpers.js';
-import {
-  appendPublish,
-  hashTree,
-  openLog,
-  payloadFor,
-  prng,
-  randInt,
-  scanFile,
-  segmentNames,
-  writePublishes,
-} from './log-fixtures.js';
+import { appendPublish, hashTree, openLog, payloadFor, prng, randInt, recordingLogger, scanFile, segmentNames, silentLogger, tempDirFor, writePublishes } from '../helpers/index.js';
 
 const FIRST = '00000000000000000000.log';
 
-function dirFor(t: { after: (fn: () => void) => void }): string {
-  const dir = tempDir('mq-seglog-');
-  t.after(() => removeDir(dir));
-  return dir;
-}
-
 test('opening an empty directory creates segment 00000000000000000000.log', (t) => {
-  const dir = dirFor(t);
+  const dir = tempDirFor(t, 'mq-seglog-');
   const { log, records, stats } = openLog(dir);
   t.after(() => log.close());
   assert.deepEqual(segmentNames(dir), [FIRST]);
@@ -42,7 +25,7 @@ test('opening an empty directory creates segment 00000000000000000000.log', (t) 
 });
 
 test('opening a missing directory creates it; reopening an empty log adds no segment', (t) => {
-  const root = dirFor(t);
+  const root = tempDirFor(t, 'mq-seglog-');
   const dir = path.join(root, 'a', 'b');
   const first = openLog(dir);
   first.log.close();
@@ -54,7 +37,7 @@ test('opening a missing directory creates it; reopening an empty log adds no seg
 });
 
 test('files that are not segments are ignored', async (t) => {
-  const dir = dirFor(t);
+  const dir = tempDirFor(t, 'mq-seglog-');
   await writePublishes(dir, [Buffer.from('a'), Buffer.from('b')]);
   fs.writeFileSync(path.join(dir, 'README'), 'not a segment');
   fs.writeFileSync(path.join(dir, '123.log'), 'short name');
@@ -65,7 +48,7 @@ test('files that are not segments are ignored', async (t) => {
 });
 
 test('a multi-segment log replays every record in order; files are named by base offset (20 digits)', async (t) => {
-  const dir = dirFor(t);
+  const dir = tempDirFor(t, 'mq-seglog-');
   const rand = prng(1234);
   const payloads = Array.from({ length: 300 }, (_, i) => payloadFor(i, randInt(rand, 0, 200)));
   // Mixed: some records appended one per tick, some in large batches.
@@ -116,7 +99,7 @@ test('a multi-segment log replays every record in order; files are named by base
 });
 
 test('appending after a reopen continues the offsets in the newest segment', async (t) => {
-  const dir = dirFor(t);
+  const dir = tempDirFor(t, 'mq-seglog-');
   await writePublishes(dir, [Buffer.from('one'), Buffer.from('two')]);
   await writePublishes(dir, [Buffer.from('three')]);
   const { log, records } = openLog(dir);
@@ -130,7 +113,7 @@ test('appending after a reopen continues the offsets in the newest segment', asy
 });
 
 test('torn tail: a cut at a random byte inside the last records leaves exactly the prefix of whole records', async (t) => {
-  const root = dirFor(t);
+  const root = tempDirFor(t, 'mq-seglog-');
   const rand = prng(0xc0ffee);
   const ROUNDS = 40;
   for (let round = 0; round < ROUNDS; round++) {
@@ -191,7 +174,7 @@ test('torn tail: a cut at a random byte inside the last records leaves exactly t
 });
 
 test('a zero-filled tail (4 KiB of zeros after the last record) is treated as torn', async (t) => {
-  const dir = dirFor(t);
+  const dir = tempDirFor(t, 'mq-seglog-');
   const payloads = Array.from({ length: 10 }, (_, i) => payloadFor(i, 50));
   await writePublishes(dir, payloads);
   const file = path.join(dir, FIRST);
@@ -211,7 +194,7 @@ test('a zero-filled tail (4 KiB of zeros after the last record) is treated as to
 });
 
 test('a zero-filled file (power cut before any data reached it) opens empty', async (t) => {
-  const dir = dirFor(t);
+  const dir = tempDirFor(t, 'mq-seglog-');
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, FIRST), Buffer.alloc(4096));
   const { log, records } = openLog(dir);
@@ -221,7 +204,7 @@ test('a zero-filled file (power cut before any data reached it) opens empty', as
 });
 
 test('a last record whose body was zeroed (header written, data not) is a torn tail', async (t) => {
-  const dir = dirFor(t);
+  const dir = tempDirFor(t, 'mq-seglog-');
   const payloads = Array.from({ length: 5 }, (_, i) => payloadFor(i, 40));
   await writePublishes(dir, payloads);
   const file = path.join(dir, FIRST);
@@ -259,7 +242,7 @@ function flipMiddle(file: string): { position: number; index: number } {
 }
 
 test('a flipped bit in the middle of an older segment stops the open with LogCorruptError; nothing changes', async (t) => {
-  const dir = dirFor(t);
+  const dir = tempDirFor(t, 'mq-seglog-');
   const { names } = await multiSegmentLog(dir);
   const olderName = names[1]!;
   const older = path.join(dir, olderName);
@@ -292,7 +275,7 @@ test('a flipped bit in the middle of an older segment stops the open with LogCor
 });
 
 test('damage in the first record of an older segment is reported at position 0', async (t) => {
-  const dir = dirFor(t);
+  const dir = tempDirFor(t, 'mq-seglog-');
   const { names } = await multiSegmentLog(dir);
   const file = path.join(dir, names[0]!);
   const data = fs.readFileSync(file);
@@ -307,7 +290,7 @@ test('damage in the first record of an older segment is reported at position 0',
 });
 
 test('damage in the middle of the newest segment (valid records after it) is not a torn tail', async (t) => {
-  const dir = dirFor(t);
+  const dir = tempDirFor(t, 'mq-seglog-');
   const { names } = await multiSegmentLog(dir);
   const newest = path.join(dir, names[names.length - 1]!);
   assert.ok(scanFile(newest).length >= 3);
@@ -321,7 +304,7 @@ test('damage in the middle of the newest segment (valid records after it) is not
 });
 
 test('repair: only the damaged record moves into damaged/; every record before and after it replays (issue 13)', async (t) => {
-  const dir = dirFor(t);
+  const dir = tempDirFor(t, 'mq-seglog-');
   const { names, payloads } = await multiSegmentLog(dir);
   const olderName = names[1]!;
   const older = path.join(dir, olderName);
@@ -375,7 +358,7 @@ test('repair: only the damaged record moves into damaged/; every record before a
 });
 
 test('repair: garbage between records (no length to follow) is cut out up to the next intact record', async (t) => {
-  const dir = dirFor(t);
+  const dir = tempDirFor(t, 'mq-seglog-');
   const { names, payloads } = await multiSegmentLog(dir);
   const file = path.join(dir, names[0]!);
   const entries = scanFile(file);
@@ -396,7 +379,7 @@ test('repair: garbage between records (no length to follow) is cut out up to the
 });
 
 test('repair: damage at the end of an older segment sets aside the rest of that segment only', async (t) => {
-  const dir = dirFor(t);
+  const dir = tempDirFor(t, 'mq-seglog-');
   const { names, payloads } = await multiSegmentLog(dir);
   const file = path.join(dir, names[1]!);
   const entries = scanFile(file);
@@ -416,7 +399,7 @@ test('repair: damage at the end of an older segment sets aside the rest of that 
 });
 
 test('repair of an undamaged log changes nothing', async (t) => {
-  const dir = dirFor(t);
+  const dir = tempDirFor(t, 'mq-seglog-');
   await multiSegmentLog(dir);
   const before = hashTree(dir);
   const { log, records } = openLog(dir, { repair: true });
@@ -426,7 +409,7 @@ test('repair of an undamaged log changes nothing', async (t) => {
 });
 
 test('a record whose offset does not increase is damage', async (t) => {
-  const dir = dirFor(t);
+  const dir = tempDirFor(t, 'mq-seglog-');
   await writePublishes(dir, [Buffer.from('a'), Buffer.from('b'), Buffer.from('c')]);
   const file = path.join(dir, FIRST);
   const data = fs.readFileSync(file);
@@ -449,7 +432,7 @@ function damagedContents(dir: string): Buffer[] {
 }
 
 test('two torn tails at the same position: both cut parts are kept in damaged/ (nothing overwritten)', async (t) => {
-  const dir = dirFor(t);
+  const dir = tempDirFor(t, 'mq-seglog-');
   await writePublishes(dir, [Buffer.from('keep-1'), Buffer.from('keep-2')]);
   const file = path.join(dir, FIRST);
   const cuts: Buffer[] = [];
@@ -470,7 +453,7 @@ test('two torn tails at the same position: both cut parts are kept in damaged/ (
 });
 
 test('a second repair does not overwrite what the first one moved into damaged/', async (t) => {
-  const dir = dirFor(t);
+  const dir = tempDirFor(t, 'mq-seglog-');
   const { names } = await multiSegmentLog(dir);
   const seg1 = path.join(dir, names[1]!);
   const first = flipMiddle(seg1);

@@ -17,7 +17,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { ROOT, removeDir, tempDir } from '../helpers.js';
+import { removeDir, ROOT, tempDir } from '../helpers/index.js';
 
 interface LockPackage {
   dev?: boolean;

@@ -13,15 +13,15 @@ import { createClient } from 'redis';
 import { MiniqueueClient, MiniqueueError } from '../../src/client/index.js';
 import { ConfigError, parseConfig } from '../../src/server/config.js';
 import type { RunningServer } from '../../src/server/server.js';
-import { h2connect, recordingLogger, removeDir, startInProcess, tempDir, type H2Response } from '../helpers.js';
-import { RespConn, describeReply, isErrorReply, type Reply } from '../integration/util.js';
+import { describeReply, errorLine, h2connect, h2request, type H2Response, recordingLogger, removeDir, type Reply, RespConnections, startInProcess, tempDir } from '../helpers/index.js';
 
 const TOKEN = 'test-token-7f3a9c';
 
 let dir: string;
 let server: RunningServer;
 let session: http2.ClientHttp2Session;
-const conns: RespConn[] = [];
+const resp = new RespConnections(() => server.resp!.port);
+const connect = resp.connect;
 
 before(async () => {
   dir = tempDir('mq-auth-');
@@ -31,28 +31,10 @@ before(async () => {
 
 after(async () => {
   session.close();
-  for (const c of conns) c.close();
+  resp.closeAll();
   await server.close();
   removeDir(dir);
 });
-
-/** One HTTP/2 request with optional extra headers; resolves with status, headers and body. */
-function request(method: string, urlPath: string, headers: http2.OutgoingHttpHeaders = {}, body?: string): Promise<H2Response> {
-  return new Promise((resolve, reject) => {
-    const req = session.request({ ':method': method, ':path': urlPath, ...headers });
-    const chunks: Buffer[] = [];
-    let status = 0;
-    let responseHeaders: http2.IncomingHttpHeaders = {};
-    req.on('response', (h) => {
-      responseHeaders = h;
-      status = Number(h[':status']);
-    });
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve({ status, headers: responseHeaders, body: Buffer.concat(chunks) }));
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 const bearer = (token: string): http2.OutgoingHttpHeaders => ({ authorization: `Bearer ${token}` });
 
@@ -66,17 +48,6 @@ function assertUnauthorized(res: H2Response, code: 'MQ_ERR_NOAUTH' | 'MQ_ERR_UNA
   if (code === 'MQ_ERR_UNAUTHORIZED') assert.match(String(res.headers['www-authenticate']), /error="invalid_token"/);
 }
 
-async function connect(): Promise<RespConn> {
-  const c = await RespConn.connect(server.resp!.port);
-  conns.push(c);
-  return c;
-}
-
-function errorLine(r: Reply): string {
-  assert.ok(isErrorReply(r), `expected an error reply, got ${describeReply(r)}`);
-  return r.line;
-}
-
 /** The value of one sample line of the /metrics text (undefined when absent). */
 async function metricValue(sample: string): Promise<number | undefined> {
   const text = await server.metrics.render();
@@ -86,42 +57,42 @@ async function metricValue(sample: string): Promise<number | undefined> {
 
 describe('HTTP/2 with --auth-token', () => {
   test('publish (fast path): missing token 401 NOAUTH, wrong token 401 UNAUTHORIZED, right token 201', async () => {
-    assertUnauthorized(await request('POST', '/publish/auth.h2', {}, 'x'), 'MQ_ERR_NOAUTH', 'no header');
-    assertUnauthorized(await request('POST', '/publish/auth.h2', { authorization: `Basic ${Buffer.from(`u:${TOKEN}`).toString('base64')}` }, 'x'), 'MQ_ERR_NOAUTH', 'basic scheme');
-    assertUnauthorized(await request('POST', '/publish/auth.h2', bearer('wrong'), 'x'), 'MQ_ERR_UNAUTHORIZED', 'wrong token');
-    assertUnauthorized(await request('POST', '/publish/auth.h2', bearer(`${TOKEN}x`), 'x'), 'MQ_ERR_UNAUTHORIZED', 'longer token');
-    assertUnauthorized(await request('POST', '/publish/auth.h2', bearer(TOKEN.slice(0, -1)), 'x'), 'MQ_ERR_UNAUTHORIZED', 'prefix of the token');
+    assertUnauthorized(await h2request(session, 'POST', '/publish/auth.h2', 'x', {}), 'MQ_ERR_NOAUTH', 'no header');
+    assertUnauthorized(await h2request(session, 'POST', '/publish/auth.h2', 'x', { authorization: `Basic ${Buffer.from(`u:${TOKEN}`).toString('base64')}` }), 'MQ_ERR_NOAUTH', 'basic scheme');
+    assertUnauthorized(await h2request(session, 'POST', '/publish/auth.h2', 'x', bearer('wrong')), 'MQ_ERR_UNAUTHORIZED', 'wrong token');
+    assertUnauthorized(await h2request(session, 'POST', '/publish/auth.h2', 'x', bearer(`${TOKEN}x`)), 'MQ_ERR_UNAUTHORIZED', 'longer token');
+    assertUnauthorized(await h2request(session, 'POST', '/publish/auth.h2', 'x', bearer(TOKEN.slice(0, -1))), 'MQ_ERR_UNAUTHORIZED', 'prefix of the token');
     assert.equal(server.broker.topicStats('auth.h2'), undefined, 'nothing was published by refused requests');
 
-    assert.equal((await request('POST', '/publish/auth.h2', bearer(TOKEN), 'hello')).status, 201);
-    assert.equal((await request('POST', '/publish/auth.h2', { authorization: `bearer   ${TOKEN}` }, 'again')).status, 201, 'the scheme is case-insensitive');
+    assert.equal((await h2request(session, 'POST', '/publish/auth.h2', 'hello', bearer(TOKEN))).status, 201);
+    assert.equal((await h2request(session, 'POST', '/publish/auth.h2', 'again', { authorization: `bearer   ${TOKEN}` })).status, 201, 'the scheme is case-insensitive');
     assert.equal(server.broker.topicStats('auth.h2')!.ready, 2);
   });
 
   test('subscribe (fast path) is refused before any delivery without the token', async () => {
-    assertUnauthorized(await request('POST', '/subscribe/auth.h2', {}, '"INIT"\n'), 'MQ_ERR_NOAUTH', 'subscribe without a token');
-    assertUnauthorized(await request('POST', '/subscribe/auth.h2', bearer('nope'), '"INIT"\n'), 'MQ_ERR_UNAUTHORIZED', 'subscribe with a wrong token');
+    assertUnauthorized(await h2request(session, 'POST', '/subscribe/auth.h2', '"INIT"\n', {}), 'MQ_ERR_NOAUTH', 'subscribe without a token');
+    assertUnauthorized(await h2request(session, 'POST', '/subscribe/auth.h2', '"INIT"\n', bearer('nope')), 'MQ_ERR_UNAUTHORIZED', 'subscribe with a wrong token');
     assert.equal(server.broker.topicStats('auth.h2')!.inFlight, 0);
   });
 
   test('Fastify routes (GET /topics, GET /metrics, DELETE, unknown routes) need the token; GET /healthz does not', async () => {
-    assertUnauthorized(await request('GET', '/topics'), 'MQ_ERR_NOAUTH', 'GET /topics');
-    assertUnauthorized(await request('GET', '/topics', bearer('wrong')), 'MQ_ERR_UNAUTHORIZED', 'GET /topics wrong');
-    assertUnauthorized(await request('GET', '/metrics'), 'MQ_ERR_NOAUTH', 'GET /metrics');
-    assertUnauthorized(await request('DELETE', '/auth.h2'), 'MQ_ERR_NOAUTH', 'DELETE');
-    assertUnauthorized(await request('GET', '/no/such/route'), 'MQ_ERR_NOAUTH', 'an unknown route says 401, not 404');
+    assertUnauthorized(await h2request(session, 'GET', '/topics'), 'MQ_ERR_NOAUTH', 'GET /topics');
+    assertUnauthorized(await h2request(session, 'GET', '/topics', undefined, bearer('wrong')), 'MQ_ERR_UNAUTHORIZED', 'GET /topics wrong');
+    assertUnauthorized(await h2request(session, 'GET', '/metrics'), 'MQ_ERR_NOAUTH', 'GET /metrics');
+    assertUnauthorized(await h2request(session, 'DELETE', '/auth.h2'), 'MQ_ERR_NOAUTH', 'DELETE');
+    assertUnauthorized(await h2request(session, 'GET', '/no/such/route'), 'MQ_ERR_NOAUTH', 'an unknown route says 401, not 404');
     assert.ok(server.broker.topicStats('auth.h2') !== undefined, 'the refused DELETE deleted nothing');
 
-    const topics = await request('GET', '/topics', bearer(TOKEN));
+    const topics = await h2request(session, 'GET', '/topics', undefined, bearer(TOKEN));
     assert.equal(topics.status, 200);
     assert.ok((JSON.parse(topics.body.toString()) as { topic: string }[]).some((t) => t.topic === 'auth.h2'));
-    const metrics = await request('GET', '/metrics', bearer(TOKEN));
+    const metrics = await h2request(session, 'GET', '/metrics', undefined, bearer(TOKEN));
     assert.equal(metrics.status, 200);
     assert.match(metrics.body.toString(), /^miniqueue_topic_ready_messages\{topic="auth\.h2"\} \d+$/m);
 
-    const health = await request('GET', '/healthz');
+    const health = await h2request(session, 'GET', '/healthz');
     assert.equal(health.status, 200, '/healthz stays open for load balancers');
-    assert.equal((await request('GET', '/healthz?probe=1')).status, 200);
+    assert.equal((await h2request(session, 'GET', '/healthz?probe=1')).status, 200);
   });
 
   test('the miniqueue client sends authToken; without it the server answers MQ_ERR_NOAUTH', async (t) => {
@@ -248,7 +219,7 @@ describe('RESP with --auth-token', () => {
     const c = await connect();
     errorLine(await c.send('PING'));
     errorLine(await c.send('AUTH', 'wrong'));
-    await request('GET', '/topics');
+    await h2request(session, 'GET', '/topics');
     assert.equal(await metricValue('miniqueue_refusals_total{protocol="resp",reason="unauthorized"}'), before.resp + 2);
     assert.equal(await metricValue('miniqueue_refusals_total{protocol="http2",reason="unauthorized"}'), before.http2 + 1);
   });

@@ -13,8 +13,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Redis } from 'ioredis';
 import { BrokerError } from '../../src/errors.js';
-import { h2connect, h2request, removeDir, startInProcess, tempDir, waitFor } from '../helpers.js';
-import { H2Subscriber, RespConn, asReserved, describeReply, encodeCommand, isErrorReply } from '../integration/util.js';
+import { asReserved, describeReply, encodeCommand, h2connect, h2request, H2Subscriber, isErrorReply, removeDir, RespConn, startInProcess, tempDir, waitFor } from '../helpers/index.js';
 
 const DELETED_LINE = (topic: string): string => new BrokerError('MQ_ERR_TOPIC_DELETED', [topic]).toRespLine();
 

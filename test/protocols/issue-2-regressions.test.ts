@@ -4,8 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { RunningServer } from '../../src/server/server.js';
-import { h2connect, removeDir, startInProcess, tempDir } from '../helpers.js';
-import { RespConn, asReserved, encodeCommand, isErrorReply } from '../integration/util.js';
+import { asReserved, encodeCommand, h2connect, isErrorReply, removeDir, RespConn, startInProcess, tempDir } from '../helpers/index.js';
 
 let server: RunningServer;
 let dir: string;

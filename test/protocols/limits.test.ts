@@ -15,10 +15,7 @@ import { Admission } from '../../src/protocols/admission.js';
 import { startHttp2Listener } from '../../src/protocols/http2/server.js';
 import { MAX_CONCURRENT_STREAMS } from '../../src/protocols/http2/server.js';
 import { RESP_MAX_OUTPUT_BYTES } from '../../src/protocols/resp/connection.js';
-import { ensureDevCert, type CertPair } from '../../src/server/certs.js';
-import { harness } from '../broker/broker-fixtures.js';
-import { encodeCommand, RespConn, type Reply } from '../integration/util.js';
-import { h2connect, h2request, recordingLogger, removeDir, silentLogger, startInProcess, tempDir, waitFor } from '../helpers.js';
+import { devCert, encodeCommand, h2connect, h2request, harness, recordingLogger, removeDir, type Reply, RespConn, silentLogger, startInProcess, tempDir, waitFor } from '../helpers/index.js';
 
 describe('--max-connections', () => {
   test('counts RESP connections and HTTP/2 sessions together; the one over the limit is refused clearly and counted', async (t) => {
@@ -88,14 +85,6 @@ describe('--max-connections', () => {
     assert.equal((await h2request(again, 'POST', '/publish/limits.ok', 'x')).status, 201);
   });
 });
-
-/** A self-signed localhost certificate generated into `dir`/certs. */
-function devCert(dir: string): Promise<CertPair> {
-  return ensureDevCert(
-    { certPath: path.join(dir, 'certs', 'cert.pem'), keyPath: path.join(dir, 'certs', 'key.pem'), certExplicit: false },
-    { warn: () => {} },
-  );
-}
 
 /** A raw TCP connection to `port` that never sends a byte (no TLS ClientHello): a slowloris. */
 async function silentSocket(port: number): Promise<net.Socket> {

@@ -8,14 +8,14 @@ import assert from 'node:assert/strict';
 import type http2 from 'node:http2';
 import { after, before, describe, test } from 'node:test';
 import type { RunningServer } from '../../src/server/server.js';
-import { asReserved, H2Subscriber, isErrorReply, RespConn, type Reply } from '../integration/util.js';
-import { h2connect, h2request, removeDir, startInProcess, tempDir, waitFor } from '../helpers.js';
+import { asReserved, h2connect, h2request, H2Subscriber, isErrorReply, removeDir, type Reply, RespConnections, startInProcess, tempDir, waitFor } from '../helpers/index.js';
 
 const ACK_TIMEOUT_MS = 300;
 let dir: string;
 let server: RunningServer;
 let session: http2.ClientHttp2Session;
-const conns: RespConn[] = [];
+const resp = new RespConnections(() => server.resp!.port);
+const connect = resp.connect;
 const subscribers: H2Subscriber[] = [];
 
 before(async () => {
@@ -26,17 +26,11 @@ before(async () => {
 
 after(async () => {
   for (const s of subscribers) s.close();
-  for (const c of conns) c.close();
+  resp.closeAll();
   session.close();
   await server.close();
   removeDir(dir);
 });
-
-async function connect(): Promise<RespConn> {
-  const c = await RespConn.connect(server.resp!.port);
-  conns.push(c);
-  return c;
-}
 
 async function subscribe(topic: string): Promise<H2Subscriber> {
   const s = new H2Subscriber(session, topic);

@@ -2,20 +2,14 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { once } from 'node:events';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { describe, it, type TestContext } from 'node:test';
+import { describe, it } from 'node:test';
 import tls from 'node:tls';
 import { ensureDevCert } from '../../src/server/certs.js';
 import { ConfigError } from '../../src/server/config.js';
 import { createLogger } from '../../src/server/logger.js';
-
-function tempDir(t: TestContext): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mq-certs-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+import { tempDirFor } from '../helpers/index.js';
 
 /** A logger whose JSON lines are collected, parsed, in `entries`. */
 function captureLogger(): { log: ReturnType<typeof createLogger>; entries: Array<Record<string, unknown>> } {
@@ -41,7 +35,7 @@ async function assertRejectsWithOption(promise: Promise<unknown>, option: string
 
 describe('ensureDevCert', () => {
   it('generates a localhost certificate when neither file exists, then reuses it', async (t) => {
-    const dir = tempDir(t);
+    const dir = tempDirFor(t, 'mq-certs-');
     // A directory that does not exist yet: it is created (mkdir -p).
     const certPath = path.join(dir, 'nested', 'certs', 'localhost.pem');
     const keyPath = path.join(dir, 'nested', 'certs', 'localhost-key.pem');
@@ -79,7 +73,7 @@ describe('ensureDevCert', () => {
   });
 
   it('serves a TLS handshake that a client trusting the certificate accepts for localhost', async (t) => {
-    const dir = tempDir(t);
+    const dir = tempDirFor(t, 'mq-certs-');
     const { log } = captureLogger();
     const pair = await ensureDevCert(
       { certPath: path.join(dir, 'c.pem'), keyPath: path.join(dir, 'k.pem'), certExplicit: false },
@@ -98,7 +92,7 @@ describe('ensureDevCert', () => {
   });
 
   it('reads existing named files without generating anything', async (t) => {
-    const dir = tempDir(t);
+    const dir = tempDirFor(t, 'mq-certs-');
     const { log, entries } = captureLogger();
     const generated = await ensureDevCert(
       { certPath: path.join(dir, 'a.pem'), keyPath: path.join(dir, 'b.pem'), certExplicit: false },
@@ -110,7 +104,7 @@ describe('ensureDevCert', () => {
   });
 
   it('never generates when --cert or --key was given', async (t) => {
-    const dir = tempDir(t);
+    const dir = tempDirFor(t, 'mq-certs-');
     const { log } = captureLogger();
     const certPath = path.join(dir, 'c.pem');
     const keyPath = path.join(dir, 'k.pem');
@@ -119,7 +113,7 @@ describe('ensureDevCert', () => {
   });
 
   it('refuses to overwrite a lone certificate or key', async (t) => {
-    const dir = tempDir(t);
+    const dir = tempDirFor(t, 'mq-certs-');
     const { log } = captureLogger();
     const certPath = path.join(dir, 'c.pem');
     const keyPath = path.join(dir, 'k.pem');
@@ -133,7 +127,7 @@ describe('ensureDevCert', () => {
   });
 
   it('rejects files that are not PEM, and a key that does not match', async (t) => {
-    const dir = tempDir(t);
+    const dir = tempDirFor(t, 'mq-certs-');
     const { log } = captureLogger();
     const a = await ensureDevCert({ certPath: path.join(dir, 'a.pem'), keyPath: path.join(dir, 'a-key.pem'), certExplicit: false }, log);
     await ensureDevCert({ certPath: path.join(dir, 'b.pem'), keyPath: path.join(dir, 'b-key.pem'), certExplicit: false }, log);

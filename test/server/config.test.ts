@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, HelpRequested, checkDataDir, parseConfig, type Config } from '../../src/server/config.js';
+import { tempDirFor } from '../helpers/index.js';
 
 /** No MINIQUEUE_* variables leak in from the environment the tests run in. */
 const NO_ENV: NodeJS.ProcessEnv = {};
@@ -14,15 +14,9 @@ function parse(...argv: string[]): Config {
   return parseConfig(argv, NO_ENV);
 }
 
-function tempDir(t: TestContext): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mq-config-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
 /** Two existing (content-irrelevant) files standing in for a certificate and key. */
 function tempCertFiles(t: TestContext): { cert: string; key: string } {
-  const dir = tempDir(t);
+  const dir = tempDirFor(t, 'mq-config-');
   const cert = path.join(dir, 'c.pem');
   const key = path.join(dir, 'k.pem');
   fs.writeFileSync(cert, 'cert');
@@ -202,7 +196,7 @@ describe('parseConfig long forms', () => {
     assert.equal(parse('--period', '500us').periodMs, 1);
   });
   it('--cert and --key must exist only when TLS is on', (t) => {
-    const missing = path.join(tempDir(t), 'missing.pem');
+    const missing = path.join(tempDirFor(t, 'mq-config-'), 'missing.pem');
     const config = parse('--no-tls', '--cert', missing, '--key', missing);
     assert.equal(config.tls, false);
     assert.equal(config.certExplicit, true);
@@ -305,7 +299,7 @@ describe('parseConfig rejects bad flags with a ConfigError naming the flag', () 
   }
 
   it('a named --cert that does not exist', (t) => {
-    const missing = path.join(tempDir(t), 'nope.pem');
+    const missing = path.join(tempDirFor(t, 'mq-config-'), 'nope.pem');
     const err = assertConfigError(() => parse('--cert', missing, '--key', missing), '--cert');
     assert.ok(err.message.includes(missing), 'the message names the path');
   });
@@ -323,16 +317,16 @@ describe('parseConfig rejects bad flags with a ConfigError naming the flag', () 
 
 describe('checkDataDir', () => {
   it('accepts an existing writable directory', (t) => {
-    checkDataDir(tempDir(t));
+    checkDataDir(tempDirFor(t, 'mq-config-'));
   });
   it('accepts a missing directory under a writable one, without creating it', (t) => {
-    const db = path.join(tempDir(t), 'a', 'b');
+    const db = path.join(tempDirFor(t, 'mq-config-'), 'a', 'b');
     checkDataDir(db);
     assert.equal(fs.existsSync(db), false);
     assert.equal(fs.existsSync(path.dirname(db)), false);
   });
   it('rejects a file', (t) => {
-    const file = path.join(tempDir(t), 'file');
+    const file = path.join(tempDirFor(t, 'mq-config-'), 'file');
     fs.writeFileSync(file, '');
     assertConfigError(() => checkDataDir(file), '--db');
     assertConfigError(() => checkDataDir(path.join(file, 'below')), '--db');
@@ -341,7 +335,7 @@ describe('checkDataDir', () => {
   it('rejects a directory this user cannot write', (t) => {
     if (process.getuid?.() === 0) {
       // Root may write anywhere, except on a read-only file system: use a read-only tmpfs.
-      const dir = tempDir(t);
+      const dir = tempDirFor(t, 'mq-config-');
       execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=64k', 'tmpfs', dir]);
       try {
         assertConfigError(() => checkDataDir(dir), '--db');
@@ -351,7 +345,7 @@ describe('checkDataDir', () => {
       }
       return;
     }
-    const dir = tempDir(t);
+    const dir = tempDirFor(t, 'mq-config-');
     fs.chmodSync(dir, 0o500);
     try {
       assertConfigError(() => checkDataDir(dir), '--db');

@@ -7,8 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { DashboardSnapshot } from '../../src/protocols/http2/dashboard.js';
 import { VERSION } from '../../src/server/version.js';
-import { removeDir, startInProcess, tempDir } from '../helpers.js';
-import { RespConn } from '../integration/util.js';
+import { removeDir, RespConn, startInProcess, tempDir } from '../helpers/index.js';
 
 test('the snapshot: per-topic figures with dead letters, totals, log, fsync histogram, connections, version', async (t) => {
   const dir = tempDir('mq-dashboard-data-');

@@ -19,8 +19,7 @@ import { Redis } from 'ioredis';
 import { createClient } from 'redis';
 import { segmentFileName } from '../../src/log/files.js';
 import { RecordType, encodePublish, recordSizeBytes } from '../../src/log/record.js';
-import { h2connect, h2request, removeDir, startChild, tempDir, waitFor, type ChildServer } from '../helpers.js';
-import { RespConn, isErrorReply, type Reply } from '../integration/util.js';
+import { type ChildServer, errorLine, h2connect, h2request, logLines, removeDir, type Reply, RespConn, startChild, tempDir, waitFor } from '../helpers/index.js';
 
 /** Topics the written log spreads its messages over, round robin (message i is in topic-(i % 4)). */
 const TOPICS = 4;
@@ -70,21 +69,8 @@ function hashSegments(dir: string): Record<string, string> {
   return out;
 }
 
-/** The parsed JSON log lines of `child` so far. */
-function logLines(child: ChildServer): { msg?: string; [k: string]: unknown }[] {
-  const out: { msg?: string }[] = [];
-  for (const line of child.lines) {
-    try {
-      out.push(JSON.parse(line) as { msg?: string });
-    } catch {
-      // not JSON: ignore
-    }
-  }
-  return out;
-}
-
 function isReady(child: ChildServer): boolean {
-  return logLines(child).some((l) => l.msg === 'miniqueue ready');
+  return logLines<{ msg?: string; [k: string]: unknown }>(child).some((l) => l.msg === 'miniqueue ready');
 }
 
 /** `field:value` lines of an INFO reply. */
@@ -96,11 +82,6 @@ function infoFields(reply: Reply): Map<string, string> {
     if (i > 0) fields.set(line.slice(0, i), line.slice(i + 1));
   }
   return fields;
-}
-
-function errorLine(reply: Reply): string {
-  assert.ok(isErrorReply(reply), `expected an error reply, got ${String(reply)}`);
-  return reply.line;
 }
 
 /** One HTTP/1.1 GET on the HTTP port (which serves HTTP/1.1 beside h2c with --no-tls). */
@@ -206,7 +187,7 @@ test('issue 13 finding 3: during a long replay every listener answers (503 MQ_ER
   assert.equal(await ioredisPublish, 'OK', `ioredis errors: ${ioredisErrors.map((e) => e.message).join('; ')}`);
   assert.equal(ioredis.status, 'ready');
   await waitFor(() => isReady(child), 60_000, 20);
-  const lines = logLines(child);
+  const lines = logLines<{ msg?: string; [k: string]: unknown }>(child);
   const replayed = lines.find((l) => l.msg === 'log replayed') as { durationMs: number; records: number; messages: number };
   assert.equal(replayed.records, MESSAGES);
   assert.equal(replayed.messages, MESSAGES);
@@ -267,7 +248,7 @@ test('issue 13 finding 3: a SIGTERM during the replay stops cleanly (exit 0) and
   const signalledAt = performance.now();
   const exit = await child.kill('SIGTERM');
   const stopMs = performance.now() - signalledAt;
-  const lines = logLines(child);
+  const lines = logLines<{ msg?: string; [k: string]: unknown }>(child);
   assert.deepEqual(exit, { code: 0, signal: null }, `exit after SIGTERM during the replay; stderr: ${child.stderr()}`);
   assert.ok(lines.some((l) => l.msg === 'shutting down') && lines.some((l) => l.msg === 'stopped'), child.lines.join('\n'));
   assert.ok(!lines.some((l) => l.msg === 'log replayed' || l.msg === 'miniqueue ready'), 'stopped before the replay ended');
@@ -278,7 +259,7 @@ test('issue 13 finding 3: a SIGTERM during the replay stops cleanly (exit 0) and
   // The next start replays everything.
   const again = await startChild(dir, [], 60_000);
   t.after(() => again.kill('SIGKILL'));
-  const replayed = logLines(again).find((l) => l.msg === 'log replayed') as { messages: number };
+  const replayed = logLines<{ msg?: string; [k: string]: unknown }>(again).find((l) => l.msg === 'log replayed') as { messages: number };
   assert.equal(replayed.messages, MESSAGES + 4);
   assert.deepEqual(await again.kill('SIGTERM'), { code: 0, signal: null });
 });
@@ -315,6 +296,6 @@ test('issue 13 finding 3: a damaged record found during a sliced replay ends the
   assert.deepEqual(exit, { code: 1, signal: null }, `stderr: ${child.stderr()}`);
   assert.match(child.stderr(), /^miniqueue: [^\n]+\n$/, 'one line on stderr');
   assert.ok(child.stderr().includes(`${damaged.file} at byte position ${position} `), child.stderr());
-  assert.ok(!logLines(child).some((l) => l.msg === 'miniqueue ready'));
+  assert.ok(!logLines<{ msg?: string; [k: string]: unknown }>(child).some((l) => l.msg === 'miniqueue ready'));
   assert.deepEqual(hashSegments(damagedDir), hashes, 'nothing was changed without --repair');
 });

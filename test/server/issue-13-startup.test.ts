@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
-import { MAIN_JS, ROOT, removeDir, startChild, tempDir } from '../helpers.js';
+import { MAIN_JS, removeDir, ROOT, startChild, tempDir } from '../helpers/index.js';
 
 interface Exited {
   code: number | null;

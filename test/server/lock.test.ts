@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { removeDir, startChild, tempDir } from '../helpers.js';
+import { removeDir, startChild, tempDir } from '../helpers/index.js';
 
 test('issue 2: a second server on the same --db refuses to start; a stale lock after SIGKILL is taken over', { timeout: 60_000 }, async (t) => {
   const db = tempDir('mq-lock-');

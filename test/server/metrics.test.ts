@@ -10,8 +10,7 @@ import type http2 from 'node:http2';
 import { after, before, describe, test } from 'node:test';
 import type { RunningServer } from '../../src/server/server.js';
 import { OTHER_TOPICS_LABEL, TOPIC_LABELS_MAX } from '../../src/server/metrics.js';
-import { h2connect, h2request, removeDir, startInProcess, tempDir } from '../helpers.js';
-import { RespConn, isErrorReply, type Reply } from '../integration/util.js';
+import { h2connect, h2request, isErrorReply, removeDir, type Reply, RespConnections, startInProcess, tempDir } from '../helpers/index.js';
 
 // ---- a strict reader of the Prometheus text format (version 0.0.4) -------------------------
 
@@ -181,7 +180,8 @@ function parseExposition(text: string): Map<string, Family> {
 let dir: string;
 let server: RunningServer;
 let session: http2.ClientHttp2Session;
-const conns: RespConn[] = [];
+const resp = new RespConnections(() => server.resp!.port);
+const connect = resp.connect;
 
 before(async () => {
   dir = tempDir('mq-metrics-');
@@ -192,16 +192,10 @@ before(async () => {
 
 after(async () => {
   session.close();
-  for (const c of conns) c.close();
+  resp.closeAll();
   await server.close();
   removeDir(dir);
 });
-
-async function connect(): Promise<RespConn> {
-  const c = await RespConn.connect(server.resp!.port);
-  conns.push(c);
-  return c;
-}
 
 async function scrape(): Promise<{ families: Map<string, Family>; text: string }> {
   const res = await h2request(session, 'GET', '/metrics');

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { OPTIONS, OPTION_NAMES, defaultText } from '../../src/server/options.js';
-import { ROOT } from '../helpers.js';
+import { ROOT } from '../helpers/index.js';
 
 test('the README options table names every option with the default of the option table', () => {
   const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');

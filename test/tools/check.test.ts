@@ -9,10 +9,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { LogCorruptError } from '../../src/log/segment-log.js';
 import { runToolCommand } from '../../src/tools/cli.js';
-import { removeDir, silentLogger, startChild, tempDir } from '../helpers.js';
-import { RespConn } from '../integration/util.js';
-import { hashTree, openLog, scanFile, segmentNames } from '../log/log-fixtures.js';
-import { fillWithServer, runCli } from './tool-fixtures.js';
+import { fillWithServer, hashTree, openLog, removeDir, RespConn, runMain, scanFile, segmentNames, silentLogger, startChild, tempDir } from '../helpers/index.js';
 
 /** A data directory filled by the real server, copied fresh for each case. */
 async function filledDb(t: { after: (fn: () => void) => void }): Promise<string> {
@@ -25,7 +22,7 @@ async function filledDb(t: { after: (fn: () => void) => void }): Promise<string>
 test('check: an intact log written by the server passes (exit 0) and nothing changes', async (t) => {
   const db = await filledDb(t);
   const before = hashTree(db);
-  const run = await runCli(['check', '--db', db]);
+  const run = await runMain(['check', '--db', db]);
   assert.equal(run.code, 0, run.stderr);
   assert.equal(run.stderr, '');
   const records = segmentNames(db).reduce((a, n) => a + scanFile(path.join(db, n)).length, 0);
@@ -46,7 +43,7 @@ test('check: a flipped byte in an older segment is damage (exit 1) at the positi
   fs.writeFileSync(victim, data);
   const before = hashTree(db);
 
-  const run = await runCli(['check', '--db', db]);
+  const run = await runMain(['check', '--db', db]);
   assert.equal(run.code, 1, `${run.stdout}\n${run.stderr}`);
   const line = `damaged record in ${victim} at byte position ${target.position} (crc-mismatch;`;
   assert.ok(run.stderr.includes(line), `stderr names the file and position: ${run.stderr}`);
@@ -75,7 +72,7 @@ test('check: a torn tail of the newest segment (cut mid-record, or zero-filled) 
 
   // 1. Cut in the middle of the last record, as a crash mid-write leaves it.
   fs.truncateSync(newest, last.position + Math.floor(last.sizeBytes / 2));
-  let run = await runCli(['check', '--db', db]);
+  let run = await runMain(['check', '--db', db]);
   assert.equal(run.code, 3, `${run.stdout}\n${run.stderr}`);
   assert.ok(run.stderr.includes(`torn record at the end of the log in ${newest} at byte position ${last.position} (truncated-body;`), run.stderr);
   assert.match(run.stdout, /^TORN TAIL: /m);
@@ -84,7 +81,7 @@ test('check: a torn tail of the newest segment (cut mid-record, or zero-filled) 
   const zeroed = Buffer.from(original);
   zeroed.fill(0, last.position + 8);
   fs.writeFileSync(newest, zeroed);
-  run = await runCli(['check', '--db', db]);
+  run = await runMain(['check', '--db', db]);
   assert.equal(run.code, 3, `${run.stdout}\n${run.stderr}`);
   assert.ok(run.stderr.includes(`at byte position ${last.position} (crc-mismatch;`), run.stderr);
 
@@ -94,7 +91,7 @@ test('check: a torn tail of the newest segment (cut mid-record, or zero-filled) 
   assert.notEqual(mid, last);
   flipped[mid.position + mid.sizeBytes - 1]! ^= 0x80;
   fs.writeFileSync(newest, flipped);
-  run = await runCli(['check', '--db', db]);
+  run = await runMain(['check', '--db', db]);
   assert.equal(run.code, 1, `${run.stdout}\n${run.stderr}`);
   assert.ok(run.stderr.includes(`damaged record in ${newest} at byte position ${mid.position} (crc-mismatch;`), run.stderr);
 });
@@ -119,7 +116,7 @@ test('check beside a running server under publish load: exit 0 every time, LOCK 
     }
   })();
   for (let i = 0; i < 4; i++) {
-    const run = await runCli(['check', '--db', db]);
+    const run = await runMain(['check', '--db', db]);
     assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
     assert.match(run.stdout, /^OK: /m);
   }

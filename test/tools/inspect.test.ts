@@ -6,9 +6,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
-import { removeDir, tempDir } from '../helpers.js';
-import { hashTree, scanFile, segmentNames } from '../log/log-fixtures.js';
-import { fillWithServer, runCli } from './tool-fixtures.js';
+import { fillWithServer, hashTree, removeDir, runMain, scanFile, segmentNames, tempDir } from '../helpers/index.js';
 import { RecordType } from '../../src/log/record.js';
 
 /** Cells of the table row whose first cell is `first` (columns separated by 2+ spaces). */
@@ -33,7 +31,7 @@ test('inspect beside a running server: segments and topics match the files and t
   const lockBefore = hashTree(db).get('LOCK');
 
   const server = stats(await resp.send('STATS', 'jobs'));
-  const run = await runCli(['inspect', '--db', db]);
+  const run = await runMain(['inspect', '--db', db]);
   assert.equal(run.code, 0, run.stderr);
   const out = run.stdout;
   assert.match(out, /running \(pid \d+ holds LOCK\)/);
@@ -76,7 +74,7 @@ test('inspect --records [--topic T] dumps every record with position, offset, ty
   await fillWithServer(db);
   const before = hashTree(db);
 
-  const all = await runCli(['inspect', '--db', db, '--records']);
+  const all = await runMain(['inspect', '--db', db, '--records']);
   assert.equal(all.code, 0, all.stderr);
   const expected = segmentNames(db).flatMap((name) => scanFile(path.join(db, name)));
   const recordLines = all.stdout.split('\n').filter((l) => /^\s*\d+\s+\d+\s+[A-Z_]+\s/.test(l));
@@ -89,7 +87,7 @@ test('inspect --records [--topic T] dumps every record with position, offset, ty
   assert.ok(recordLines.some((l) => / DACK .* jobs\s+due \d{4}-/.test(l)), 'a DACK shows its due time');
   assert.ok(recordLines.some((l) => / DELETE_TOPIC .* tmp$/.test(l)));
 
-  const mail = await runCli(['inspect', '--db', db, '--records', '--topic', 'mail']);
+  const mail = await runMain(['inspect', '--db', db, '--records', '--topic', 'mail']);
   assert.equal(mail.code, 0, mail.stderr);
   const mailLines = mail.stdout.split('\n').filter((l) => /^\s*\d+\s+\d+\s+[A-Z_]+\s/.test(l));
   assert.deepEqual(
@@ -100,7 +98,7 @@ test('inspect --records [--topic T] dumps every record with position, offset, ty
 
   // After a clean stop, the reserved message that was still in flight was NACKed back by its
   // connection closing, or is in flight at the log's end; either way 199 jobs are live.
-  const summary = await runCli(['inspect', '--db', db, '--topic', 'jobs']);
+  const summary = await runMain(['inspect', '--db', db, '--topic', 'jobs']);
   assert.equal(summary.code, 0);
   const jobs = row(summary.stdout, 'jobs');
   assert.equal(jobs[2], '199');
@@ -112,13 +110,13 @@ test('inspect --records [--topic T] dumps every record with position, offset, ty
 });
 
 test('inspect: a missing --db and stray arguments are clear usage errors (exit 2)', async () => {
-  const missing = await runCli(['inspect', '--db', '/nonexistent/mq-data']);
+  const missing = await runMain(['inspect', '--db', '/nonexistent/mq-data']);
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /no data directory at \/nonexistent\/mq-data \(--db\)/);
-  const stray = await runCli(['inspect', '--db', '/tmp', '--bogus']);
+  const stray = await runMain(['inspect', '--db', '/tmp', '--bogus']);
   assert.equal(stray.code, 2);
   assert.match(stray.stderr, /bogus/);
-  const help = await runCli(['--help']);
+  const help = await runMain(['--help']);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /miniqueue inspect/);
   assert.match(help.stdout, /miniqueue check/);

@@ -3,7 +3,7 @@
  * which commands the server had received and which it had answered by then, and what a server
  * started on the state must (and must not) deliver.
  */
-import { isErrorReply } from '../../integration/util.js';
+import { isErrorReply } from '../../helpers/index.js';
 import type { SocketIo } from './fs-model.js';
 import type { RecordingConnection } from './workload.js';
 

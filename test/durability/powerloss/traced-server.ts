@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { MAIN_JS, ROOT } from '../../helpers.js';
+import { MAIN_JS, ROOT } from '../../helpers/index.js';
 import { readTrace, spawnTraced, type Syscall } from './strace.js';
 
 /** What the traced server's log said compaction did. */

@@ -9,7 +9,7 @@
  * which it had answered (RESP answers in command order on each connection).
  */
 import net from 'node:net';
-import { encodeCommand, isErrorReply, parseReply, type Reply } from '../../integration/util.js';
+import { encodeCommand, isErrorReply, parseReply, type Reply } from '../../helpers/index.js';
 
 export type CommandKind = 'PUBLISH' | 'RESERVE' | 'ACK' | 'DACK' | 'NACK';
 

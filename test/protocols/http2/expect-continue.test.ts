@@ -13,8 +13,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ensureDevCert } from '../../../src/server/certs.js';
 import type { RunningServer } from '../../../src/server/server.js';
-import { removeDir, startInProcess, tempDir } from '../../helpers.js';
-import { RespConn, asReserved, runCommand } from '../../integration/util.js';
+import { asReserved, removeDir, RespConn, runCommand, startInProcess, tempDir } from '../../helpers/index.js';
 
 interface ExpectResult {
   /** Whether the server sent `100 Continue` (node:http's 'continue' event). */

@@ -9,8 +9,7 @@ import type http2 from 'node:http2';
 import { after, before, describe, test } from 'node:test';
 import { ERRORS, type ErrorCode } from '../../../src/errors.js';
 import type { RunningServer } from '../../../src/server/server.js';
-import { h2connect, removeDir, startInProcess, tempDir } from '../../helpers.js';
-import { H2Subscriber, RespConn, asReserved, isErrorReply, type SubscribeLine } from '../../integration/util.js';
+import { asReserved, h2connect, H2Subscriber, isErrorReply, removeDir, RespConn, startInProcess, type SubscribeLine, tempDir } from '../../helpers/index.js';
 
 /** Whether `message` is the ERRORS entry's text of `code`, its `%s` holes filled with anything. */
 function fromTable(code: ErrorCode, message: string): boolean {

@@ -11,8 +11,7 @@ import { test } from 'node:test';
 import { BrokerError } from '../../../src/errors.js';
 import { ALLOWED_WHILE_SUBSCRIBED, COMMANDS, commandName, dispatch, type CommandContext, type CommandForm } from '../../../src/protocols/resp/command-table.js';
 import { PONG } from '../../../src/protocols/resp/encoder.js';
-import { ROOT, removeDir, startInProcess, tempDir } from '../../helpers.js';
-import { RespConn, describeReply, encodeCommand, isErrorReply, type Reply } from '../../integration/util.js';
+import { describeReply, encodeCommand, isErrorReply, removeDir, type Reply, RespConn, ROOT, startInProcess, tempDir } from '../../helpers/index.js';
 
 function assertForm(name: string, f: CommandForm): void {
   assert.ok(Number.isInteger(f.minArgs) && f.minArgs >= 1, `${name}: minArgs ${f.minArgs} counts the name`);

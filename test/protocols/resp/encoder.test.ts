@@ -25,7 +25,7 @@ import {
   type RespValue,
 } from '../../../src/protocols/resp/encoder.js';
 import { RespParser, RespProtocolError } from '../../../src/protocols/resp/parser.js';
-import { prng } from '../../helpers.js';
+import { prng } from '../../helpers/index.js';
 
 const BASE_SEED = process.env.RESP_TEST_SEED !== undefined
   ? Number(process.env.RESP_TEST_SEED)

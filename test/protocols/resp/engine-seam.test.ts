@@ -10,14 +10,12 @@ import { Broker, type BrokerOptions } from '../../../src/broker/broker.js';
 import { BrokerError } from '../../../src/errors.js';
 import { Admission } from '../../../src/protocols/admission.js';
 import { startRespListener } from '../../../src/protocols/resp/server.js';
-import { brokerOptions, type TestContext } from '../../broker/broker-fixtures.js';
-import { removeDir, silentLogger, tempDir, waitFor } from '../../helpers.js';
-import { RespConn, asReserved, isErrorReply, type Reply } from '../../integration/util.js';
+import { type AfterHook, asReserved, brokerOptions, errorLine, removeDir, RespConn, silentLogger, tempDir, waitFor } from '../../helpers/index.js';
 
 const HOUR_MS = 3_600_000;
 
 /** A broker opened with `overrides` and a RESP listener on it (port 0), both closed after the test. */
-async function respOver(t: TestContext, overrides: Partial<BrokerOptions> = {}): Promise<{ broker: Broker; connect: () => Promise<RespConn> }> {
+async function respOver(t: AfterHook, overrides: Partial<BrokerOptions> = {}): Promise<{ broker: Broker; connect: () => Promise<RespConn> }> {
   const dir = tempDir('mq-resp-seam-');
   const broker = new Broker(brokerOptions(dir, overrides));
   broker.open();
@@ -48,11 +46,6 @@ async function respOver(t: TestContext, overrides: Partial<BrokerOptions> = {}):
       return c;
     },
   };
-}
-
-function errorLine(r: Reply): string {
-  assert.ok(isErrorReply(r), `an error reply: ${JSON.stringify(r)}`);
-  return r.line;
 }
 
 test('RESERVE stops at the engine\'s in-flight limit per consumer, with the engine\'s error; a settle makes room', async (t) => {

@@ -11,8 +11,7 @@ import type { QueueEngine, StorageStats, TopicCounters } from '../../../src/engi
 import { Admission } from '../../../src/protocols/admission.js';
 import { buildInfo } from '../../../src/protocols/resp/info.js';
 import type { RunningServer } from '../../../src/server/server.js';
-import { removeDir, silentLogger, startInProcess, tempDir } from '../../helpers.js';
-import { RespConn, runCommand } from '../../integration/util.js';
+import { removeDir, RespConn, runCommand, silentLogger, startInProcess, tempDir } from '../../helpers/index.js';
 
 let dir: string;
 let server: RunningServer;

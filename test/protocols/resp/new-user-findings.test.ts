@@ -7,8 +7,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
-import { removeDir, startInProcess, tempDir } from '../../helpers.js';
-import { RespConn, isErrorReply } from '../../integration/util.js';
+import { isErrorReply, removeDir, RespConn, startInProcess, tempDir } from '../../helpers/index.js';
 
 async function server(t: { after: (fn: () => Promise<void> | void) => void }) {
   const db = tempDir('mq-newuser-');

@@ -12,7 +12,7 @@ import {
   type RespParserOptions,
   type RespProtocolErrorKind,
 } from '../../../src/protocols/resp/parser.js';
-import { prng } from '../../helpers.js';
+import { prng } from '../../helpers/index.js';
 
 const BASE_SEED = process.env.RESP_TEST_SEED !== undefined
   ? Number(process.env.RESP_TEST_SEED)

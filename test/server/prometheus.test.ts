@@ -14,7 +14,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import type { TLSSocket } from 'node:tls';
 import { ensureDevCert } from '../../src/server/certs.js';
-import { removeDir, startInProcess, tempDir } from '../helpers.js';
+import { removeDir, startInProcess, tempDir } from '../helpers/index.js';
 
 const TOKEN = 'prometheus-token-3b9d';
 const WAIT_MS = 20_000;

@@ -1,6 +1,6 @@
 /**
- * Shared fixtures of the log tests: a seeded PRNG, writing records through the real writer,
- * reading a log back, hashing a directory.
+ * Log files for tests: records written through the real writer, a log read back record by record,
+ * segment files listed and scanned, a directory hashed to prove it unchanged.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -9,14 +9,7 @@ import type { Logger } from 'pino';
 import { LogAppend, LogWriter, type AppendCallback, type FsyncPolicy } from '../../src/log/log-writer.js';
 import { RecordType, decodeRecord, type DecodedRecord } from '../../src/log/record.js';
 import { SegmentLog } from '../../src/log/segment-log.js';
-import { silentLogger } from '../helpers.js';
-
-export { prng } from '../helpers.js';
-
-/** An integer in [lo, hi). */
-export function randInt(rand: () => number, lo: number, hi: number): number {
-  return lo + Math.floor(rand() * (hi - lo));
-}
+import { silentLogger } from './loggers.js';
 
 /** Deterministic, non-zero-heavy payload bytes for record `i`. */
 export function payloadFor(i: number, sizeBytes: number): Buffer {

@@ -1,5 +1,5 @@
 /**
- * Shared fixtures of the broker tests: opening a broker on a temp directory, promise wrappers
+ * An embedded segment-log broker for tests: opening one on a temp directory, promise wrappers
  * for publish / settle / delete, and a consumer that records its deliveries. Consumers are
  * opened and settled through the engine seam (QueueEngine.openConsumer, ConsumerHandle), as the
  * protocol adapters do.
@@ -9,11 +9,9 @@ import type { Consumer } from '../../src/broker/consumer.js';
 import type { Message } from '../../src/broker/message.js';
 import type { ConsumerHandle, Delivery, SettleKind } from '../../src/engine/queue-engine.js';
 import type { BrokerError } from '../../src/errors.js';
-import { removeDir, silentLogger, tempDir } from '../helpers.js';
+import { silentLogger } from './loggers.js';
+import { removeDir, tempDir, type AfterHook } from './temp-dirs.js';
 
-export interface TestContext {
-  after: (fn: () => void | Promise<void>) => void;
-}
 
 export function brokerOptions(dir: string, overrides: Partial<BrokerOptions> = {}): BrokerOptions {
   return {
@@ -38,7 +36,7 @@ export interface Harness {
   restart(broker: Broker, overrides?: Partial<BrokerOptions>): Promise<Broker>;
 }
 
-export function harness(t: TestContext): Harness {
+export function harness(t: AfterHook): Harness {
   const dir = tempDir('mq-broker-');
   const open = new Set<Broker>();
   t.after(async () => {
@@ -139,4 +137,9 @@ export function peekTexts(broker: Broker, topic: string): string[] {
   const texts = msgs.map(text);
   consumer.close(); // NACKs them back to the front in their order (logged as NACKs)
   return texts;
+}
+
+/** Ready payloads of `topic`, front to back, read without touching the queue (Broker.inspect). */
+export function readyTexts(broker: Broker, topic: string): string[] {
+  return (broker.inspect(topic)?.ready ?? []).map(text);
 }

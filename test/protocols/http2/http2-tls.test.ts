@@ -6,9 +6,8 @@ import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import path from 'node:path';
 import { test } from 'node:test';
-import { ensureDevCert } from '../../src/server/certs.js';
-import { h2request, removeDir, startInProcess, tempDir } from '../helpers.js';
-import { runCurl } from '../integration/util.js';
+import { ensureDevCert } from '../../../src/server/certs.js';
+import { h2request, removeDir, runCurl, startInProcess, tempDir } from '../../helpers/index.js';
 
 test('publish over TLS with node:http2 and curl --http2 -k, both negotiating h2', async (t) => {
   const dir = tempDir('mq-tls-');

@@ -15,9 +15,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
-import type { RunningServer } from '../../src/server/server.js';
-import { removeDir, startInProcess, tempDir, waitFor } from '../helpers.js';
-import { RespConn, RespErrorReply, describeReply, isErrorReply, type Reply } from '../integration/util.js';
+import type { RunningServer } from '../../../src/server/server.js';
+import { describeReply, isErrorReply, removeDir, type Reply, RespConn, RespConnections, RespErrorReply, startInProcess, tempDir, waitFor } from '../../helpers/index.js';
 
 const KiB = 1024;
 
@@ -33,12 +32,8 @@ async function expectProtocolErrorAndClose(conn: RespConn, fragment: RegExp, wha
 describe('issue 13: RESP memory bounds', () => {
   let dir: string;
   let server: RunningServer;
-  const conns: RespConn[] = [];
-  const connect = async (): Promise<RespConn> => {
-    const c = await RespConn.connect(server.resp!.port);
-    conns.push(c);
-    return c;
-  };
+  const resp = new RespConnections(() => server.resp!.port);
+  const connect = resp.connect;
 
   before(async () => {
     dir = tempDir('mq-i13-mem-');
@@ -52,7 +47,7 @@ describe('issue 13: RESP memory bounds', () => {
   });
 
   after(async () => {
-    for (const c of conns) c.close();
+    resp.closeAll();
     await server.close();
     removeDir(dir);
   });
@@ -130,12 +125,8 @@ describe('issue 13: RESP before AUTH', () => {
   const TOKEN = 'i13-token';
   let dir: string;
   let server: RunningServer;
-  const conns: RespConn[] = [];
-  const connect = async (): Promise<RespConn> => {
-    const c = await RespConn.connect(server.resp!.port);
-    conns.push(c);
-    return c;
-  };
+  const resp = new RespConnections(() => server.resp!.port);
+  const connect = resp.connect;
 
   before(async () => {
     dir = tempDir('mq-i13-auth-');
@@ -143,7 +134,7 @@ describe('issue 13: RESP before AUTH', () => {
   });
 
   after(async () => {
-    for (const c of conns) c.close();
+    resp.closeAll();
     await server.close();
     removeDir(dir);
   });

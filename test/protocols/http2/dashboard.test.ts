@@ -10,9 +10,9 @@ import http2 from 'node:http2';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import type { RunningServer } from '../../src/server/server.js';
-import { ensureDevCert } from '../../src/server/certs.js';
-import { h2connect, removeDir, startInProcess, tempDir } from '../helpers.js';
+import type { RunningServer } from '../../../src/server/server.js';
+import { ensureDevCert } from '../../../src/server/certs.js';
+import { h2connect, removeDir, startInProcess, tempDir } from '../../helpers/index.js';
 
 /** Where CI (.ci/run) and scripts/ensure-tools.mjs install Debian's chromium. */
 export const CHROMIUM_PATH = '/usr/bin/chromium';

@@ -4,12 +4,12 @@
  * would blur.
  */
 import net from 'node:net';
-import { RespErrorReply, parseReply as parseUtilReply, type Reply as UtilReply } from '../integration/util.js';
+import { RespErrorReply, encodeCommand, parseReply as parseUtilReply, type Reply as UtilReply } from './resp-client.js';
 
-export type Reply = string | number | Buffer | null | Reply[] | Error;
+export type MiniReply = string | number | Buffer | null | MiniReply[] | Error;
 
 interface Pending {
-  resolve: (r: Reply) => void;
+  resolve: (r: MiniReply) => void;
   reject: (e: Error) => void;
 }
 
@@ -41,14 +41,9 @@ export class MiniRespClient {
   }
 
   /** Sends one command; resolves with its reply (an Error object for `-ERR`), rejects if the connection dies first. */
-  send(...args: (string | Buffer | number)[]): Promise<Reply> {
+  send(...args: (string | Buffer | number)[]): Promise<MiniReply> {
     if (this.#closed) return Promise.reject(new Error('connection closed'));
-    const parts: Buffer[] = [Buffer.from(`*${args.length}\r\n`)];
-    for (const a of args) {
-      const b = Buffer.isBuffer(a) ? a : Buffer.from(String(a));
-      parts.push(Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n'));
-    }
-    this.#socket.write(Buffer.concat(parts));
+    this.#socket.write(encodeCommand(args));
     return new Promise((resolve, reject) => this.#pending.push({ resolve, reject }));
   }
 
@@ -68,15 +63,15 @@ export class MiniRespClient {
   }
 }
 
-/** util.ts's parser, with `-ERR` replies as Error objects (what this client's callers test for). */
-function toErrors(value: UtilReply): Reply {
+/** resp-client.ts's parser, with `-ERR` replies as Error objects (what this client's callers test for). */
+function toErrors(value: UtilReply): MiniReply {
   if (value instanceof RespErrorReply) return new Error(value.line);
   if (Array.isArray(value)) return value.map(toErrors);
   return value;
 }
 
 /** Parses one RESP2 reply at `pos`; undefined when incomplete. */
-export function parseReply(buf: Buffer, pos: number): { value: Reply; end: number } | undefined {
+function parseReply(buf: Buffer, pos: number): { value: MiniReply; end: number } | undefined {
   const r = parseUtilReply(buf, pos);
   return r === undefined ? undefined : { value: toErrors(r.value), end: r.end };
 }

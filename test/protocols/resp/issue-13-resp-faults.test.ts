@@ -15,19 +15,14 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
-import type { RunningServer } from '../../src/server/server.js';
-import { removeDir, startInProcess, tempDir, waitFor } from '../helpers.js';
-import { RespConn, asReserved, describeReply, encodeCommand, parseReply, type Reply } from '../integration/util.js';
+import type { RunningServer } from '../../../src/server/server.js';
+import { asReserved, describeReply, encodeCommand, parseReply, removeDir, type Reply, RespConn, RespConnections, startInProcess, tempDir, waitFor } from '../../helpers/index.js';
 
 describe('issue 13: RESP faults', () => {
   let dir: string;
   let server: RunningServer;
-  const conns: RespConn[] = [];
-  const connect = async (): Promise<RespConn> => {
-    const c = await RespConn.connect(server.resp!.port);
-    conns.push(c);
-    return c;
-  };
+  const resp = new RespConnections(() => server.resp!.port);
+  const connect = resp.connect;
   const stats = (topic: string) => server.broker.topicStats(topic);
   /**
    * Sends `PING` and a blocking `RESERVE` in one write and resolves on the `+PONG`: the server runs
@@ -45,7 +40,7 @@ describe('issue 13: RESP faults', () => {
   });
 
   after(async () => {
-    for (const c of conns) c.close();
+    resp.closeAll();
     await server.close();
     removeDir(dir);
   });

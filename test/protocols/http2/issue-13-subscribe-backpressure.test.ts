@@ -9,8 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import type http2 from 'node:http2';
 import { test } from 'node:test';
-import { MiniRespClient } from '../crash/resp-client.js';
-import { h2connect, h2request, removeDir, startChild, tempDir, type ChildServer } from '../helpers.js';
+import { type ChildServer, h2connect, h2request, MiniRespClient, removeDir, startChild, tempDir } from '../../helpers/index.js';
 
 const MIB = 1024 * 1024;
 

@@ -5,9 +5,8 @@
 import assert from 'node:assert/strict';
 import type http2 from 'node:http2';
 import { after, before, describe, test } from 'node:test';
-import type { RunningServer } from '../../src/server/server.js';
-import { h2connect, h2request, removeDir, startInProcess, tempDir } from '../helpers.js';
-import { H2Subscriber, runCurl } from '../integration/util.js';
+import type { RunningServer } from '../../../src/server/server.js';
+import { h2connect, h2request, H2Subscriber, removeDir, runCurl, startInProcess, tempDir } from '../../helpers/index.js';
 
 const MAX_MESSAGE_BYTES = 1_048_576;
 

@@ -6,8 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { h2connect, h2request, removeDir, startInProcess, tempDir } from '../helpers.js';
-import { H2Subscriber, RespConn, isErrorReply } from '../integration/util.js';
+import { h2connect, h2request, H2Subscriber, isErrorReply, removeDir, RespConn, startInProcess, tempDir } from '../../helpers/index.js';
 
 test('issue 12: a bad topic name gets the same error body over HTTP/2 publish and subscribe, HTTP/1.1 and RESP', async (t) => {
   const dir = tempDir('mq-h2-seam-');

@@ -6,24 +6,18 @@
 import assert from 'node:assert/strict';
 import type http2 from 'node:http2';
 import { after, before, describe, test } from 'node:test';
-import type { RunningServer } from '../../src/server/server.js';
-import { h2connect, h2request, removeDir, startInProcess, tempDir } from '../helpers.js';
-import { RespConn, RespErrorReply, asReserved, describeReply, encodeCommand, isErrorReply, type Reply } from '../integration/util.js';
+import type { RunningServer } from '../../../src/server/server.js';
+import { asReserved, describeReply, encodeCommand, h2connect, h2request, isErrorReply, removeDir, type Reply, RespConn, RespConnections, RespErrorReply, startInProcess, tempDir } from '../../helpers/index.js';
 
 let dir: string;
 let server: RunningServer;
 let port: number;
 let topicSeq = 0;
-const conns: RespConn[] = [];
+const resp = new RespConnections(() => port);
+const connect = resp.connect;
 
 function freshTopic(label: string): string {
   return `resp.${label}.${++topicSeq}`;
-}
-
-async function connect(): Promise<RespConn> {
-  const c = await RespConn.connect(port);
-  conns.push(c);
-  return c;
 }
 
 /** Asserts an error reply whose first word is an uppercase code (and, if given, that word). */
@@ -55,7 +49,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const c of conns) c.close();
+  resp.closeAll();
   await server.close();
   removeDir(dir);
 });

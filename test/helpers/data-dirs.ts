@@ -1,32 +1,6 @@
-/**
- * Shared fixtures of the inspect/check tests: a data directory written by the real server, and
- * running the real CLI (`node dist/src/server/main.js inspect|check ...`) on it.
- */
-import { spawn } from 'node:child_process';
-import { MAIN_JS, ROOT, startChild } from '../helpers.js';
-import { RespConn, asReserved } from '../integration/util.js';
-
-export interface CliRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `node main.js ...args` to completion (15 s at most). */
-export function runCli(args: string[], timeoutMs = 15_000): Promise<CliRun> {
-  const proc = spawn(process.execPath, [MAIN_JS, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
-  return new Promise((resolve) => {
-    proc.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+/** Data directories with known contents, written by a real server (the inspect and check tests read them). */
+import { RespConn, asReserved } from './resp-client.js';
+import { startChild } from './servers.js';
 
 /**
  * Fills `db` with a real server (4 KiB segments, no compaction, so every record stays): 200

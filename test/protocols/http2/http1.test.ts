@@ -14,11 +14,9 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
-import { ensureDevCert, type CertPair } from '../../src/server/certs.js';
-import type { RunningServer } from '../../src/server/server.js';
-import { classifyFirstBytes, H2C_PREFACE } from '../../src/protocols/http2/h2c-sniffer.js';
-import { h2connect, h2request, removeDir, startInProcess, tempDir, waitFor } from '../helpers.js';
-import { runCommand } from '../integration/util.js';
+import type { RunningServer } from '../../../src/server/server.js';
+import { classifyFirstBytes, H2C_PREFACE } from '../../../src/protocols/http2/h2c-sniffer.js';
+import { devCert, h2connect, h2request, removeDir, runCommand, startInProcess, tempDir, waitFor } from '../../helpers/index.js';
 
 interface CurlResult {
   version: string;
@@ -58,13 +56,6 @@ function request1(
     req.on('error', reject);
     req.end(opts.body);
   });
-}
-
-function devCert(dir: string): Promise<CertPair> {
-  return ensureDevCert(
-    { certPath: path.join(dir, 'certs', 'cert.pem'), keyPath: path.join(dir, 'certs', 'key.pem'), certExplicit: false },
-    { warn: () => {} },
-  );
 }
 
 /** The `code` of a JSON error body. */

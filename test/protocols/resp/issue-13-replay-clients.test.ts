@@ -15,8 +15,7 @@ import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { Redis } from 'ioredis';
 import { createClient } from 'redis';
-import { MAIN_JS, ROOT, removeDir, startInProcess, tempDir } from '../helpers.js';
-import { RespConn } from '../integration/util.js';
+import { MAIN_JS, removeDir, RespConn, ROOT, startInProcess, tempDir } from '../../helpers/index.js';
 
 const COUNT = 60_000;
 

@@ -6,9 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import type { RunningServer } from '../../src/server/server.js';
-import { removeDir, startInProcess, tempDir } from '../helpers.js';
-import { RespConn, asReserved, describeReply, encodeCommand, turn, type Reply } from '../integration/util.js';
+import type { RunningServer } from '../../../src/server/server.js';
+import { asReserved, describeReply, encodeCommand, removeDir, type Reply, RespConn, startInProcess, tempDir, turn } from '../../helpers/index.js';
 
 let dir: string;
 let server: RunningServer;

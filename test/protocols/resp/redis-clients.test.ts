@@ -8,9 +8,8 @@ import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { createClient } from 'redis';
-import type { RunningServer } from '../../src/server/server.js';
-import { removeDir, startInProcess, tempDir } from '../helpers.js';
-import { runCommand } from '../integration/util.js';
+import type { RunningServer } from '../../../src/server/server.js';
+import { removeDir, runCommand, startInProcess, tempDir } from '../../helpers/index.js';
 
 let dir: string;
 let server: RunningServer;

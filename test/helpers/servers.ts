@@ -1,42 +1,18 @@
 /**
- * Shared test helpers: temp directories, a real miniqueue child process on ephemeral ports,
- * an in-process server, and small HTTP/2 client calls.
+ * Real miniqueue servers for tests, on ephemeral ports: in this process (startInProcess) or as a
+ * child process (startChild), and the child's log lines.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
-import http2 from 'node:http2';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pino, type Logger } from 'pino';
-import { parseConfig } from '../src/server/config.js';
-import { startServer, type RunningServer } from '../src/server/server.js';
+import type { Logger } from 'pino';
+import { parseConfig } from '../../src/server/config.js';
+import { startServer, type RunningServer } from '../../src/server/server.js';
+import { silentLogger } from './loggers.js';
 
-/** Repository root (tests run from dist/test/, two levels below). */
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** Repository root (helpers run from dist/test/helpers/, three levels below). */
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const MAIN_JS = path.join(ROOT, 'dist', 'src', 'server', 'main.js');
-
-/** A fresh temp directory, removed by the returned cleanup. */
-export function tempDir(prefix = 'mq-test-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-}
-
-export function removeDir(dir: string): void {
-  fs.rmSync(dir, { recursive: true, force: true });
-}
-
-export const silentLogger: Logger = pino({ level: 'silent' });
-
-/** A logger that records every line it is given (objects), for asserting on log output. */
-export function recordingLogger(): { logger: Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const stream = {
-    write(s: string): void {
-      lines.push(JSON.parse(s) as Record<string, unknown>);
-    },
-  };
-  return { logger: pino({ level: 'debug' }, stream), lines };
-}
 
 /**
  * Starts miniqueue in this process on ephemeral ports with h2c (no TLS) unless `tls` is given.
@@ -143,61 +119,17 @@ export function startChild(
   });
 }
 
-/** Result of one HTTP/2 request. */
-export interface H2Response {
-  status: number;
-  headers: http2.IncomingHttpHeaders;
-  body: Buffer;
-}
-
-/** One HTTP/2 request on `session`; resolves with status, headers and the whole body. */
-export function h2request(
-  session: http2.ClientHttp2Session,
-  method: string,
-  urlPath: string,
-  body?: Buffer | string,
-): Promise<H2Response> {
-  return new Promise((resolve, reject) => {
-    const req = session.request({ ':method': method, ':path': urlPath });
-    const chunks: Buffer[] = [];
-    let status = 0;
-    let headers: http2.IncomingHttpHeaders = {};
-    req.on('response', (h) => {
-      headers = h;
-      status = Number(h[':status']);
-    });
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve({ status, headers, body: Buffer.concat(chunks) }));
-    req.on('error', reject);
-    if (body !== undefined) req.end(body);
-    else req.end();
-  });
-}
-
-/** Connects an h2c session to 127.0.0.1:`port`. */
-export function h2connect(port: number): http2.ClientHttp2Session {
-  const session = http2.connect(`http://127.0.0.1:${port}`);
-  session.on('error', () => {});
-  return session;
-}
-
-/** Waits until `predicate()` is true, polling every `intervalMs`, or rejects after `timeoutMs`. */
-export async function waitFor(predicate: () => boolean, timeoutMs = 5000, intervalMs = 5): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error('timed out waiting for a condition');
-    await new Promise((r) => setTimeout(r, intervalMs));
+/** The JSON log lines of `server` so far, parsed (lines that are not JSON are skipped); with `msg`, only those with that message. */
+export function logLines<T = Record<string, unknown>>(server: ChildServer, msg?: string): T[] {
+  const out: T[] = [];
+  for (const line of server.lines) {
+    let obj: Record<string, unknown>;
+    try {
+      obj = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      continue;
+    }
+    if (msg === undefined || obj.msg === msg) out.push(obj as T);
   }
-}
-
-/** mulberry32: a small seeded PRNG (floats in [0, 1)), so a failing random case can be replayed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return out;
 }

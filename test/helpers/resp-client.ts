@@ -1,10 +1,8 @@
 /**
- * Client-side helpers for the protocol and integration tests: a raw RESP2 connection over
- * node:net that keeps every reply (and every byte) it receives, and an HTTP/2 subscribe-stream
- * client that reads one JSON object per line. Both talk to real servers; nothing is mocked.
+ * A raw RESP2 client over node:net that keeps every reply (and every byte) it receives, with the
+ * encoder and reply parser it uses; it talks to real servers, nothing is mocked.
  */
-import { spawn } from 'node:child_process';
-import type http2 from 'node:http2';
+import assert from 'node:assert/strict';
 import net from 'node:net';
 
 /** One decoded RESP2 reply: simple string, integer, bulk (Buffer), nil, array, or error. */
@@ -217,145 +215,40 @@ export function describeReply(r: Reply): string {
   return typeof r === 'string' ? `+${r}` : `:${r}`;
 }
 
-/** Resolves after one turn of the event loop's check phase (lets pending I/O run). */
-export function turn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
+/** The text of an error reply (`ERR ...`); fails the test on any other reply. */
+export function errorLine(r: Reply): string {
+  assert.ok(isErrorReply(r), `expected an error reply, got ${describeReply(r)}`);
+  return r.line;
 }
 
-/** One line of a subscribe stream, parsed. */
-export interface SubscribeLine {
-  msg?: string;
-  id?: number;
-  dackCount?: number;
-  error?: string;
-  /** The error code of an error line (`MQ_ERR_*`). */
-  code?: string;
+/** RESP `STATS topic` as a record of its figures (numbers). */
+export async function statsOf(c: RespConn, topic: string): Promise<Record<string, number>> {
+  const r = (await c.send('STATS', topic)) as (Buffer | number)[];
+  const s: Record<string, number> = {};
+  for (let i = 0; i < r.length; i += 2) s[String(r[i])] = Number(r[i + 1]);
+  return s;
 }
 
 /**
- * A client of `POST /subscribe/:topic`: sends JSON-string commands, one per line, and reads the
- * response one JSON object per line.
+ * Opens RESP connections to a port and closes them all at once: a suite's `connect()` whose
+ * connections its `after` hook closes.
  */
-export class H2Subscriber {
-  readonly stream: http2.ClientHttp2Stream;
-  status = 0;
-  readonly #lines: SubscribeLine[] = [];
-  readonly #waiters: { resolve: (l: SubscribeLine) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }[] = [];
-  #buffered = '';
-  #ended = false;
-  readonly response: Promise<number>;
-  /** Resolves when the stream has closed. */
-  readonly closed: Promise<void>;
+export class RespConnections {
+  readonly #open: RespConn[] = [];
+  readonly #port: () => number;
 
-  constructor(session: http2.ClientHttp2Session, topic: string) {
-    this.stream = session.request({ ':method': 'POST', ':path': `/subscribe/${topic}` });
-    this.stream.setEncoding('utf8');
-    this.response = new Promise((resolve, reject) => {
-      this.stream.once('response', (h) => {
-        this.status = Number(h[':status']);
-        resolve(this.status);
-      });
-      this.stream.once('error', reject);
-    });
-    this.response.catch(() => {});
-    this.stream.on('data', (chunk: string) => this.#onData(chunk));
-    this.stream.on('error', () => {});
-    this.closed = new Promise((resolve) => {
-      this.stream.on('close', () => {
-        this.#ended = true;
-        for (const w of this.#waiters.splice(0)) {
-          clearTimeout(w.timer);
-          w.reject(new Error('subscribe stream closed before a line'));
-        }
-        resolve();
-      });
-    });
+  /** `port` is read at each connect (suites start their server in `before`). */
+  constructor(port: () => number) {
+    this.#port = port;
   }
 
-  /** Sends a command as a JSON string and a newline (`"INIT"\n`). */
-  send(command: string): void {
-    this.stream.write(`${JSON.stringify(command)}\n`);
+  readonly connect = async (): Promise<RespConn> => {
+    const c = await RespConn.connect(this.#port());
+    this.#open.push(c);
+    return c;
+  };
+
+  closeAll(): void {
+    for (const c of this.#open.splice(0)) c.close();
   }
-
-  /** Sends raw text (for malformed commands). */
-  sendRaw(text: string): void {
-    this.stream.write(text);
-  }
-
-  /** Lines received and not yet taken. */
-  get bufferedLines(): number {
-    return this.#lines.length;
-  }
-
-  /** The next line (rejects after `timeoutMs` or when the stream closes first). */
-  next(timeoutMs = 10_000): Promise<SubscribeLine> {
-    if (this.#lines.length > 0) return Promise.resolve(this.#lines.shift()!);
-    if (this.#ended) return Promise.reject(new Error('subscribe stream closed before a line'));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const i = this.#waiters.findIndex((w) => w.timer === timer);
-        if (i >= 0) this.#waiters.splice(i, 1);
-        reject(new Error(`no subscribe line within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.#waiters.push({ resolve, reject, timer });
-    });
-  }
-
-  /** The next line, which must be a delivery; returns it with its payload decoded. */
-  async nextDelivery(timeoutMs = 10_000): Promise<{ payload: Buffer; id: number; dackCount: number; line: SubscribeLine }> {
-    const line = await this.next(timeoutMs);
-    if (typeof line.msg !== 'string') throw new Error(`expected a delivery, got ${JSON.stringify(line)}`);
-    return { payload: Buffer.from(line.msg, 'base64'), id: line.id!, dackCount: line.dackCount ?? 0, line };
-  }
-
-  close(): void {
-    if (!this.stream.destroyed) this.stream.close();
-  }
-
-  #onData(chunk: string): void {
-    this.#buffered += chunk;
-    let nl: number;
-    while ((nl = this.#buffered.indexOf('\n')) >= 0) {
-      const text = this.#buffered.slice(0, nl);
-      this.#buffered = this.#buffered.slice(nl + 1);
-      if (text.trim() === '') continue;
-      const line = JSON.parse(text) as SubscribeLine;
-      const w = this.#waiters.shift();
-      if (w !== undefined) {
-        clearTimeout(w.timer);
-        w.resolve(line);
-      } else {
-        this.#lines.push(line);
-      }
-    }
-  }
-}
-
-/** Runs curl with `args` and resolves with `<http_version> <status>` (the body is discarded). */
-export function runCurl(args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_version} %{http_code}', ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    proc.on('error', reject);
-    proc.on('close', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`curl exited ${code}: ${err} ${out}`))));
-  });
-}
-
-/** Runs a command and resolves with its exit code, stdout and stderr. */
-export function runCommand(cmd: string, args: string[], input?: string | Buffer): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    let err = '';
-    proc.stdout.on('data', (d: Buffer) => out.push(d));
-    proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    proc.on('error', reject);
-    proc.on('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr: err }));
-    proc.stdin.end(input);
-  });
 }

@@ -13,9 +13,8 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import http2 from 'node:http2';
 import { after, before, describe, test } from 'node:test';
-import type { RunningServer } from '../../src/server/server.js';
-import { h2connect, h2request, removeDir, startInProcess, tempDir, waitFor } from '../helpers.js';
-import { H2Subscriber } from '../integration/util.js';
+import type { RunningServer } from '../../../src/server/server.js';
+import { h2connect, h2request, H2Subscriber, removeDir, startInProcess, tempDir, waitFor } from '../../helpers/index.js';
 
 const KiB = 1024;
 
