@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { Broker } from '../../src/broker/broker.js';
 import type { Message } from '../../src/broker/message.js';
 import type { WriterFs } from '../../src/log/log-writer.js';
-import { brokerOptions, deleteTopic, drainTexts, harness, peekTexts, prng, publish, randInt, recorder, rejectsCode, settle, takeAll, text, throwsCode } from '../helpers/index.js';
+import { brokerOptions, deleteTopic, drainTexts, harness, peekTexts, prng, publish, randInt, recorder, rejectsCode, settle, takeAll, text, throwsCode, waitFor } from '../helpers/index.js';
 
 test('publish then request delivers in publish order', async (t) => {
   const broker = harness(t).open();
@@ -248,8 +248,7 @@ test('the period ticker returns DACK 0 messages on its own', async (t) => {
   // No tick() from the test: whether the 10 ms ticker already ran during the settle's fsync (the
   // request is then answered at once) or runs later, only the ticker can have returned it.
   consumer.request('q');
-  const deadline = Date.now() + 2000;
-  while (got.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  await waitFor(() => got.length > 0, 2000);
   assert.equal(got.length, 1, 'the waiting consumer got it from the ticker');
   assert.equal(got[0]!.dackCount, 1);
 });

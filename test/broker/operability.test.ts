@@ -10,7 +10,7 @@ import { AckDeadlines } from '../../src/broker/ack-deadlines.js';
 import type { Broker } from '../../src/broker/broker.js';
 import { MessageState } from '../../src/broker/message.js';
 import { BrokerError } from '../../src/errors.js';
-import { harness, publish, readyTexts, recorder, settle, text, throwsCode } from '../helpers/index.js';
+import { harness, letTimePass, publish, readyTexts, recorder, settle, text, throwsCode } from '../helpers/index.js';
 
 const HOUR_MS = 3_600_000;
 
@@ -57,7 +57,7 @@ test('ack timeout: TOUCH restarts the timer; expired messages keep their deliver
   const a = consumer.take('q')!;
   const b = consumer.take('q')!;
   const c = consumer.take('q')!;
-  await new Promise((r) => setTimeout(r, 30));
+  await letTimePass(30); // time itself is the subject: b's deadline must move past a's and c's
   consumer.touch(consumer.deliveryOf(b.id, 'q').deliveryId); // b's deadline moves 30 ms or more past a's and c's
   const touchedAt = performance.now();
   throwsCode(() => consumer.deliveryOf(b.id, 'other'), 'MQ_ERR_NOT_IN_FLIGHT');
@@ -209,7 +209,7 @@ test('max deliveries: a dead-letter record that cannot be written leaves the mes
   const waiting = recorder(broker);
   waiting.consumer.request('q');
   assert.equal(waiting.got[0]?.id, msg.id);
-  await new Promise((r) => setTimeout(r, 50));
+  await letTimePass(50); // time is the subject: a retry loop on the failing disk would write meanwhile
   assert.ok(writes <= 3, `no retry loop on the failing disk (${writes} write attempts)`);
   broker.writer.fs.write = real;
   waiting.consumer.close();

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import type { Message } from '../../src/broker/message.js';
 import { LogCorruptError } from '../../src/log/segment-log.js';
-import { deleteTopic, drainTexts, harness, peekTexts, prng, publish, randInt, recorder, recordingLogger, scanFile, segmentNames, settle, takeAll, text } from '../helpers/index.js';
+import { deleteTopic, drainTexts, harness, peekTexts, prng, publish, randInt, recorder, recordingLogger, scanFile, segmentNames, settle, takeAll, text, waitFor } from '../helpers/index.js';
 
 test('replay keeps the ready order of every topic and the message ids', async (t) => {
   const h = harness(t);
@@ -129,8 +129,7 @@ test('a delayed message whose due time passed during the downtime returns on the
   await settle(consumer, a, 'DACK', 0);
   broker = await h.restart(broker, { periodMs: 10 });
   const w = recorder(broker);
-  const deadline = Date.now() + 2000;
-  while (broker.topicStats('q')!.delayed > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  await waitFor(() => broker.topicStats('q')!.delayed === 0, 2000);
   w.consumer.request('q');
   assert.equal(w.got[0]!.id, a.id);
   assert.equal(w.got[0]!.dackCount, 1);

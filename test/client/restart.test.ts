@@ -102,7 +102,7 @@ test('server SIGKILLed and restarted mid-subscription: no message lost, the iter
 
   // 2. Crash while the subscription waits on an empty topic; publish after the restart.
   // ACK resolves once sent; wait until the server has applied it, then make it durable (above).
-  while ((await client.topics()).find((s) => s.topic === topic)?.acked !== 20) await new Promise((r) => setTimeout(r, 10));
+  await waitFor(async () => (await client.topics()).find((s) => s.topic === topic)?.acked === 20, 10_000);
   await client.publish('restart.barrier', 'x');
   const waiting = take();
   await new Promise((r) => setTimeout(r, 50));

@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { h2connect, h2request, MiniRespClient, removeDir, startChild, tempDir, tryMountTmpfs } from '../helpers/index.js';
+import { h2connect, h2request, MiniRespClient, removeDir, startChild, tempDir, tryMountTmpfs, waitFor } from '../helpers/index.js';
 
 const mountPoint = tempDir('mq-i13-health-');
 const mounted = tryMountTmpfs(mountPoint, 1024 * 1024);
@@ -74,12 +74,8 @@ test('issue 13 finding 6: /healthz answers 503 naming the storage failure while 
 
   // Space comes back; no client writes. The health check finds out by itself.
   fs.rmSync(filler);
-  const deadline = Date.now() + 10_000;
   let recovered = await health();
-  while (recovered.status !== 200 && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 100));
-    recovered = await health();
-  }
+  await waitFor(async () => (recovered = await health()).status === 200, 10_000, 100);
   assert.deepEqual(recovered, { status: 200, body: { status: 'ok' } }, `healthy again once the storage takes writes; log: ${server.lines.slice(-3).join('\n')}`);
   assert.ok(server.lines.some((l) => l.includes('storage works again')));
   assert.equal(await client.send('PUBLISH', 'health', 'after'), 'OK');

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import type http2 from 'node:http2';
 import { after, before, describe, test } from 'node:test';
 import type { RunningServer } from '../../src/server/server.js';
-import { asReserved, h2connect, h2request, H2Subscriber, isErrorReply, removeDir, type Reply, RespConnections, startInProcess, tempDir, waitFor } from '../helpers/index.js';
+import { asReserved, h2connect, h2request, H2Subscriber, isErrorReply, letTimePass, removeDir, type Reply, RespConnections, startInProcess, tempDir, waitFor } from '../helpers/index.js';
 
 const ACK_TIMEOUT_MS = 300;
 let dir: string;
@@ -40,7 +40,6 @@ async function subscribe(topic: string): Promise<H2Subscriber> {
   return s;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The value of one sample line of GET /metrics (`name{labels} value`), or undefined. */
 async function metric(name: string, topic: string): Promise<number | undefined> {
@@ -89,7 +88,7 @@ describe('--ack-timeout', () => {
     const slow = await subscribe(topic);
     await slow.nextDelivery();
     for (let i = 0; i < 8; i++) {
-      await sleep(ACK_TIMEOUT_MS / 3);
+      await letTimePass(ACK_TIMEOUT_MS / 3);
       slow.send('TOUCH');
     }
     assert.equal(slow.bufferedLines, 0, 'no expiry notice, no error');
@@ -107,7 +106,7 @@ describe('--ack-timeout', () => {
     const a = asReserved(await c.send('RESERVE', topic));
     const b = asReserved(await c.send('RESERVE', topic));
     for (let i = 0; i < 6; i++) {
-      await sleep(ACK_TIMEOUT_MS / 3);
+      await letTimePass(ACK_TIMEOUT_MS / 3);
       assert.equal(await c.send('TOUCH', topic, b.id), 'OK');
     }
     const late = await c.send('ACK', topic, a.id);
@@ -126,9 +125,9 @@ describe('--ack-timeout', () => {
     assert.equal(await c.send('PUBLISH', topic, 'd'), 'OK');
     const sub = await connect();
     assert.equal(((await sub.send('SUBSCRIBE', topic)) as Buffer).toString(), 'c');
-    await sleep(ACK_TIMEOUT_MS / 2);
+    await letTimePass(ACK_TIMEOUT_MS / 2);
     assert.equal(await sub.send('TOUCH'), 'OK');
-    await sleep(ACK_TIMEOUT_MS * 2);
+    await letTimePass(ACK_TIMEOUT_MS * 2);
     const refused = await sub.send('ACK');
     assert.ok(isErrorReply(refused) && /not settled within --ack-timeout/.test(refused.line), JSON.stringify(refused));
     const next = (await sub.next()) as Reply;

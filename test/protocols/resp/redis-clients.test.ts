@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { createClient } from 'redis';
 import type { RunningServer } from '../../../src/server/server.js';
-import { removeDir, runCommand, startInProcess, tempDir } from '../../helpers/index.js';
+import { removeDir, runCommand, startInProcess, tempDir, waitFor } from '../../helpers/index.js';
 
 let dir: string;
 let server: RunningServer;
@@ -142,8 +142,7 @@ test('HELLO 3 answers a RESP3 map and switches nulls to _', async (t) => {
   let got = '';
   socket.on('data', (d: Buffer) => (got += d.toString('latin1')));
   socket.write('*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n*2\r\n$7\r\nRESERVE\r\n$14\r\nclients.empty3\r\n');
-  const deadline = Date.now() + 5000;
-  while (!got.endsWith('_\r\n') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  await waitFor(() => got.endsWith('_\r\n'), 5000);
   assert.match(got, /^%7\r\n\$6\r\nserver\r\n/);
   assert.match(got, /\$5\r\nproto\r\n:3\r\n/);
   assert.ok(got.endsWith('_\r\n'), JSON.stringify(got));
