@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // Makes sure the command-line tools the tests drive are installed: redis-cli (Debian
 // redis-tools), curl with HTTP/2, Prometheus (scrapes /metrics over HTTP/1.1 and HTTP/2),
-// Chromium (the /dashboard test, at /usr/bin/chromium) and strace (the power-loss checker records
-// the server with it). On a fresh Debian machine, as root, it installs them with apt-get;
-// anywhere else it says what is missing and exits non-zero, so `npm test` never runs half a
-// suite silently.
+// Chromium (the /dashboard test, at /usr/bin/chromium), strace (the power-loss checker records
+// the server with it) and nats-server (the jetstream engine's tests start a three-node cluster).
+// On a fresh Debian machine, as root, it installs them with apt-get; anywhere else it says what
+// is missing and exits non-zero, so `npm test` never runs half a suite silently.
 import { execFileSync, spawnSync } from 'node:child_process';
 
 const needed = [
@@ -13,6 +13,7 @@ const needed = [
   { cmd: 'prometheus', pkg: 'prometheus' },
   { cmd: 'chromium', pkg: 'chromium' },
   { cmd: 'strace', pkg: 'strace' },
+  { cmd: 'nats-server', pkg: 'nats-server' },
 ];
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const missing = needed.filter((t) => !has(t.cmd));

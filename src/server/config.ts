@@ -15,8 +15,11 @@
  * {@link ConfigError} whose message is one line naming the option and the value it was given.
  */
 import { parseArgv } from './argv.js';
+import { ConfigError } from './config-error.js';
 import { OptionValues } from './option-values.js';
 import {
+  JETSTREAM_ENGINE_OPTIONS,
+  LOG_ENGINE_OPTIONS,
   MAX_COMMAND_BYTES_MAX,
   MAX_CONNECTIONS_MAX,
   MAX_DELIVERIES_MAX,
@@ -81,11 +84,38 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   const maxMessageBytes = fixed.maxMessageBytes;
   const maxCommandBytes = values.bytes('max-command-bytes', maxMessageBytes + 4096, MAX_COMMAND_BYTES_MAX, maxMessageBytes + 1024 ** 2);
   const maxInputBytes = values.bytes('max-input-bytes', maxCommandBytes, MAX_INPUT_BYTES_MAX, Math.max(256 * 1024 ** 2, 2 * maxCommandBytes));
-  const config: Config = { ...fixed, maxCommandBytes, maxInputBytes };
+  const engine = values.choice('engine', ['log', 'jetstream'] as const);
+  // Options of the other engine are refused rather than silently ignored.
+  const unused = engine === 'jetstream' ? LOG_ENGINE_OPTIONS : JETSTREAM_ENGINE_OPTIONS;
+  for (const name of unused) {
+    if (!values.has(name)) continue;
+    throw new ConfigError(
+      `--${name}`,
+      engine === 'jetstream'
+        ? `--${name} is not used with --engine jetstream: the gateway keeps nothing on disk (leave --${name} out)`
+        : `--${name} is used only with --engine jetstream (add --engine jetstream, or leave --${name} out)`,
+    );
+  }
+  const natsReplicas = values.integer('nats-replicas', 1, 3);
+  if (natsReplicas === 2) throw new ConfigError('--nats-replicas', 'invalid value for --nats-replicas: "2" is not 1 or 3 (JetStream needs a majority: use 1, or 3 on a cluster of three or more)');
+  const nats = {
+    engine,
+    natsServers: Object.freeze(values.natsUrls('nats')),
+    natsStream: values.natsStream('nats-stream'),
+    natsReplicas: natsReplicas as 1 | 3,
+    natsUser: nonEmpty(env['MINIQUEUE_NATS_USER']),
+    natsPassword: nonEmpty(env['MINIQUEUE_NATS_PASSWORD']),
+    natsToken: nonEmpty(env['MINIQUEUE_NATS_TOKEN']),
+  };
+  const config: Config = { ...fixed, maxCommandBytes, maxInputBytes, ...nats };
   // An unused certificate should not stop a cleartext start, so the files are checked only with TLS.
   if (tls && certGiven) {
     checkReadableFile('--cert', config.certPath, values.has('cert'));
     checkReadableFile('--key', config.keyPath, values.has('key'));
   }
   return Object.freeze(config);
+}
+
+function nonEmpty(value: string | undefined): string | null {
+  return value === undefined || value === '' ? null : value;
 }

@@ -3,6 +3,7 @@
  * `miniqueue` / `npm start`: parse the command line, start the broker and both listeners,
  * and stop gracefully on SIGINT/SIGTERM (SPEC §1).
  */
+import { BrokerError } from '../errors.js';
 import { LogCorruptError } from '../log/segment-log.js';
 import { ensureDevCert } from './certs.js';
 import { parseCliOrExit } from './cli.js';
@@ -10,6 +11,7 @@ import { ConfigError, checkDataDir } from './config.js';
 import { isToolCommand, runToolCommand } from '../tools/cli.js';
 import { DataDirLockedError, createDataDir } from './lock.js';
 import { createLogger } from './logger.js';
+import { startGateway, type StartingGateway } from './gateway.js';
 import { startListening, type StartingServer } from './server.js';
 import { VERSION } from './version.js';
 
@@ -24,10 +26,10 @@ function fail(message: string, code = 1): never {
 }
 
 /** The server once it listens; a signal before that stops it as soon as it does. */
-let server: StartingServer | null = null;
+let server: StartingServer | StartingGateway | null = null;
 let stopSignal: string | null = null;
 
-function shutdown(running: StartingServer, signal: string): void {
+function shutdown(running: StartingServer | StartingGateway, signal: string): void {
   logger.info({ signal }, 'shutting down');
   const forced = setTimeout(() => {
     logger.error('shutdown took longer than 10 s; exiting');
@@ -53,15 +55,17 @@ const stop = (signal: string): void => {
 };
 
 try {
-  checkDataDir(config.db);
-  // Before the certificate is generated: a start refused for its --db writes nothing.
-  createDataDir(config.db);
+  if (config.engine === 'log') {
+    checkDataDir(config.db);
+    // Before the certificate is generated: a start refused for its --db writes nothing.
+    createDataDir(config.db);
+  }
   const tls = config.tls ? await ensureDevCert(config, logger) : null;
   // Before the "listening" lines: whoever waits for them may signal at once, and without a
   // handler a SIGTERM would kill the process during the replay instead of stopping it.
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
-  server = await startListening(config, logger, tls);
+  server = config.engine === 'jetstream' ? await startGateway(config, logger, tls) : await startListening(config, logger, tls);
   if (stopSignal !== null) shutdown(server, stopSignal);
   let replayed = true;
   try {
@@ -71,7 +75,10 @@ try {
     if (stopSignal === null) throw err;
     replayed = false;
   }
-  if (replayed && stopSignal === null) logger.info({ version: VERSION, db: config.db, fsync: config.fsync }, 'miniqueue ready');
+  if (replayed && stopSignal === null) {
+    if (config.engine === 'jetstream') logger.info({ version: VERSION, engine: 'jetstream', stream: config.natsStream }, 'miniqueue ready');
+    else logger.info({ version: VERSION, db: config.db, fsync: config.fsync }, 'miniqueue ready');
+  }
 } catch (err) {
   // Exit codes (README "Options"): 2 = the start was refused because of the configuration or the
   // environment it names (an option, a port, the data directory or its lock, a certificate);
@@ -79,6 +86,7 @@ try {
   if (err instanceof ConfigError) fail(err.message, 2);
   if (err instanceof DataDirLockedError) fail(err.message, 2);
   if (err instanceof LogCorruptError) fail(err.message, 1);
+  if (err instanceof BrokerError && err.code === 'MQ_ERR_CONFIG') fail(err.message, 2);
   const e = err as NodeJS.ErrnoException & { address?: string; port?: number; hostname?: string; portFlag?: string; hostFlag?: string };
   const portFlag = e.portFlag ?? '--port / --redis-port';
   const hostFlag = e.hostFlag ?? '--host / --redis-host';

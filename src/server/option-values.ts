@@ -7,6 +7,7 @@
 import net from 'node:net';
 import path from 'node:path';
 import type { FsyncPolicy } from '../log/log-writer.js';
+import { isValidStreamName } from '../jetstream/subjects.js';
 import { ConfigError } from './config-error.js';
 import { parseByteSize, parseDurationMs } from './duration.js';
 import {
@@ -188,6 +189,42 @@ export class OptionValues {
     if (word === 'always' || word === 'interval' || word === 'never') return word;
     const hint = FSYNC_HINTS.get(word);
     throw badValue(`--${name}`, source, text, `is not an fsync policy: ${hint ?? 'use always, interval or never'}`);
+  }
+
+  /** One of `words`, case-insensitive. */
+  choice<W extends string>(name: StringOptionName, words: readonly W[]): W {
+    const { text, source } = this.#string(name);
+    const word = words.find((w) => w === text.toLowerCase());
+    if (word === undefined) throw badValue(`--${name}`, source, text, `is not one of ${words.join(', ')}`);
+    return word;
+  }
+
+  /** Comma-separated NATS URLs: `nats://` or `tls://`, a host and a port each; at most 16. */
+  natsUrls(name: StringOptionName): string[] {
+    const { text, source } = this.#string(name);
+    const urls = text.split(',').map((u) => u.trim());
+    if (urls.length > 16) throw badValue(`--${name}`, source, '(not shown)', 'names more than 16 servers');
+    for (const u of urls) {
+      let url: URL | null = null;
+      try {
+        url = new URL(u);
+      } catch {
+        url = null;
+      }
+      // Not shown: a URL may carry a password.
+      const shown = url === null ? '(not a URL)' : `${url.protocol}//${url.host}`;
+      if (url === null || (url.protocol !== 'nats:' && url.protocol !== 'tls:') || url.hostname === '' || url.port === '' || (url.pathname !== '' && url.pathname !== '/')) {
+        throw new ConfigError(`--${name}`, `invalid value for --${name}${source === `--${name}` ? '' : ` (from ${source})`}: ${shown} is not a NATS URL like nats://127.0.0.1:4222 (nats:// or tls://, host and port; comma-separated)`);
+      }
+    }
+    return urls;
+  }
+
+  /** A JetStream stream name miniqueue can use (jetstream/subjects.ts isValidStreamName). */
+  natsStream(name: StringOptionName): string {
+    const { text, source } = this.#string(name);
+    if (!isValidStreamName(text)) throw badValue(`--${name}`, source, text, 'is not a stream name: use 1-64 letters, digits, _ or -, not ending in _DACKS');
+    return text;
   }
 
   /** A Go duration in ms, in [1, {@link TIMER_MS_MAX}]. */

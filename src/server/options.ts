@@ -81,7 +81,32 @@ export interface Config {
    * [`maxCommandBytes`, 64 GiB]. `--max-input-bytes`; its default follows `maxCommandBytes`.
    */
   readonly maxInputBytes: number;
+  /** Where the queues live: the embedded segment log, or a NATS JetStream cluster (issue 15). `--engine`. */
+  readonly engine: EngineKind;
+  /** NATS server URLs (`nats://[user:password@]host:port`), at least one. `--nats` (comma-separated). */
+  readonly natsServers: readonly string[];
+  /** JetStream stream holding the topics (see jetstream/subjects.ts). `--nats-stream`. */
+  readonly natsStream: string;
+  /** Replicas of the streams, 1 or 3. `--nats-replicas`. */
+  readonly natsReplicas: 1 | 3;
+  /**
+   * NATS credentials from the environment only (arguments show in ps): `MINIQUEUE_NATS_USER`,
+   * `MINIQUEUE_NATS_PASSWORD`, `MINIQUEUE_NATS_TOKEN`; null when unset. Credentials in a `--nats`
+   * URL work too.
+   */
+  readonly natsUser: string | null;
+  readonly natsPassword: string | null;
+  readonly natsToken: string | null;
 }
+
+/** `--engine` values. */
+export type EngineKind = 'log' | 'jetstream';
+
+/** Options that only the log engine uses: given with `--engine jetstream`, they are refused. */
+export const LOG_ENGINE_OPTIONS = ['db', 'fsync', 'fsync-interval', 'segment-bytes', 'repair', 'compaction'] as const;
+
+/** Options that only the jetstream engine uses: given with `--engine log`, they are refused. */
+export const JETSTREAM_ENGINE_OPTIONS = ['nats', 'nats-stream', 'nats-replicas'] as const;
 
 /** Smallest accepted `--segment-bytes`: smaller segments would roll on almost every record. */
 export const SEGMENT_BYTES_MIN = 4096;
@@ -187,6 +212,18 @@ export const OPTIONS = {
     default: null,
     derivedDefault: 'max(256MiB, 2 x --max-command-bytes)',
   },
+  engine: {
+    type: 'string',
+    describe: 'log: the embedded segment log in --db; jetstream: a stateless gateway over a NATS JetStream cluster (--nats)',
+    default: 'log',
+  },
+  nats: {
+    type: 'string',
+    describe: 'NATS server URLs for --engine jetstream, comma-separated (credentials in the URL or MINIQUEUE_NATS_USER / _PASSWORD / _TOKEN)',
+    default: 'nats://127.0.0.1:4222',
+  },
+  'nats-stream': { type: 'string', describe: 'JetStream stream that holds the topics (--engine jetstream)', default: 'MINIQUEUE' },
+  'nats-replicas': { type: 'string', describe: 'replicas of the JetStream streams, 1 or 3 (--engine jetstream)', default: '1' },
 } as const satisfies Readonly<Record<string, OptionSpec>>;
 
 /** An option's name as typed after `--`. */

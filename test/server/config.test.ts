@@ -69,6 +69,13 @@ describe('parseConfig defaults', () => {
         maxDeliveries: 0,
         maxCommandBytes: 2 * 1024 * 1024,
         maxInputBytes: 256 * 1024 * 1024,
+        engine: 'log',
+        natsServers: ['nats://127.0.0.1:4222'],
+        natsStream: 'MINIQUEUE',
+        natsReplicas: 1,
+        natsUser: null,
+        natsPassword: null,
+        natsToken: null,
       },
     );
     assert.ok(Object.isFrozen(config));
