@@ -4,11 +4,19 @@
  * delay) sleeps on purpose and says so where it does.
  */
 
-/** Resolves once `predicate()` is true (sync or async), polling every `intervalMs`; rejects after `timeoutMs`. */
-export async function waitFor(predicate: () => boolean | Promise<boolean>, timeoutMs = 5000, intervalMs = 5): Promise<void> {
+/**
+ * Resolves once `predicate()` is true (sync or async), polling every `intervalMs`; rejects after
+ * `timeoutMs`, with `describe()` (what was awaited, the last state seen) in the message if given.
+ */
+export async function waitFor(
+  predicate: () => boolean | Promise<boolean>,
+  timeoutMs = 5000,
+  intervalMs = 5,
+  describe?: () => string,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for a condition`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${describe === undefined ? 'a condition' : describe()}`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }

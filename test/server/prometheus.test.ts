@@ -14,7 +14,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import type { TLSSocket } from 'node:tls';
 import { ensureDevCert } from '../../src/server/certs.js';
-import { removeDir, startInProcess, tempDir } from '../helpers/index.js';
+import { removeDir, startInProcess, tempDir, waitFor } from '../helpers/index.js';
 
 const TOKEN = 'prometheus-token-3b9d';
 const WAIT_MS = 20_000;
@@ -104,24 +104,24 @@ scrape_configs:
     const res = await fetch(`http://127.0.0.1:${promPort}/api/v1/${query}`);
     return ((await res.json()) as { data: unknown }).data;
   };
-  const deadline = Date.now() + WAIT_MS;
   let targets: Target[] = [];
   let series: { metric: { job: string }; value: [number, string] }[] = [];
-  for (;;) {
-    assert.equal(prom.exitCode, null, `prometheus exited: ${promLog}`);
-    try {
-      targets = ((await api('targets?state=active')) as { activeTargets: Target[] }).activeTargets;
-      const query = encodeURIComponent('miniqueue_topic_published_total{topic="prom.topic"}');
-      series = ((await api(`query?query=${query}`)) as { result: typeof series }).result;
-    } catch {
-      // Prometheus is still starting.
-    }
-    if (targets.length === 3 && targets.every((x) => x.health === 'up') && series.length === 3) break;
-    if (Date.now() > deadline) {
-      assert.fail(`not every target up within ${WAIT_MS} ms: ${JSON.stringify(targets.map((x) => [x.labels.job, x.health, x.lastError]))}; ${promLog}`);
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  await waitFor(
+    async () => {
+      assert.equal(prom.exitCode, null, `prometheus exited: ${promLog}`);
+      try {
+        targets = ((await api('targets?state=active')) as { activeTargets: Target[] }).activeTargets;
+        const query = encodeURIComponent('miniqueue_topic_published_total{topic="prom.topic"}');
+        series = ((await api(`query?query=${query}`)) as { result: typeof series }).result;
+      } catch {
+        // Prometheus is still starting.
+      }
+      return targets.length === 3 && targets.every((x) => x.health === 'up') && series.length === 3;
+    },
+    WAIT_MS,
+    250,
+    () => `every target up: ${JSON.stringify(targets.map((x) => [x.labels.job, x.health, x.lastError]))}; ${promLog}`,
+  );
   assert.deepEqual(targets.map((x) => x.labels.job).sort(), ['cleartext-http1', 'tls-http1', 'tls-http2']);
   assert.deepEqual(series.map((s) => [s.metric.job, s.value[1]]).sort(), [
     ['cleartext-http1', '1'],

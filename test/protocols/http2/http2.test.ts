@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import type http2 from 'node:http2';
 import { after, before, describe, test } from 'node:test';
 import type { RunningServer } from '../../../src/server/server.js';
-import { h2connect, h2request, H2Subscriber, removeDir, runCurl, startInProcess, tempDir } from '../../helpers/index.js';
+import { h2connect, h2request, H2Subscriber, removeDir, runCurl, startInProcess, tempDir, waitFor } from '../../helpers/index.js';
 
 const MAX_MESSAGE_BYTES = 1_048_576;
 
@@ -465,13 +465,14 @@ async function waitStats(
   topic: string,
   ok: (s: { ready: number; inFlight: number; delayed: number; consumers: number }) => boolean,
 ): Promise<void> {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const stats = (await topicsList()).find((t) => t.topic === topic) as
-      | { ready: number; inFlight: number; delayed: number; consumers: number }
-      | undefined;
-    if (stats !== undefined && ok(stats)) return;
-    if (Date.now() > deadline) throw new Error(`stats of ${topic} never matched: ${JSON.stringify(stats)}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  let stats: { ready: number; inFlight: number; delayed: number; consumers: number } | undefined;
+  await waitFor(
+    async () => {
+      stats = (await topicsList()).find((t) => t.topic === topic) as typeof stats;
+      return stats !== undefined && ok(stats);
+    },
+    5000,
+    10,
+    () => `the stats of ${topic} to match; last ${JSON.stringify(stats)}`,
+  );
 }

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import type http2 from 'node:http2';
 import { test } from 'node:test';
-import { type ChildServer, h2connect, h2request, MiniRespClient, removeDir, startChild, tempDir } from '../../helpers/index.js';
+import { type ChildServer, h2connect, h2request, MiniRespClient, removeDir, startChild, tempDir, waitFor } from '../../helpers/index.js';
 
 const MIB = 1024 * 1024;
 
@@ -30,13 +30,14 @@ async function topicStats(session: http2.ClientHttp2Session, topic: string): Pro
 
 /** Polls /topics until `predicate` holds (the server's state is only visible through it). */
 async function statsWhen(session: http2.ClientHttp2Session, topic: string, predicate: (s: Stats) => boolean, timeoutMs = 10_000): Promise<Stats> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const stats = await topicStats(session, topic);
-    if (predicate(stats)) return stats;
-    if (Date.now() > deadline) throw new Error(`timed out; last stats ${JSON.stringify(stats)}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  let stats: Stats | undefined;
+  await waitFor(
+    async () => predicate((stats = await topicStats(session, topic))),
+    timeoutMs,
+    20,
+    () => `the stats of ${topic} to match; last ${JSON.stringify(stats)}`,
+  );
+  return stats!;
 }
 
 function rssMiB(pid: number): number {

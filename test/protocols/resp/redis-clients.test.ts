@@ -177,9 +177,5 @@ test('redis-cli: PUBLISH answers OK and RESERVE prints id, payload and dackCount
 });
 
 async function waitReady(topic: string, ready: number): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while ((server.broker.topicStats(topic)?.ready ?? 0) !== ready) {
-    if (Date.now() > deadline) throw new Error(`topic ${topic} never had ${ready} ready`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await waitFor(() => (server.broker.topicStats(topic)?.ready ?? 0) === ready, 5000, 10, () => `topic ${topic} to have ${ready} ready`);
 }

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import type http2 from 'node:http2';
 import { after, before, describe, test } from 'node:test';
 import type { RunningServer } from '../../../src/server/server.js';
-import { asReserved, describeReply, encodeCommand, h2connect, h2request, isErrorReply, removeDir, type Reply, RespConn, RespConnections, RespErrorReply, startInProcess, tempDir } from '../../helpers/index.js';
+import { asReserved, describeReply, encodeCommand, h2connect, h2request, isErrorReply, removeDir, type Reply, RespConn, RespConnections, RespErrorReply, startInProcess, tempDir, waitFor } from '../../helpers/index.js';
 
 let dir: string;
 let server: RunningServer;
@@ -31,15 +31,18 @@ function assertError(r: Reply, code = 'ERR'): string {
 
 /** Polls STATS until `ok` holds (the server has processed a close, a tick...). */
 async function waitStats(c: RespConn, topic: string, ok: (s: Record<string, number>) => boolean): Promise<void> {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const r = (await c.send('STATS', topic)) as Reply[];
-    const s: Record<string, number> = {};
-    for (let i = 0; i < r.length; i += 2) s[String(r[i])] = typeof r[i + 1] === 'number' ? (r[i + 1] as number) : Number(String(r[i + 1]));
-    if (ok(s)) return;
-    if (Date.now() > deadline) throw new Error(`STATS ${topic} never matched: ${JSON.stringify(s)}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  let s: Record<string, number> = {};
+  await waitFor(
+    async () => {
+      const r = (await c.send('STATS', topic)) as Reply[];
+      s = {};
+      for (let i = 0; i < r.length; i += 2) s[String(r[i])] = typeof r[i + 1] === 'number' ? (r[i + 1] as number) : Number(String(r[i + 1]));
+      return ok(s);
+    },
+    5000,
+    10,
+    () => `STATS ${topic} to match; last ${JSON.stringify(s)}`,
+  );
 }
 
 before(async () => {
