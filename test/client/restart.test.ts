@@ -105,7 +105,10 @@ test('server SIGKILLed and restarted mid-subscription: no message lost, the iter
   await waitFor(async () => (await client.topics()).find((s) => s.topic === topic)?.acked === 20, 10_000);
   await client.publish('restart.barrier', 'x');
   const waiting = take();
-  await new Promise((r) => setTimeout(r, 50));
+  await waitFor(async () => {
+    const s = (await client.topics()).find((x) => x.topic === topic);
+    return s?.consumers === 1 && s.inFlight === 0 && s.ready === 0;
+  }); // the subscription waits on the empty topic
   await restart();
   for (let i = 20; i < 30; i++) await client.publish(topic, String(i));
   for (let first = true; ; first = false) {

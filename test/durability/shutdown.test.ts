@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { test } from 'node:test';
-import { MiniRespClient, removeDir, startChild, tempDir } from '../helpers/index.js';
+import { MiniRespClient, removeDir, startChild, tempDir, waitFor } from '../helpers/index.js';
 
 test('SIGTERM under load exits 0 within 5 s and loses nothing answered', { timeout: 60_000 }, async (t) => {
   const db = tempDir('mq-shutdown-');
@@ -81,7 +81,9 @@ test('SIGTERM under load exits 0 within 5 s and loses nothing answered', { timeo
     c.close();
   };
   const workers = [respPublisher('a'), respPublisher('b'), httpPublisher(), consumer()];
-  await new Promise((r) => setTimeout(r, 700));
+  // Under load: every publisher has been answered and the consumer has acked, then SIGTERM.
+  const from = (prefix: string): number => [...answered].filter((p) => p.startsWith(prefix)).length;
+  await waitFor(() => answered.size >= 1000 && from('a:') > 0 && from('b:') > 0 && from('h:') > 0 && acked.size >= 20, 20_000, 5, () => `load: ${answered.size} answered, ${acked.size} acked`);
   const sentAt = Date.now();
   const exit = await server.kill('SIGTERM');
   const tookMs = Date.now() - sentAt;

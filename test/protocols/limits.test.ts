@@ -15,7 +15,7 @@ import { Admission } from '../../src/protocols/admission.js';
 import { startHttp2Listener } from '../../src/protocols/http2/server.js';
 import { MAX_CONCURRENT_STREAMS } from '../../src/protocols/http2/server.js';
 import { RESP_MAX_OUTPUT_BYTES } from '../../src/protocols/resp/connection.js';
-import { devCert, encodeCommand, h2connect, h2request, harness, recordingLogger, removeDir, type Reply, RespConn, silentLogger, startInProcess, tempDir, waitFor } from '../helpers/index.js';
+import { devCert, encodeCommand, h2connect, h2request, harness, letTimePass, recordingLogger, removeDir, type Reply, RespConn, silentLogger, startInProcess, tempDir, waitFor } from '../helpers/index.js';
 
 describe('--max-connections', () => {
   test('counts RESP connections and HTTP/2 sessions together; the one over the limit is refused clearly and counted', async (t) => {
@@ -178,7 +178,7 @@ describe('--max-connections counts HTTP/2 connections from TCP accept', () => {
     client.close();
     resp.close();
     await waitFor(() => server.admission.openTotal === 0);
-    await new Promise((r) => setTimeout(r, 50));
+    await letTimePass(50); // a second release of a connection would come after the first: none may
     assert.deepEqual(server.admission.open, { http2: 0, resp: 0 });
   });
 
@@ -281,13 +281,13 @@ describe('HTTP/2 streams per connection', () => {
       req.write('part');
       open.push(req);
     }
-    await new Promise((r) => setTimeout(r, 200));
+    await waitFor(() => open.every((req) => !req.pending)); // every slot taken: each stream has its id
     let answered = false;
     const extra = h2request(session, 'POST', '/publish/streams', 'extra').then((res) => {
       answered = true;
       return res;
     });
-    await new Promise((r) => setTimeout(r, 300));
+    await letTimePass(300); // the request over the limit must not be answered meanwhile
     assert.equal(answered, false, 'the request over the limit waits');
     open[0]!.end();
     assert.equal((await extra).status, 201, 'and runs once a stream is free');

@@ -15,7 +15,7 @@ import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { Redis } from 'ioredis';
 import { createClient } from 'redis';
-import { MAIN_JS, removeDir, RespConn, ROOT, startInProcess, tempDir } from '../../helpers/index.js';
+import { MAIN_JS, removeDir, RespConn, ROOT, startInProcess, tempDir, waitFor } from '../../helpers/index.js';
 
 const COUNT = 60_000;
 
@@ -68,7 +68,7 @@ test('ioredis and node-redis connecting during replay end up working, nothing lo
       } catch (err) {
         if (!/^LOADING/.test((err as Error).message)) throw err;
         loadingSeen++;
-        await new Promise((r) => setTimeout(r, 20));
+        await waitFor(() => ready, 60_000, 20, () => '"miniqueue ready"'); // logged once -LOADING has ended
       }
     }
   }
