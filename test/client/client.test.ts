@@ -9,7 +9,7 @@ import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Message, MiniqueueClient, MiniqueueError, type Subscription } from '../../src/client/index.js';
 import type { RunningServer } from '../../src/server/server.js';
-import { removeDir, startInProcess, tempDir, waitFor } from '../helpers/index.js';
+import { letTimePass, removeDir, startInProcess, tempDir, waitFor } from '../helpers/index.js';
 
 const MAX_MESSAGE_BYTES = 4096;
 
@@ -201,7 +201,7 @@ describe('publish and subscribe', () => {
         const n = Number(msg.data.toString());
         assert.ok(!ackedBy.has(n), `message ${n} delivered again after its ack`);
         // Work takes a moment, so the next message goes to another, waiting subscriber.
-        await new Promise((r) => setTimeout(r, 2));
+        await letTimePass(2); // the work itself: time for the next message to go to another subscriber
         ackedBy.set(n, index);
         perSub[index]!++;
         await msg.ack();
@@ -413,7 +413,7 @@ describe('client against a server with --ack-timeout', () => {
     assert.equal(first.data.toString(), 'job 1');
     // Touched in time: kept past the timeout.
     for (let i = 0; i < 4; i++) {
-      await new Promise((r) => setTimeout(r, 120));
+      await letTimePass(120); // time is the subject: each touch comes before the 300 ms timeout
       await first.touch();
     }
     assert.equal(first.expired, false);
@@ -421,7 +421,7 @@ describe('client against a server with --ack-timeout', () => {
     await waitFor(() => first.expired, 3000);
     // The handler is still busy: nothing more is taken from the server meanwhile, so nothing else
     // times out unseen (the resuming settle waits for the next next()).
-    await new Promise((r) => setTimeout(r, 1000));
+    await letTimePass(1000); // over three timeout periods in which nothing more may expire
     assert.equal(ackServer.broker.topicCounters('slow')?.ackTimeouts, 1, 'one expiry, not one per timeout period');
     assert.equal(ackServer.broker.topicStats('slow')?.inFlight, 0);
     assert.equal((await rejection(first.touch())).code, 'MQ_ERR_ACK_TIMEOUT');

@@ -15,7 +15,7 @@
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { test } from 'node:test';
-import { type ChildServer, type MiniReply, MiniRespClient, prng, removeDir, startChild, tempDir } from '../helpers/index.js';
+import { type ChildServer, letTimePass, type MiniReply, MiniRespClient, prng, removeDir, startChild, tempDir } from '../helpers/index.js';
 
 const SEED = Number(process.env.CRASH_SEED ?? Math.floor(Math.random() * 1e9));
 const CYCLES = Number(process.env.CRASH_CYCLES ?? 24);
@@ -201,7 +201,7 @@ test('crash and restart: nothing answered is lost or undone', { timeout: 240_000
       httpConsumer(server.httpPort, 't0', cycle, ledger, stop),
     ];
     const killAfterMs = 100 + Math.floor(rng() * 500);
-    await new Promise((r) => setTimeout(r, killAfterMs));
+    await letTimePass(killAfterMs); // the kill lands at a random moment of the load
     await server.kill('SIGKILL');
     stop.v = true;
     await Promise.all(workers);
@@ -353,7 +353,7 @@ test('crash and restart with --max-deliveries and --ack-timeout: dead letters ar
       unreliableConsumer(server.respPort, 'q', cycle, prng(seed + cycle * 31), ledger, dead, stop),
       unreliableConsumer(server.respPort, 'q', cycle, prng(seed + cycle * 37), ledger, dead, stop),
     ];
-    await new Promise((r) => setTimeout(r, 200 + Math.floor(rng() * 600)));
+    await letTimePass(200 + Math.floor(rng() * 600)); // the kill lands at a random moment of the load
     await server.kill('SIGKILL');
     stop.v = true;
     await Promise.all(workers);

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { LogAppend, LogWriter, type FsyncPolicy, type WriterFs } from '../../src/log/log-writer.js';
 import { RecordType, fillCountersPayload } from '../../src/log/record.js';
 import type { SegmentLog } from '../../src/log/segment-log.js';
-import { append, appendPublish, openLog, payloadFor, prng, recordingLogger, removeDir, scanFile, segmentNames, silentLogger, tempDir, waitFor } from '../helpers/index.js';
+import { append, appendPublish, letTimePass, openLog, payloadFor, prng, recordingLogger, removeDir, scanFile, segmentNames, silentLogger, tempDir, waitFor } from '../helpers/index.js';
 
 const FIRST = '00000000000000000000.log';
 
@@ -155,13 +155,13 @@ test("fsync 'never' does no fdatasync while writing", async (t) => {
 
 test("fsync 'interval' fdatasyncs on the timer only after writes", async (t) => {
   const { writer } = setup(t, { fsync: 'interval', fsyncIntervalMs: 10 });
-  await new Promise((r) => setTimeout(r, 40));
+  await letTimePass(40); // four timer periods with nothing written: none of them may sync
   assert.equal(writer.stats.fsyncs, 0, 'nothing written, nothing synced');
   const rs = await Promise.all(publishMany(writer, [Buffer.from('x')]));
   assert.equal(rs[0]!.err, null);
   await waitFor(() => writer.stats.fsyncs >= 1, 2000, 5);
   const after = writer.stats.fsyncs;
-  await new Promise((r) => setTimeout(r, 40));
+  await letTimePass(40); // four more timer periods with nothing new written: none of them may sync
   assert.equal(writer.stats.fsyncs, after, 'no fsync while nothing new was written');
 });
 
@@ -398,7 +398,7 @@ for (const mode of ['async', 'on-loop'] as const) {
       }
       // Spread appends over ticks and turns, so new records arrive while syncs are in flight.
       if (rand() < 0.5) await new Promise((r) => setImmediate(r));
-      else if (rand() < 0.5) await new Promise((r) => setTimeout(r, 1));
+      else if (rand() < 0.5) await letTimePass(1); // and over timer phases: a sync may return meanwhile
     }
     await Promise.all(answered);
     assert.equal(early, 0, 'records answered before an fdatasync covering them returned');

@@ -13,7 +13,7 @@ import { createClient } from 'redis';
 import { MiniqueueClient, MiniqueueError } from '../../src/client/index.js';
 import { ConfigError, parseConfig } from '../../src/server/config.js';
 import type { RunningServer } from '../../src/server/server.js';
-import { describeReply, errorLine, h2connect, h2request, type H2Response, recordingLogger, removeDir, type Reply, RespConnections, startInProcess, tempDir } from '../helpers/index.js';
+import { describeReply, errorLine, h2connect, h2request, type H2Response, letTimePass, recordingLogger, removeDir, type Reply, RespConnections, startInProcess, tempDir } from '../helpers/index.js';
 
 const TOKEN = 'test-token-7f3a9c';
 
@@ -237,7 +237,7 @@ describe('auth deadline: idle unauthenticated connections cannot hold --max-conn
     assert.match(errorLine(reply), /^NOAUTH Authentication required within 0\.3 s of connecting/);
     await idle.closed;
     assert.ok(Date.now() - started >= 250, 'not before the deadline');
-    await new Promise((r) => setTimeout(r, 400));
+    await letTimePass(400); // past the deadline again: the authenticated connection must not be closed meanwhile
     assert.equal(await authed.send('PING'), 'PONG', 'the authenticated connection is kept');
   });
 
@@ -270,7 +270,7 @@ describe('auth deadline: idle unauthenticated connections cannot hold --max-conn
     assert.equal(goodRes, 200);
     assert.equal(await idleGoaway, 'no request with the right bearer token in time');
     assert.equal(await wrongGoaway, 'no request with the right bearer token in time');
-    await new Promise((r) => setTimeout(r, 300));
+    await letTimePass(300); // one more deadline's length: the authorized session must not be closed meanwhile
     assert.equal(good.closed || good.destroyed, false, 'the authorized session is kept');
   });
 });

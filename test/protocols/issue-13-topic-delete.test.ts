@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Redis } from 'ioredis';
 import { BrokerError } from '../../src/errors.js';
-import { asReserved, describeReply, encodeCommand, h2connect, h2request, H2Subscriber, isErrorReply, removeDir, RespConn, startInProcess, tempDir, waitFor } from '../helpers/index.js';
+import { asReserved, describeReply, encodeCommand, h2connect, h2request, H2Subscriber, isErrorReply, letTimePass, removeDir, RespConn, startInProcess, tempDir, waitFor } from '../helpers/index.js';
 
 const DELETED_LINE = (topic: string): string => new BrokerError('MQ_ERR_TOPIC_DELETED', [topic]).toRespLine();
 
@@ -81,9 +81,8 @@ test('consumers waiting on and holding messages of a deleted topic: clear errors
   assert.equal((h2err as { code?: string }).code, 'MQ_ERR_TOPIC_DELETED', JSON.stringify(h2err));
   assert.equal(describeReply(await streamHolder.send('DACK', 5)), `-${DELETED_LINE(topic)}`);
 
-  // Past the ack deadline of the deleted in-flight messages: their expiry must do nothing (time
-  // passing is what is tested here, so this one waits on a timer).
-  await new Promise((r) => setTimeout(r, 500));
+  // Past the ack deadline of the deleted in-flight messages: their expiry must do nothing.
+  await letTimePass(500); // time is the subject: the deleted messages' ack deadline passes
   assert.equal(server.broker.topicStats(topic), undefined, 'the deleted topic stays deleted');
 
   // The re-created topic: every consumer still waiting gets one new message, none an old one.

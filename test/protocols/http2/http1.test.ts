@@ -16,7 +16,7 @@ import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
 import type { RunningServer } from '../../../src/server/server.js';
 import { classifyFirstBytes, H2C_PREFACE } from '../../../src/protocols/http2/h2c-sniffer.js';
-import { devCert, h2connect, h2request, removeDir, runCommand, startInProcess, tempDir, waitFor } from '../../helpers/index.js';
+import { devCert, h2connect, h2request, letTimePass, removeDir, runCommand, startInProcess, tempDir, waitFor } from '../../helpers/index.js';
 
 interface CurlResult {
   version: string;
@@ -196,7 +196,7 @@ describe('--no-tls: HTTP/1.1 and h2c on one port', () => {
     for (const byte of H2C_PREFACE) {
       assert.equal(frames.length, 0, 'nothing is answered before the preface is complete');
       h2.write(Buffer.of(byte));
-      await new Promise((r) => setTimeout(r, 1));
+      await letTimePass(1); // each byte in a read of its own on the server
     }
     h2.write(Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])); // an empty SETTINGS frame
     await waitFor(() => Buffer.concat(frames).length >= 9);
@@ -384,7 +384,7 @@ describe('HTTP/1.1 and the connection rules of issue 6', () => {
     assert.ok(Date.now() - started >= 250, 'not before the deadline');
     assert.equal(server.admission.refused.http2.unauthorized, refusedBefore + 1);
     await waitFor(() => authedReply.includes('\r\n\r\n['));
-    await new Promise((r) => setTimeout(r, 400));
+    await letTimePass(400); // past the deadline again: the authorized connection must not be closed meanwhile
     assert.equal(authed.destroyed, false, 'the connection that made an authorized request is kept');
   });
 });
