@@ -4,7 +4,8 @@
  * serve the same topics; JetStream keeps the messages and hands each one to one pull request of
  * one gateway at a time.
  *
- * Mapping (names in subjects.ts, streams in nats-link.ts):
+ * Mapping (names in subjects.ts, streams in nats-link.ts, pulls and admission in pull-requests.ts,
+ * settles in settle-ops.ts, `--max-deliveries` in dead-letters.ts):
  * - topic T = subject `<stream>.<token(T)>` of one work-queue stream; a durable pull consumer
  *   per topic (ack explicit, unlimited deliveries and ack-pending) shared by every gateway;
  * - publish = a JetStream publish, answered after its PubAck (stored on a quorum of replicas);
@@ -29,46 +30,32 @@
  * - TOPICS / STATS / metrics come from a snapshot refreshed every second (cluster-stats.ts).
  */
 import type { Logger } from 'pino';
-import type { Msg, Subscription } from '@nats-io/transport-node';
-import { AckPolicy } from '@nats-io/jetstream';
+import type { Subscription } from '@nats-io/transport-node';
 import { BrokerError } from '../errors.js';
-import {
-  DEAD_LETTER_SUFFIX,
-  type ConsumerHandlers,
-  type DoneCallback,
-  type EngineHealth,
-  type PublishCallback,
-  type QueueEngine,
-  type SettleKind,
-  type StorageStats,
-  type TopicCounters,
-  type TopicStats,
+import type {
+  ConsumerHandlers,
+  DoneCallback,
+  EngineHealth,
+  PublishCallback,
+  QueueEngine,
+  SettleKind,
+  StorageStats,
+  TopicCounters,
+  TopicStats,
 } from '../engine/queue-engine.js';
 import { assertTopicName } from '../engine/topic-name.js';
 import { ClusterStats } from './cluster-stats.js';
+import { DeadLetters } from './dead-letters.js';
+import type { JetStreamEngineOptions, JsEngineContext, ResolvedEngineOptions } from './engine-context.js';
 import { JetStreamConsumer, type JsConsumerHost } from './js-consumer.js';
-import { JsDelivery, MQ_HEADERS, parseAckSubject } from './js-delivery.js';
-import { isNotFound, NatsLink, storageError, type NatsLinkOptions } from './nats-link.js';
-import { deletedTopicsSubject, topicOfSubject, topicSubjects } from './subjects.js';
+import { JsDelivery } from './js-delivery.js';
+import { isNotFound, NatsLink, storageError } from './nats-link.js';
+import { PullRequests } from './pull-requests.js';
+import { SettleOps } from './settle-ops.js';
+import { deletedTopicsSubject, topicSubjects } from './subjects.js';
 import { TopicPuller, type PulledMessage, type PullerHost } from './topic-puller.js';
 
-export interface JetStreamEngineOptions extends Omit<NatsLinkOptions, 'requestTimeoutMs' | 'logger' | 'aborted'> {
-  logger: Logger;
-  /** `--max-message-bytes`; lowered to what the server's max_payload allows (logged). */
-  maxMessageBytes: number;
-  /** `--ack-timeout` in ms; 0: off. */
-  ackTimeoutMs: number;
-  /** `--max-deliveries`; 0: unlimited. */
-  maxDeliveries: number;
-  /** The durable consumers' ack wait, renewed while a gateway holds a delivery (ms). Default 30 000. */
-  leaseMs?: number;
-  /** How long one pull request waits at the server (ms). Default 5000. */
-  pullExpiresMs?: number;
-  /** How often the topic stats snapshot is refreshed (ms). Default 1000. */
-  statsRefreshMs?: number;
-  /** JetStream API calls, acknowledged publishes and acks time out after this (ms). Default 5000. */
-  requestTimeoutMs?: number;
-}
+export type { JetStreamEngineOptions } from './engine-context.js';
 
 /** How long health() waits for the cluster to answer (ms). */
 const HEALTH_TIMEOUT_MS = 2000;
@@ -77,7 +64,7 @@ const HEALTH_TIMEOUT_MS = 2000;
 const HEADER_ROOM_BYTES = 512;
 
 export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost {
-  readonly #opts: Required<Omit<JetStreamEngineOptions, 'user' | 'password' | 'token'>> & JetStreamEngineOptions;
+  readonly #opts: ResolvedEngineOptions;
   readonly #logger: Logger;
   #link: NatsLink | null = null;
   #stats: ClusterStats | null = null;
@@ -85,12 +72,7 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
   #closing: Promise<void> | null = null;
   readonly #pullers = new Map<string, TopicPuller>();
   readonly #consumers = new Set<JetStreamConsumer>();
-  /** Pull requests out: id → its puller and the timer that gives up on it. */
-  readonly #pulls = new Map<number, { puller: TopicPuller; watchdog: NodeJS.Timeout }>();
-  #pullSeq = 0;
   #deliverySeq = 0;
-  #inbox = '';
-  #inboxSub: Subscription | null = null;
   #deletedSub: Subscription | null = null;
   #ticker: NodeJS.Timeout | undefined;
   #lastRenewMs = 0;
@@ -99,6 +81,9 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
   /** Topics published or deleted through this gateway since the snapshot being taken started. */
   readonly #publishedSince = new Map<string, number>();
   readonly #deletedSince = new Map<string, number>();
+  readonly #deadLetters: DeadLetters;
+  readonly #settleOps: SettleOps;
+  readonly #pullRequests: PullRequests;
 
   /** Touches nothing: {@link open} connects. */
   constructor(opts: JetStreamEngineOptions) {
@@ -111,6 +96,31 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
     };
     this.#logger = opts.logger;
     this.#maxMessageBytes = opts.maxMessageBytes;
+    const ctx = this.#context();
+    this.#deadLetters = new DeadLetters(ctx);
+    this.#settleOps = new SettleOps(ctx, this.#deadLetters);
+    this.#pullRequests = new PullRequests(ctx, this.#deadLetters);
+  }
+
+  /** What the engine's parts see of it (live views of its fields). */
+  #context(): JsEngineContext {
+    const engine = this; // the context's getters read this engine's private fields
+    return {
+      opts: this.#opts,
+      logger: this.#logger,
+      get link() {
+        return engine.#link;
+      },
+      get closing() {
+        return engine.#closing !== null;
+      },
+      puller: (topic) => this.puller(topic),
+      existingPuller: (topic) => this.#pullers.get(topic),
+      track: (p) => this.#track(p),
+      notePublished: (topic) => {
+        this.#publishedSince.set(topic, Date.now());
+      },
+    };
   }
 
   /**
@@ -132,8 +142,7 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
     }
     this.#link = link;
     this.#stats = new ClusterStats(link.nc, link.jsm, o.stream, this.#logger);
-    this.#inbox = `_INBOX_MQ.${link.nc.info?.client_id ?? 0}.${process.pid}.${Math.random().toString(36).slice(2)}`;
-    this.#inboxSub = link.nc.subscribe(`${this.#inbox}.*`, { callback: (_err, msg) => this.#onPullReply(msg) });
+    this.#pullRequests.listen();
     this.#deletedSub = link.nc.subscribe(deletedTopicsSubject(o.stream), {
       callback: (_err, msg) => this.#topicDeleted(msg.string()),
     });
@@ -298,8 +307,7 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
       for (const consumer of [...this.#consumers]) consumer.close();
       for (const puller of this.#pullers.values()) puller.expireSpares(0, true);
       while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
-      for (const { watchdog } of this.#pulls.values()) clearTimeout(watchdog);
-      this.#pulls.clear();
+      this.#pullRequests.clear();
       const link = this.#link;
       if (link !== null) {
         // drain() flushes and waits for the server; with the cluster unreachable it would wait
@@ -333,21 +341,7 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
   }
 
   settle(_consumer: JetStreamConsumer, d: JsDelivery, kind: SettleKind, delayMs: number, cb: DoneCallback): void {
-    const puller = this.puller(d.topic);
-    if (kind === 'ACK') puller.counters.acked++;
-    else if (kind === 'NACK') puller.counters.nacked++;
-    else if (kind === 'BACK') puller.counters.backed++;
-    else puller.counters.dacked++;
-    let op: Promise<void>;
-    if (kind !== 'ACK' && this.#exhausted(d)) op = this.#deadLetter(d);
-    else if (kind === 'ACK') op = this.#ack(d);
-    else if (kind === 'NACK') op = this.#returnToJetStream(puller, d.ackSubject);
-    else if (kind === 'BACK') op = this.#back(d);
-    else op = this.#dack(puller, d, delayMs);
-    this.#track(op).then(
-      () => cb(null),
-      (err: unknown) => cb(storageError(err)),
-    );
+    this.#settleOps.settle(d, kind, delayMs, cb);
   }
 
   touch(d: JsDelivery): void {
@@ -357,250 +351,19 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
 
   released(consumer: JetStreamConsumer, held: JsDelivery[]): void {
     this.#consumers.delete(consumer);
-    for (const d of held) this.#returnToFront(d);
+    for (const d of held) this.#settleOps.returnToFront(d);
   }
 
   startPull(puller: TopicPuller): void {
-    const id = ++this.#pullSeq;
-    const expiresMs = this.#opts.pullExpiresMs;
-    const watchdog = setTimeout(() => this.#pullEnded(id, 0), expiresMs + this.#opts.requestTimeoutMs);
-    watchdog.unref();
-    this.#pulls.set(id, { puller, watchdog });
-    puller.pullIds.add(id);
-    const send = (): void => {
-      if (!this.#pulls.has(id) || this.#closing !== null) return;
-      const body = `{"batch":1,"expires":${expiresMs * 1_000_000}}`;
-      this.#link!.nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${this.#opts.stream}.${puller.names.durable}`, body, { reply: `${this.#inbox}.${id}` });
-    };
-    if (puller.consumerReady) send();
-    else this.#ensureConsumer(puller).then(send, (err: unknown) => {
-      this.#logger.warn({ err, topic: puller.topic }, 'jetstream: could not create the topic consumer; retrying');
-      this.#pullEnded(id, 250);
-    });
+    this.#pullRequests.start(puller);
   }
 
   giveBack(message: PulledMessage): void {
     if (this.#closing !== null) this.#link?.nakNow(message.ackSubject);
-    else this.#track(this.#returnToJetStream(this.puller(message.topic), message.ackSubject)).catch(() => undefined);
-  }
-
-  /**
-   * NAKs a message (back to the front) and holds its topic's next pulls until JetStream answered:
-   * acks and pulls are handled apart in the server, so a pull sent at once could be served first.
-   */
-  async #returnToJetStream(puller: TopicPuller, ackSubject: string): Promise<void> {
-    puller.holdPulls();
-    try {
-      await this.#link!.nak(ackSubject, 0);
-    } finally {
-      puller.releasePulls();
-    }
+    else this.#track(this.#settleOps.returnToJetStream(this.puller(message.topic), message.ackSubject)).catch(() => undefined);
   }
 
   // ---- internals ----
-
-  #ensuring = new Map<TopicPuller, Promise<void>>();
-
-  #ensureConsumer(puller: TopicPuller): Promise<void> {
-    let p = this.#ensuring.get(puller);
-    if (p === undefined) {
-      p = this.#link!.jsm.consumers
-        .add(this.#opts.stream, {
-          durable_name: puller.names.durable,
-          description: `miniqueue topic ${puller.topic}`,
-          filter_subject: puller.names.subject,
-          ack_policy: AckPolicy.Explicit,
-          ack_wait: this.#opts.leaseMs * 1_000_000,
-          max_deliver: -1,
-          max_ack_pending: -1,
-          max_waiting: 4096,
-        })
-        // Gateways starting on the same topic at once race to create it; the loser's error is
-        // no error if the consumer is there now.
-        .catch((err: unknown) =>
-          this.#link!.jsm.consumers.info(this.#opts.stream, puller.names.durable).catch(() => {
-            throw err;
-          }),
-        )
-        .then(() => {
-          puller.consumerReady = true;
-        })
-        .finally(() => this.#ensuring.delete(puller));
-      this.#ensuring.set(puller, p);
-    }
-    return p;
-  }
-
-  /**
-   * Ends pull `id` (after `delayMs`, to back off when the cluster refused it); `withMessage`: it
-   * brought a message, which is being admitted.
-   */
-  #pullEnded(id: number, delayMs: number, withMessage = false): void {
-    const pull = this.#pulls.get(id);
-    if (pull === undefined) return;
-    this.#pulls.delete(id);
-    pull.puller.pullIds.delete(id);
-    clearTimeout(pull.watchdog);
-    if (delayMs <= 0 || this.#closing !== null) {
-      if (this.#closing === null) pull.puller.pullEnded(withMessage);
-      return;
-    }
-    setTimeout(() => {
-      if (this.#closing === null) pull.puller.pullEnded(withMessage);
-    }, delayMs).unref();
-  }
-
-  /**
-   * A reply to a pull request: a status on the request's own inbox subject, or a message, which
-   * arrives under its stored subject. JetStream serves a consumer's waiting pull requests oldest
-   * first and every pull of a gateway expires after the same time, so a message ends the oldest
-   * pull of its topic still out; a rare mismatch is put right by the watchdogs.
-   */
-  #onPullReply(msg: Msg): void {
-    const ackInfo = msg.reply === undefined ? undefined : parseAckSubject(msg.reply);
-    if (ackInfo !== undefined) {
-      const topic = topicOfSubject(this.#opts.stream, msg.subject);
-      const puller = topic === undefined ? undefined : this.#pullers.get(topic);
-      if (puller === undefined || this.#closing !== null) {
-        this.#link?.nakNow(msg.reply!);
-        return;
-      }
-      const oldest = puller.pullIds.values().next();
-      if (!oldest.done) this.#pullEnded(oldest.value, 0, true);
-      else puller.arrivedUnasked();
-      this.#admit(puller, msg, ackInfo);
-      return;
-    }
-    const id = Number(msg.subject.slice(this.#inbox.length + 1));
-    const pull = this.#pulls.get(id);
-    if (pull === undefined) return;
-    const code = msg.headers?.code ?? 0;
-    if (code === 100) return; // idle heartbeat
-    if (code === 404 || code === 408) return this.#pullEnded(id, 0);
-    if (code === 409 && /deleted/i.test(msg.headers?.description ?? '')) pull.puller.consumerReady = false;
-    if (code === 503) pull.puller.consumerReady = false; // no responders: the consumer is gone, or JetStream is
-    this.#pullEnded(id, code === 409 ? 100 : 500);
-  }
-
-  /** A message pulled for `puller`: dead-lettered if past --max-deliveries, else to a consumer. */
-  #admit(puller: TopicPuller, msg: Msg, ack: { streamSeq: number; deliveredCount: number }): void {
-    const h = msg.headers;
-    const header = (name: string): number => {
-      const v = h?.get(name);
-      const n = v === undefined || v === '' ? 0 : Number(v);
-      return Number.isSafeInteger(n) && n >= 0 ? n : 0;
-    };
-    const fields: PulledMessage = {
-      messageId: header(MQ_HEADERS.id) || ack.streamSeq,
-      topic: puller.topic,
-      attempt: header(MQ_HEADERS.attempts) + ack.deliveredCount,
-      dackCount: header(MQ_HEADERS.dackCount),
-      dackCountStored: false,
-      payload: Buffer.from(msg.data),
-      streamSeq: ack.streamSeq,
-      ackSubject: msg.reply!,
-    };
-    if (fields.attempt > 1) puller.counters.redelivered++;
-    const o = this.#opts;
-    if (o.maxDeliveries > 0 && fields.attempt > o.maxDeliveries && this.#deadLetterable(puller.topic)) {
-      puller.dropped();
-      this.#track(this.#deadLetter(fields)).catch((err: unknown) => this.#logger.error({ err, topic: puller.topic }, 'jetstream: dead-lettering failed; the message stays'));
-      return;
-    }
-    if (ack.deliveredCount === 1) {
-      puller.received(fields, Date.now());
-      return;
-    }
-    // Redelivered: a DACK may have stored a newer dackCount.
-    this.#track(this.#link!.jsm.streams.getMessage(`${o.stream}_DACKS`, { last_by_subj: `${puller.names.dackPrefix}.${ack.streamSeq}` }))
-      .then(
-        (stored) => {
-          const n = stored === null ? NaN : Number(stored.string());
-          if (Number.isSafeInteger(n) && n > 0) Object.assign(fields, { dackCount: n, dackCountStored: true });
-        },
-        (err: unknown) => {
-          if (!isNotFound(err)) this.#logger.warn({ err, topic: puller.topic }, 'jetstream: could not read a dackCount back; using the header');
-        },
-      )
-      .finally(() => {
-        if (this.#closing === null) {
-          puller.received(fields, Date.now());
-          return;
-        }
-        puller.dropped();
-        this.#link?.nakNow(fields.ackSubject);
-      });
-  }
-
-  async #ack(d: JsDelivery): Promise<void> {
-    await this.#link!.ack(d.ackSubject);
-    if (d.dackCountStored) this.#dropDackCount(d);
-  }
-
-  async #back(d: JsDelivery): Promise<void> {
-    const link = this.#link!;
-    const names = topicSubjects(this.#opts.stream, d.topic);
-    const hdrs = NatsLink.headers({ [MQ_HEADERS.id]: d.messageId, [MQ_HEADERS.attempts]: d.attempt, [MQ_HEADERS.dackCount]: d.dackCount });
-    try {
-      await link.publish(names.subject, d.payload, hdrs);
-    } catch (err) {
-      link.nakNow(d.ackSubject);
-      throw err;
-    }
-    await link.ack(d.ackSubject);
-    if (d.dackCountStored) this.#dropDackCount(d);
-  }
-
-  async #dack(puller: TopicPuller, d: JsDelivery, delayMs: number): Promise<void> {
-    const link = this.#link!;
-    try {
-      await link.publish(`${puller.names.dackPrefix}.${d.streamSeq}`, new TextEncoder().encode(String(d.dackCount + 1)));
-    } catch (err) {
-      link.nakNow(d.ackSubject);
-      throw err;
-    }
-    const now = Date.now();
-    puller.addDack(now + delayMs, now);
-    await link.nak(d.ackSubject, delayMs);
-  }
-
-  #dropDackCount(d: JsDelivery): void {
-    const names = topicSubjects(this.#opts.stream, d.topic);
-    this.#track(this.#link!.jsm.streams.purge(`${this.#opts.stream}_DACKS`, { filter: `${names.dackPrefix}.${d.streamSeq}` })).catch(() => undefined);
-  }
-
-  #deadLetterable(topic: string): boolean {
-    return !topic.endsWith(DEAD_LETTER_SUFFIX) && topic.length + DEAD_LETTER_SUFFIX.length <= 255;
-  }
-
-  #exhausted(d: { attempt: number; topic: string }): boolean {
-    return this.#opts.maxDeliveries > 0 && d.attempt >= this.#opts.maxDeliveries && this.#deadLetterable(d.topic);
-  }
-
-  /** Publishes a copy to `<topic>.dead` (new id, deliveries and dackCount kept), then acks the original. */
-  async #deadLetter(m: PulledMessage): Promise<void> {
-    const link = this.#link!;
-    const dead = this.puller(m.topic + DEAD_LETTER_SUFFIX);
-    const hdrs = NatsLink.headers({ [MQ_HEADERS.attempts]: m.attempt, [MQ_HEADERS.dackCount]: m.dackCount });
-    try {
-      await link.publish(dead.names.subject, m.payload, hdrs);
-    } catch (err) {
-      link.nakNow(m.ackSubject);
-      throw err;
-    }
-    await link.ack(m.ackSubject);
-    this.puller(m.topic).counters.deadLettered++;
-    dead.counters.published++;
-    this.#publishedSince.set(dead.topic, Date.now());
-    this.#logger.warn({ topic: m.topic, id: m.messageId, deliveries: m.attempt, dackCount: m.dackCount, deadLetterTopic: dead.topic }, 'message moved to its dead-letter topic after --max-deliveries deliveries');
-  }
-
-  /** A delivery that ends without a settle (consumer closed, ack timeout): NAK, or dead letter. */
-  #returnToFront(d: JsDelivery): void {
-    if (this.#exhausted(d)) this.#track(this.#deadLetter(d)).catch((err: unknown) => this.#logger.error({ err, topic: d.topic }, 'jetstream: dead-lettering failed'));
-    else if (this.#closing !== null) this.#link?.nakNow(d.ackSubject);
-    else this.#track(this.#returnToJetStream(this.puller(d.topic), d.ackSubject)).catch((err: unknown) => this.#logger.warn({ err, topic: d.topic }, 'jetstream: a NAK was not answered; the lease returns the message'));
-  }
 
   #tick(nowMs: number): void {
     const o = this.#opts;
@@ -610,9 +373,9 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
       for (const d of consumer.inFlight.values()) {
         if (d.deadlineMs > 0 && nowMs >= d.deadlineMs) {
           consumer.inFlight.delete(d.deliveryId);
-          const deadLettered = this.#exhausted(d);
+          const deadLettered = this.#deadLetters.exhausted(d);
           this.puller(d.topic).counters.ackTimeouts++;
-          this.#returnToFront(d);
+          this.#settleOps.returnToFront(d);
           consumer.handlers.onExpired?.(d, deadLettered);
         } else if (renew) {
           this.#link?.working(d.ackSubject);

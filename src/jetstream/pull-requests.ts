@@ -1,0 +1,200 @@
+/**
+ * Pull requests of one gateway: each asks JetStream for one message of one topic's durable
+ * consumer, with its reply going to `<inbox>.<id>`. A message arrives under its stored subject
+ * (the ack subject in its reply field), a status (timeout, no messages, consumer deleted) on the
+ * request's own subject; a watchdog per request gives up on one nobody answered. An arriving
+ * message is admitted: moved to `<topic>.dead` if past `--max-deliveries`, else (with its
+ * dackCount looked up when redelivered) handed to the topic's puller.
+ */
+import type { Msg, Subscription } from '@nats-io/transport-node';
+import { AckPolicy } from '@nats-io/jetstream';
+import type { DeadLetters } from './dead-letters.js';
+import type { JsEngineContext } from './engine-context.js';
+import { MQ_HEADERS, parseAckSubject } from './js-delivery.js';
+import { isNotFound } from './nats-link.js';
+import { topicOfSubject } from './subjects.js';
+import type { PulledMessage, TopicPuller } from './topic-puller.js';
+
+export class PullRequests {
+  readonly #ctx: JsEngineContext;
+  readonly #deadLetters: DeadLetters;
+  /** Pull requests out: id → its puller and the timer that gives up on it. */
+  readonly #pulls = new Map<number, { puller: TopicPuller; watchdog: NodeJS.Timeout }>();
+  #pullSeq = 0;
+  #inbox = '';
+  #inboxSub: Subscription | null = null;
+  readonly #ensuring = new Map<TopicPuller, Promise<void>>();
+
+  constructor(ctx: JsEngineContext, deadLetters: DeadLetters) {
+    this.#ctx = ctx;
+    this.#deadLetters = deadLetters;
+  }
+
+  /** Subscribes to this gateway's pull replies (once connected). */
+  listen(): void {
+    const nc = this.#ctx.link!.nc;
+    this.#inbox = `_INBOX_MQ.${nc.info?.client_id ?? 0}.${process.pid}.${Math.random().toString(36).slice(2)}`;
+    this.#inboxSub = nc.subscribe(`${this.#inbox}.*`, { callback: (_err, msg) => this.#onPullReply(msg) });
+  }
+
+  /** Forgets every pull out (close). */
+  clear(): void {
+    for (const { watchdog } of this.#pulls.values()) clearTimeout(watchdog);
+    this.#pulls.clear();
+  }
+
+  /** Sends one pull request of one message for `puller` (making its durable consumer first if needed). */
+  start(puller: TopicPuller): void {
+    const ctx = this.#ctx;
+    const id = ++this.#pullSeq;
+    const expiresMs = ctx.opts.pullExpiresMs;
+    const watchdog = setTimeout(() => this.#pullEnded(id, 0), expiresMs + ctx.opts.requestTimeoutMs);
+    watchdog.unref();
+    this.#pulls.set(id, { puller, watchdog });
+    puller.pullIds.add(id);
+    const send = (): void => {
+      if (!this.#pulls.has(id) || ctx.closing) return;
+      const body = `{"batch":1,"expires":${expiresMs * 1_000_000}}`;
+      ctx.link!.nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${ctx.opts.stream}.${puller.names.durable}`, body, { reply: `${this.#inbox}.${id}` });
+    };
+    if (puller.consumerReady) send();
+    else this.#ensureConsumer(puller).then(send, (err: unknown) => {
+      ctx.logger.warn({ err, topic: puller.topic }, 'jetstream: could not create the topic consumer; retrying');
+      this.#pullEnded(id, 250);
+    });
+  }
+
+  #ensureConsumer(puller: TopicPuller): Promise<void> {
+    const ctx = this.#ctx;
+    let p = this.#ensuring.get(puller);
+    if (p === undefined) {
+      p = ctx.link!.jsm.consumers
+        .add(ctx.opts.stream, {
+          durable_name: puller.names.durable,
+          description: `miniqueue topic ${puller.topic}`,
+          filter_subject: puller.names.subject,
+          ack_policy: AckPolicy.Explicit,
+          ack_wait: ctx.opts.leaseMs * 1_000_000,
+          max_deliver: -1,
+          max_ack_pending: -1,
+          max_waiting: 4096,
+        })
+        // Gateways starting on the same topic at once race to create it; the loser's error is
+        // no error if the consumer is there now.
+        .catch((err: unknown) =>
+          ctx.link!.jsm.consumers.info(ctx.opts.stream, puller.names.durable).catch(() => {
+            throw err;
+          }),
+        )
+        .then(() => {
+          puller.consumerReady = true;
+        })
+        .finally(() => this.#ensuring.delete(puller));
+      this.#ensuring.set(puller, p);
+    }
+    return p;
+  }
+
+  /**
+   * Ends pull `id` (after `delayMs`, to back off when the cluster refused it); `withMessage`: it
+   * brought a message, which is being admitted.
+   */
+  #pullEnded(id: number, delayMs: number, withMessage = false): void {
+    const ctx = this.#ctx;
+    const pull = this.#pulls.get(id);
+    if (pull === undefined) return;
+    this.#pulls.delete(id);
+    pull.puller.pullIds.delete(id);
+    clearTimeout(pull.watchdog);
+    if (delayMs <= 0 || ctx.closing) {
+      if (!ctx.closing) pull.puller.pullEnded(withMessage);
+      return;
+    }
+    setTimeout(() => {
+      if (!ctx.closing) pull.puller.pullEnded(withMessage);
+    }, delayMs).unref();
+  }
+
+  /**
+   * A reply to a pull request: a status on the request's own inbox subject, or a message, which
+   * arrives under its stored subject. JetStream serves a consumer's waiting pull requests oldest
+   * first and every pull of a gateway expires after the same time, so a message ends the oldest
+   * pull of its topic still out; a rare mismatch is put right by the watchdogs.
+   */
+  #onPullReply(msg: Msg): void {
+    const ctx = this.#ctx;
+    const ackInfo = msg.reply === undefined ? undefined : parseAckSubject(msg.reply);
+    if (ackInfo !== undefined) {
+      const topic = topicOfSubject(ctx.opts.stream, msg.subject);
+      const puller = topic === undefined ? undefined : ctx.existingPuller(topic);
+      if (puller === undefined || ctx.closing) {
+        ctx.link?.nakNow(msg.reply!);
+        return;
+      }
+      const oldest = puller.pullIds.values().next();
+      if (!oldest.done) this.#pullEnded(oldest.value, 0, true);
+      else puller.arrivedUnasked();
+      this.#admit(puller, msg, ackInfo);
+      return;
+    }
+    const id = Number(msg.subject.slice(this.#inbox.length + 1));
+    const pull = this.#pulls.get(id);
+    if (pull === undefined) return;
+    const code = msg.headers?.code ?? 0;
+    if (code === 100) return; // idle heartbeat
+    if (code === 404 || code === 408) return this.#pullEnded(id, 0);
+    if (code === 409 && /deleted/i.test(msg.headers?.description ?? '')) pull.puller.consumerReady = false;
+    if (code === 503) pull.puller.consumerReady = false; // no responders: the consumer is gone, or JetStream is
+    this.#pullEnded(id, code === 409 ? 100 : 500);
+  }
+
+  /** A message pulled for `puller`: dead-lettered if past --max-deliveries, else to a consumer. */
+  #admit(puller: TopicPuller, msg: Msg, ack: { streamSeq: number; deliveredCount: number }): void {
+    const ctx = this.#ctx;
+    const h = msg.headers;
+    const header = (name: string): number => {
+      const v = h?.get(name);
+      const n = v === undefined || v === '' ? 0 : Number(v);
+      return Number.isSafeInteger(n) && n >= 0 ? n : 0;
+    };
+    const fields: PulledMessage = {
+      messageId: header(MQ_HEADERS.id) || ack.streamSeq,
+      topic: puller.topic,
+      attempt: header(MQ_HEADERS.attempts) + ack.deliveredCount,
+      dackCount: header(MQ_HEADERS.dackCount),
+      dackCountStored: false,
+      payload: Buffer.from(msg.data),
+      streamSeq: ack.streamSeq,
+      ackSubject: msg.reply!,
+    };
+    if (fields.attempt > 1) puller.counters.redelivered++;
+    if (this.#deadLetters.pastLimit(puller.topic, fields.attempt)) {
+      puller.dropped();
+      ctx.track(this.#deadLetters.move(fields)).catch((err: unknown) => ctx.logger.error({ err, topic: puller.topic }, 'jetstream: dead-lettering failed; the message stays'));
+      return;
+    }
+    if (ack.deliveredCount === 1) {
+      puller.received(fields, Date.now());
+      return;
+    }
+    // Redelivered: a DACK may have stored a newer dackCount.
+    ctx.track(ctx.link!.jsm.streams.getMessage(`${ctx.opts.stream}_DACKS`, { last_by_subj: `${puller.names.dackPrefix}.${ack.streamSeq}` }))
+      .then(
+        (stored) => {
+          const n = stored === null ? NaN : Number(stored.string());
+          if (Number.isSafeInteger(n) && n > 0) Object.assign(fields, { dackCount: n, dackCountStored: true });
+        },
+        (err: unknown) => {
+          if (!isNotFound(err)) ctx.logger.warn({ err, topic: puller.topic }, 'jetstream: could not read a dackCount back; using the header');
+        },
+      )
+      .finally(() => {
+        if (!ctx.closing) {
+          puller.received(fields, Date.now());
+          return;
+        }
+        puller.dropped();
+        ctx.link?.nakNow(fields.ackSubject);
+      });
+  }
+}

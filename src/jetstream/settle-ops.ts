@@ -1,0 +1,101 @@
+/**
+ * Settles on JetStream (see the mapping in jetstream-engine.ts): ACK = +ACK answered by the server;
+ * NACK = -NAK (the front); BACK = a copy at the end, then +ACK of the original; DACK n = the new
+ * dackCount stored in `<stream>_DACKS`, then -NAK with an n-second delay. A delivery that ends
+ * without a settle (consumer closed, ack timeout) is NAKed, or dead-lettered.
+ */
+import type { DoneCallback, SettleKind } from '../engine/queue-engine.js';
+import type { DeadLetters } from './dead-letters.js';
+import type { JsEngineContext } from './engine-context.js';
+import { MQ_HEADERS, type JsDelivery } from './js-delivery.js';
+import { NatsLink, storageError } from './nats-link.js';
+import { topicSubjects } from './subjects.js';
+import type { TopicPuller } from './topic-puller.js';
+
+export class SettleOps {
+  readonly #ctx: JsEngineContext;
+  readonly #deadLetters: DeadLetters;
+
+  constructor(ctx: JsEngineContext, deadLetters: DeadLetters) {
+    this.#ctx = ctx;
+    this.#deadLetters = deadLetters;
+  }
+
+  /** Counts and runs one settle; `cb` once JetStream answered it. */
+  settle(d: JsDelivery, kind: SettleKind, delayMs: number, cb: DoneCallback): void {
+    const puller = this.#ctx.puller(d.topic);
+    if (kind === 'ACK') puller.counters.acked++;
+    else if (kind === 'NACK') puller.counters.nacked++;
+    else if (kind === 'BACK') puller.counters.backed++;
+    else puller.counters.dacked++;
+    let op: Promise<void>;
+    if (kind !== 'ACK' && this.#deadLetters.exhausted(d)) op = this.#deadLetters.move(d);
+    else if (kind === 'ACK') op = this.#ack(d);
+    else if (kind === 'NACK') op = this.returnToJetStream(puller, d.ackSubject);
+    else if (kind === 'BACK') op = this.#back(d);
+    else op = this.#dack(puller, d, delayMs);
+    this.#ctx.track(op).then(
+      () => cb(null),
+      (err: unknown) => cb(storageError(err)),
+    );
+  }
+
+  /**
+   * NAKs a message (back to the front) and holds its topic's next pulls until JetStream answered:
+   * acks and pulls are handled apart in the server, so a pull sent at once could be served first.
+   */
+  async returnToJetStream(puller: TopicPuller, ackSubject: string): Promise<void> {
+    puller.holdPulls();
+    try {
+      await this.#ctx.link!.nak(ackSubject, 0);
+    } finally {
+      puller.releasePulls();
+    }
+  }
+
+  /** A delivery that ends without a settle (consumer closed, ack timeout): NAK, or dead letter. */
+  returnToFront(d: JsDelivery): void {
+    const ctx = this.#ctx;
+    if (this.#deadLetters.exhausted(d)) ctx.track(this.#deadLetters.move(d)).catch((err: unknown) => ctx.logger.error({ err, topic: d.topic }, 'jetstream: dead-lettering failed'));
+    else if (ctx.closing) ctx.link?.nakNow(d.ackSubject);
+    else ctx.track(this.returnToJetStream(ctx.puller(d.topic), d.ackSubject)).catch((err: unknown) => ctx.logger.warn({ err, topic: d.topic }, 'jetstream: a NAK was not answered; the lease returns the message'));
+  }
+
+  async #ack(d: JsDelivery): Promise<void> {
+    await this.#ctx.link!.ack(d.ackSubject);
+    if (d.dackCountStored) this.#dropDackCount(d);
+  }
+
+  async #back(d: JsDelivery): Promise<void> {
+    const link = this.#ctx.link!;
+    const names = topicSubjects(this.#ctx.opts.stream, d.topic);
+    const hdrs = NatsLink.headers({ [MQ_HEADERS.id]: d.messageId, [MQ_HEADERS.attempts]: d.attempt, [MQ_HEADERS.dackCount]: d.dackCount });
+    try {
+      await link.publish(names.subject, d.payload, hdrs);
+    } catch (err) {
+      link.nakNow(d.ackSubject);
+      throw err;
+    }
+    await link.ack(d.ackSubject);
+    if (d.dackCountStored) this.#dropDackCount(d);
+  }
+
+  async #dack(puller: TopicPuller, d: JsDelivery, delayMs: number): Promise<void> {
+    const link = this.#ctx.link!;
+    try {
+      await link.publish(`${puller.names.dackPrefix}.${d.streamSeq}`, new TextEncoder().encode(String(d.dackCount + 1)));
+    } catch (err) {
+      link.nakNow(d.ackSubject);
+      throw err;
+    }
+    const now = Date.now();
+    puller.addDack(now + delayMs, now);
+    await link.nak(d.ackSubject, delayMs);
+  }
+
+  #dropDackCount(d: JsDelivery): void {
+    const stream = this.#ctx.opts.stream;
+    const names = topicSubjects(stream, d.topic);
+    this.#ctx.track(this.#ctx.link!.jsm.streams.purge(`${stream}_DACKS`, { filter: `${names.dackPrefix}.${d.streamSeq}` })).catch(() => undefined);
+  }
+}
