@@ -43,11 +43,16 @@ export class SettleOps {
   /**
    * NAKs a message (back to the front) and holds its topic's next pulls until JetStream answered:
    * acks and pulls are handled apart in the server, so a pull sent at once could be served first.
+   * The topic's spares (pulled after it, held for a RESERVE without a timeout) are NAKed right
+   * after it, so that JetStream redelivers them behind it: else the next RESERVE would take a
+   * spare first, and a NACKed message would not be the next one delivered.
    */
   async returnToJetStream(puller: TopicPuller, ackSubject: string): Promise<void> {
     puller.holdPulls();
     try {
-      await this.#ctx.link!.nak(ackSubject, 0);
+      const nak = this.#ctx.link!.nak(ackSubject, 0);
+      puller.expireSpares(0, true);
+      await nak;
     } finally {
       puller.releasePulls();
     }
