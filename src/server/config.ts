@@ -98,8 +98,11 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   }
   const natsReplicas = values.integer('nats-replicas', 1, 3);
   if (natsReplicas === 2) throw new ConfigError('--nats-replicas', 'invalid value for --nats-replicas: "2" is not 1 or 3 (JetStream needs a majority: use 1, or 3 on a cluster of three or more)');
+  const natsLeaseMs = values.duration('nats-lease');
+  if (natsLeaseMs < 1000) throw new ConfigError('--nats-lease', `invalid value for --nats-lease: ${natsLeaseMs} ms is under 1s (the gateway renews its lease every third of it)`);
   const nats = {
     engine,
+    natsLeaseMs,
     natsServers: Object.freeze(values.natsUrls('nats')),
     natsStream: values.natsStream('nats-stream'),
     natsReplicas: natsReplicas as 1 | 3,

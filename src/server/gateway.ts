@@ -49,6 +49,7 @@ export async function startGateway(config: Config, logger: Logger, tls: { key: B
     maxMessageBytes: config.maxMessageBytes,
     ackTimeoutMs: config.ackTimeoutMs,
     maxDeliveries: config.maxDeliveries,
+    leaseMs: config.natsLeaseMs,
     logger,
   });
   const admission = new Admission({ maxConnections: config.maxConnections, authToken: config.authToken });

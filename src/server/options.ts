@@ -90,6 +90,11 @@ export interface Config {
   /** Replicas of the streams, 1 or 3. `--nats-replicas`. */
   readonly natsReplicas: 1 | 3;
   /**
+   * ms the cluster waits before it redelivers what a gateway holds, renewed every third of it while
+   * the gateway lives: how soon a dead gateway's messages come back. `--nats-lease` (default 30s).
+   */
+  readonly natsLeaseMs: number;
+  /**
    * NATS credentials from the environment only (arguments show in ps): `MINIQUEUE_NATS_USER`,
    * `MINIQUEUE_NATS_PASSWORD`, `MINIQUEUE_NATS_TOKEN`; null when unset. Credentials in a `--nats`
    * URL work too.
@@ -106,7 +111,7 @@ export type EngineKind = 'log' | 'jetstream';
 export const LOG_ENGINE_OPTIONS = ['db', 'fsync', 'fsync-interval', 'segment-bytes', 'repair', 'compaction'] as const;
 
 /** Options that only the jetstream engine uses: given with `--engine log`, they are refused. */
-export const JETSTREAM_ENGINE_OPTIONS = ['nats', 'nats-stream', 'nats-replicas'] as const;
+export const JETSTREAM_ENGINE_OPTIONS = ['nats', 'nats-stream', 'nats-replicas', 'nats-lease'] as const;
 
 /** Smallest accepted `--segment-bytes`: smaller segments would roll on almost every record. */
 export const SEGMENT_BYTES_MIN = 4096;
@@ -224,6 +229,11 @@ export const OPTIONS = {
   },
   'nats-stream': { type: 'string', describe: 'JetStream stream that holds the topics (--engine jetstream)', default: 'MINIQUEUE' },
   'nats-replicas': { type: 'string', describe: 'replicas of the JetStream streams, 1 or 3 (--engine jetstream)', default: '1' },
+  'nats-lease': {
+    type: 'string',
+    describe: 'how long after a gateway dies the messages its consumers held are delivered again, a Go duration of 1s or more (--engine jetstream; set when a topic is first consumed)',
+    default: '30s',
+  },
 } as const satisfies Readonly<Record<string, OptionSpec>>;
 
 /** An option's name as typed after `--`. */

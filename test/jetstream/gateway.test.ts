@@ -76,6 +76,8 @@ test('option mistakes exit 2 with one line naming the option', () => {
     [['--engine', 'jetstream', '--db', './x'], /--db is not used with --engine jetstream/],
     [['--nats', 'nats://127.0.0.1:4222'], /--nats is used only with --engine jetstream/],
     [['--engine', 'jetstream', '--nats-replicas', '2'], /--nats-replicas/],
+    [['--engine', 'jetstream', '--nats-lease', '500ms'], /--nats-lease.*under 1s/],
+    [['--nats-lease', '5s'], /--nats-lease is used only with --engine jetstream/],
     [['--engine', 'jetstream', '--nats', 'http://x:1'], /--nats: http:\/\/x:1 is not a NATS URL/],
     [['--engine', 'jetstream', '--nats', 'nats://u:secret@h:1,bad'], /--nats/],
     [['--engine', 'jetstream', '--nats-stream', 'a.b'], /--nats-stream/],

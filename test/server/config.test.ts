@@ -73,6 +73,7 @@ describe('parseConfig defaults', () => {
         natsServers: ['nats://127.0.0.1:4222'],
         natsStream: 'MINIQUEUE',
         natsReplicas: 1,
+        natsLeaseMs: 30_000,
         natsUser: null,
         natsPassword: null,
         natsToken: null,

@@ -1,0 +1,173 @@
+/**
+ * Failures under load through real gateway processes (issue 15): two `miniqueue --engine
+ * jetstream` processes on one three-node cluster (`--nats-replicas 3`, `--nats-lease 2s`),
+ * producers and consumers on both over RESP. A gateway SIGKILLed while its consumers hold
+ * messages: the other gateway delivers them again, and every answered publish is consumed. A NATS
+ * node SIGKILLed: every answered publish is consumed and no answered ACK is undone (a message
+ * whose ACK was answered +OK is never delivered again).
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { asReserved, RespConn, startChild, type ChildServer } from '../helpers/index.js';
+import { startCluster, type NatsCluster } from './cluster.js';
+
+const LEASE = '2s';
+
+let cluster: NatsCluster;
+const gateways: ChildServer[] = [];
+
+function startGateway(): Promise<ChildServer> {
+  return startChild(null, ['--engine', 'jetstream', '--nats', cluster.urls, '--nats-stream', 'FAIL', '--nats-replicas', '3', '--nats-lease', LEASE], 30_000).then((gw) => {
+    gateways.push(gw);
+    return gw;
+  });
+}
+
+before(async () => {
+  cluster = await startCluster(3);
+});
+
+after(async () => {
+  for (const gw of gateways) await gw.kill('SIGKILL');
+  await cluster?.stop();
+});
+
+/** What one load run saw. */
+class LoadRecord {
+  readonly answered = new Set<string>();
+  readonly failedPublishes: string[] = [];
+  /** Payloads whose ACK was answered +OK. */
+  readonly acked = new Set<string>();
+  /** Every delivery: payload, the consumer's name, when. */
+  readonly deliveries: { payload: string; consumer: string; atMs: number }[] = [];
+  publishing = true;
+
+  done(): boolean {
+    return !this.publishing && [...this.answered].every((p) => this.acked.has(p));
+  }
+}
+
+/** Publishes `n` messages, `pick(i)` choosing the connection; a refused or lost publish is recorded as failed. */
+async function produce(rec: LoadRecord, topic: string, n: number, pick: (i: number) => RespConn, onSent: (i: number) => Promise<void>): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const payload = `p${i}`;
+    const reply = await pick(i).send('PUBLISH', topic, payload).catch((err: unknown) => err);
+    if (reply === 'OK') rec.answered.add(payload);
+    else rec.failedPublishes.push(payload);
+    await onSent(i);
+  }
+  rec.publishing = false;
+}
+
+/**
+ * RESERVE (1 s) and ACK on `conn` until the run is done, the connection dies, or the deadline;
+ * fails the test when a message comes again after its ACK was answered.
+ */
+async function consume(rec: LoadRecord, conn: RespConn, name: string, topic: string, deadlineMs: number): Promise<void> {
+  while (!rec.done() && Date.now() < deadlineMs) {
+    let reply;
+    try {
+      reply = await conn.send('RESERVE', topic, '1000');
+    } catch {
+      return; // the gateway died
+    }
+    if (reply === null || !Array.isArray(reply)) continue;
+    const m = asReserved(reply);
+    const payload = m.payload.toString();
+    assert.ok(!rec.acked.has(payload), `${payload} delivered to ${name} after its ACK was answered +OK`);
+    rec.deliveries.push({ payload, consumer: name, atMs: Date.now() });
+    let ack;
+    try {
+      ack = await conn.send('ACK', topic, m.id);
+    } catch {
+      return;
+    }
+    if (ack === 'OK') rec.acked.add(payload);
+  }
+}
+
+function assertAllConsumed(rec: LoadRecord, n: number): void {
+  assert.ok(rec.answered.size >= n - 20, `answered ${rec.answered.size} of ${n}; failed ${rec.failedPublishes.length}`);
+  const missing = [...rec.answered].filter((p) => !rec.acked.has(p));
+  assert.deepEqual(missing, [], 'answered publishes never consumed');
+}
+
+/** Both gateways have made the topic's durable consumer (else the first to pull would take everything meanwhile). */
+async function warmUp(conns: RespConn[], topic: string): Promise<void> {
+  for (const c of conns) {
+    assert.equal(await c.send('PUBLISH', topic, 'warm-up'), 'OK');
+    const m = asReserved(await c.send('RESERVE', topic, '5000'));
+    assert.equal(await c.send('ACK', topic, m.id), 'OK');
+  }
+}
+
+test('a gateway SIGKILLed under publish and consume load: the other gateway delivers what its consumers held; every answered publish is consumed', async () => {
+  const [g1, g2] = await Promise.all([startGateway(), startGateway()]);
+  const topic = 'gwkill';
+  const N = 200;
+  const rec = new LoadRecord();
+  const conn = (gw: ChildServer): Promise<RespConn> => RespConn.connect(gw.respPort);
+  const [p1, p2, c1, holder, c2a, c2b] = await Promise.all([conn(g1), conn(g2), conn(g1), conn(g1), conn(g2), conn(g2)]);
+  try {
+    await warmUp([c1, c2a], topic);
+    let g1Dead = false;
+    const held: string[] = [];
+    let killedAtMs = 0;
+    const deadlineMs = Date.now() + 45_000;
+    // A consumer of g1 reserves three messages and holds them: they are g1's when it dies.
+    const holding = (async () => {
+      while (held.length < 3 && Date.now() < deadlineMs) {
+        const reply = await holder.send('RESERVE', topic, '1000');
+        if (reply !== null) held.push(asReserved(reply).payload.toString());
+      }
+    })();
+    const producer = produce(rec, topic, N, (i) => (i % 2 === 0 && !g1Dead ? p1 : p2), async (i) => {
+      if (i >= 100 && !g1Dead && held.length === 3) {
+        g1Dead = true;
+        await g1.kill('SIGKILL');
+        killedAtMs = Date.now();
+      }
+    });
+    await Promise.all([holding, producer, consume(rec, c1, 'g1', topic, deadlineMs), consume(rec, c2a, 'g2a', topic, deadlineMs), consume(rec, c2b, 'g2b', topic, deadlineMs)]);
+    assert.equal(held.length, 3);
+    assert.ok(g1Dead, 'g1 was killed while its consumer held three messages');
+    for (const payload of held) {
+      const again = rec.deliveries.find((d) => d.payload === payload && d.consumer.startsWith('g2') && d.atMs >= killedAtMs);
+      assert.ok(again !== undefined, `${payload}, held by g1's consumer when g1 died, was not delivered again by g2`);
+      assert.ok(again.atMs - killedAtMs < 15_000, `${payload} delivered again ${again.atMs - killedAtMs} ms after the kill (lease ${LEASE})`);
+    }
+    assert.ok(rec.deliveries.some((d) => d.consumer === 'g1'), 'g1 consumed before it died');
+    assertAllConsumed(rec, N);
+  } finally {
+    for (const c of [p1, p2, c1, holder, c2a, c2b]) c.close();
+    await g2.kill('SIGTERM');
+  }
+});
+
+test('one NATS node SIGKILLed under load through two gateway processes (R3): every answered publish is consumed, no answered ACK undone', async () => {
+  const [g1, g2] = await Promise.all([startGateway(), startGateway()]);
+  const topic = 'nodekill';
+  const N = 300;
+  const rec = new LoadRecord();
+  const conn = (gw: ChildServer): Promise<RespConn> => RespConn.connect(gw.respPort);
+  const [p1, p2, c1a, c1b, c2a, c2b] = await Promise.all([conn(g1), conn(g2), conn(g1), conn(g1), conn(g2), conn(g2)]);
+  try {
+    await warmUp([c1a, c2a], topic);
+    const deadlineMs = Date.now() + 60_000;
+    const producer = produce(rec, topic, N, (i) => (i % 2 === 0 ? p1 : p2), async (i) => {
+      if (i === 100) await cluster.kill(2);
+    });
+    await Promise.all([
+      producer,
+      consume(rec, c1a, 'g1a', topic, deadlineMs),
+      consume(rec, c1b, 'g1b', topic, deadlineMs),
+      consume(rec, c2a, 'g2a', topic, deadlineMs),
+      consume(rec, c2b, 'g2b', topic, deadlineMs),
+    ]);
+    assertAllConsumed(rec, N);
+    assert.ok(rec.deliveries.some((d) => d.consumer.startsWith('g1')) && rec.deliveries.some((d) => d.consumer.startsWith('g2')), 'both gateways consumed');
+  } finally {
+    for (const c of [p1, p2, c1a, c1b, c2a, c2b]) c.close();
+    await Promise.all([g1.kill('SIGTERM'), g2.kill('SIGTERM')]);
+  }
+});
