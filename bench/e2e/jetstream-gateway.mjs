@@ -1,0 +1,186 @@
+#!/usr/bin/env node
+// A gateway beside a plain JetStream client (issue 15; goal: the gateway adds at most 30%). One
+// three-node nats-server cluster on loopback (REPLICAS, default 3), one `miniqueue --engine
+// jetstream` gateway on it, and in the same run on the same cluster:
+// - OP=publish: MESSAGES publishes through the gateway (RESP PUBLISH, CONNECTIONS connections with
+//   PIPELINE in flight each) and MESSAGES through nats.js (js.publish, CONNECTIONS × PIPELINE in
+//   flight on one connection), each answered after the PubAck;
+// - OP=consume: MESSAGES pre-published, consumed through the gateway (RESP `RESERVE topic 1000` +
+//   ACK, PIPELINE RESERVEs out per connection; ACK answered after the server confirmed it) and
+//   through nats.js (a durable pull consumer, consume() with CONNECTIONS × PIPELINE messages
+//   buffered, ackAck() for each: the same double ack).
+// Reports the gateway's msgs/s as opsPerSec and the plain client's as its own baseline; the two
+// runs alternate (plain, gateway, plain, gateway: ROUNDS, default 2) and the best of each counts.
+// Needs nats-server (Debian: apt-get install nats-server); opt-in in run.mjs: SCENARIOS=jetstream.
+import net from 'node:net';
+import { connect } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager, AckPolicy, RetentionPolicy } from '@nats-io/jetstream';
+import { fromRoot, freePorts, startChild, stopChild, waitForPort } from '../lib/procs.mjs';
+import { RespReader, encodeCommand } from '../lib/resp-reader.mjs';
+import { numEnv, strEnv, runScenario } from '../lib/scenario.mjs';
+import { payloadOf } from '../lib/tools.mjs';
+
+const op = strEnv('OP', 'publish', ['publish', 'consume']);
+const messages = numEnv('MESSAGES', 20_000);
+const connections = numEnv('CONNECTIONS', 4);
+const pipeline = numEnv('PIPELINE', 16);
+const payloadBytes = numEnv('PAYLOAD_BYTES', 10);
+const replicas = numEnv('REPLICAS', 3);
+const rounds = numEnv('ROUNDS', 2);
+const payload = payloadOf(payloadBytes);
+
+/** The test suite's cluster starter (compiled): three nodes on free ports, temp store dirs. */
+const { startCluster } = await import(fromRoot('dist', 'test', 'jetstream', 'cluster.js'));
+
+async function startGateway(urls) {
+  const main = process.env.MQ_BENCH_MAIN || fromRoot('dist', 'src', 'server', 'main.js');
+  const [h2Port, respPort] = await freePorts(2);
+  const args = [main, '--engine', 'jetstream', '--nats', urls, '--nats-replicas', String(replicas), '--nats-stream', 'BENCHGW', '--port', String(h2Port), '--redis-port', String(respPort), '--host', '127.0.0.1', '--no-tls', '--level', 'silent'];
+  const child = startChild(process.execPath, args);
+  await waitForPort(respPort, { child });
+  return { child, respPort };
+}
+
+/** One RESP connection with a reply queue: send(cmd) resolves with its reply. */
+function respConn(port) {
+  const sock = net.connect(port, '127.0.0.1');
+  sock.setNoDelay(true);
+  const waiting = [];
+  const reader = new RespReader((reply) => waiting.shift()?.(reply));
+  sock.on('data', (d) => reader.push(d));
+  const ready = new Promise((resolve, reject) => {
+    sock.once('connect', resolve);
+    sock.once('error', reject);
+  });
+  return {
+    ready,
+    send(...parts) {
+      return new Promise((resolve) => {
+        waiting.push(resolve);
+        sock.write(encodeCommand(...parts));
+      });
+    },
+    close: () => sock.destroy(),
+  };
+}
+
+const isOk = (r) => r !== null && typeof r === 'object' && !Buffer.isBuffer(r) && !Array.isArray(r) && r.type === '+';
+
+/** Runs `workers` loops of `step` until `total` steps succeeded; returns msgs/s. */
+async function timed(total, workers, step) {
+  let started = 0;
+  let done = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: workers }, async (_, w) => {
+      while (started < total) {
+        started++;
+        if (await step(w)) done++;
+        else started--; // not done (an empty RESERVE): try again
+      }
+    }),
+  );
+  if (done !== total) throw new Error(`${done} of ${total} done`);
+  return total / ((performance.now() - t0) / 1000);
+}
+
+async function gatewayPublish(conns, topic) {
+  return timed(messages, connections * pipeline, async (w) => {
+    const r = await conns[w % connections].send('PUBLISH', topic, payload);
+    if (!isOk(r)) throw new Error(`PUBLISH: ${JSON.stringify(r)}`);
+    return true;
+  });
+}
+
+async function gatewayConsume(conns, topic) {
+  return timed(messages, connections * pipeline, async (w) => {
+    const c = conns[w % connections];
+    const r = await c.send('RESERVE', topic, '1000');
+    if (r === null) return false;
+    if (!Array.isArray(r)) throw new Error(`RESERVE: ${JSON.stringify(r)}`);
+    const ack = await c.send('ACK', topic, r[0]);
+    if (!isOk(ack)) throw new Error(`ACK: ${JSON.stringify(ack)}`);
+    return true;
+  });
+}
+
+async function plainPublish(js, subject) {
+  return timed(messages, connections * pipeline, async () => {
+    await js.publish(subject, payload);
+    return true;
+  });
+}
+
+async function plainConsume(js, stream, durable) {
+  const consumer = await js.consumers.get(stream, durable);
+  const t0 = performance.now();
+  const iter = await consumer.consume({ max_messages: connections * pipeline });
+  let acked = 0;
+  await new Promise((resolve, reject) => {
+    (async () => {
+      for await (const m of iter) {
+        m.ackAck().then(
+          () => {
+            if (++acked === messages) resolve();
+          },
+          reject,
+        );
+      }
+    })().catch(reject);
+  });
+  await iter.close();
+  return messages / ((performance.now() - t0) / 1000);
+}
+
+await runScenario(`jetstream-gateway-${op}`, async () => {
+  const cluster = await startCluster(3);
+  let gw;
+  const nc = await connect({ servers: cluster.urls.split(',') });
+  try {
+    gw = await startGateway(cluster.urls);
+    const js = jetstream(nc);
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: 'PLAIN', subjects: ['PLAIN.>'], retention: RetentionPolicy.Workqueue, num_replicas: replicas });
+    const conns = Array.from({ length: connections }, () => respConn(gw.respPort));
+    await Promise.all(conns.map((c) => c.ready));
+    // The gateway connects in the background: wait until it publishes (it answers -LOADING first).
+    for (let i = 0; ; i++) {
+      if (isOk(await conns[0].send('PUBLISH', 'warmup', 'x'))) break;
+      if (i > 200) throw new Error('the gateway never became ready');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const gwRates = [];
+    const plainRates = [];
+    for (let round = 0; round < rounds; round++) {
+      const topic = `t${round}`;
+      const subject = `PLAIN.t${round}`;
+      if (op === 'publish') {
+        plainRates.push(await plainPublish(js, subject));
+        gwRates.push(await gatewayPublish(conns, topic));
+      } else {
+        const durable = `d${round}`;
+        await jsm.consumers.add('PLAIN', { durable_name: durable, filter_subject: subject, ack_policy: AckPolicy.Explicit });
+        await plainPublish(js, subject);
+        plainRates.push(await plainConsume(js, 'PLAIN', durable));
+        await gatewayPublish(conns, topic);
+        gwRates.push(await gatewayConsume(conns, topic));
+      }
+    }
+    for (const c of conns) c.close();
+    const opsPerSec = Math.max(...gwRates);
+    const baselineOps = Math.max(...plainRates);
+    return {
+      opsPerSec,
+      p50Ms: null,
+      p99Ms: null,
+      ownBaselineOps: baselineOps,
+      ownBaselineScenario: `nats.js ${op} on the same cluster`,
+      notes: [`gateway ${gwRates.map((r) => r.toFixed(0)).join('/')} msgs/s, nats.js ${plainRates.map((r) => r.toFixed(0)).join('/')} msgs/s (rounds); gateway/plain ${(opsPerSec / baselineOps).toFixed(2)}`],
+      command: `${op}: ${messages} msgs of ${payloadBytes} B, ${connections} conns × ${pipeline} in flight, R${replicas}; gateway RESP vs nats.js`,
+    };
+  } finally {
+    await nc.close().catch(() => {});
+    if (gw) await stopChild(gw.child, { signal: 'SIGTERM', graceMs: 10_000 });
+    await cluster.stop();
+  }
+});
