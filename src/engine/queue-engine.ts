@@ -229,6 +229,11 @@ export interface QueueEngine {
    * connects).
    */
   readonly loadingProgress: LoadingStatus | null;
+  /**
+   * False for an engine that keeps no log on this machine (a gateway over NATS JetStream): INFO
+   * says `aof_enabled:0`. Absent means true.
+   */
+  readonly localLog?: boolean;
   /** Live messages (ready, in flight, delayed) across all topics. */
   readonly messageCount: number;
   /**

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { NatsLink, NatsLinkOptions } from './nats-link.js';
 import type { TopicPuller } from './topic-puller.js';
 
-export interface JetStreamEngineOptions extends Omit<NatsLinkOptions, 'requestTimeoutMs' | 'logger' | 'aborted'> {
+export interface JetStreamEngineOptions extends Omit<NatsLinkOptions, 'requestTimeoutMs' | 'logger' | 'aborted' | 'attemptFailed'> {
   logger: Logger;
   /** `--max-message-bytes`; lowered to what the server's max_payload allows (logged). */
   maxMessageBytes: number;

@@ -67,6 +67,8 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
   readonly #opts: ResolvedEngineOptions;
   readonly #logger: Logger;
   #link: NatsLink | null = null;
+  /** Why the start has not connected yet (the last failed attempt), null before one failed. */
+  #unreachable: Error | null = null;
   #stats: ClusterStats | null = null;
   #maxMessageBytes: number;
   #closing: Promise<void> | null = null;
@@ -130,7 +132,7 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
    */
   async open(): Promise<void> {
     const o = this.#opts;
-    const link = await NatsLink.open({ ...o, requestTimeoutMs: o.requestTimeoutMs, logger: this.#logger, aborted: () => this.#closing !== null });
+    const link = await NatsLink.open({ ...o, requestTimeoutMs: o.requestTimeoutMs, logger: this.#logger, aborted: () => this.#closing !== null, attemptFailed: (err) => this.#connectFailed(err) });
     if (this.#closing !== null) {
       await link.nc.close();
       throw new BrokerError('MQ_ERR_SHUTTING_DOWN');
@@ -141,6 +143,7 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
       this.#logger.warn({ maxPayload, maxMessageBytes: this.#maxMessageBytes }, 'jetstream: --max-message-bytes lowered to fit the NATS server max_payload');
     }
     this.#link = link;
+    this.#unreachable = null;
     this.#stats = new ClusterStats(link.nc, link.jsm, o.stream, this.#logger);
     this.#pullRequests.listen();
     this.#deletedSub = link.nc.subscribe(deletedTopicsSubject(o.stream), {
@@ -164,14 +167,35 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
 
   #refresher: NodeJS.Timeout | undefined;
 
+  /** A start's attempt to reach the cluster failed: from now on clients are told NATS is unreachable. */
+  #connectFailed(err: unknown): void {
+    const servers = this.#opts.servers.map((s) => {
+      try {
+        const url = new URL(s);
+        return `${url.protocol}//${url.host}`; // no credentials
+      } catch {
+        return s;
+      }
+    });
+    const text = err instanceof Error ? err.message : String(err);
+    this.#unreachable = new Error(`NATS JetStream unreachable (${servers.join(',')}): ${text}`, { cause: err });
+  }
+
+  /**
+   * True while the start connects, until its first attempt fails: from then on the engine is not
+   * loading but failing (MQ_ERR_STORAGE naming NATS, `/healthz` 503) until it connects.
+   */
   get loading(): boolean {
-    return this.#link === null;
+    return this.#link === null && this.#unreachable === null;
   }
 
   /** Connecting measures no progress: clients are told to retry after 1 s. */
   get loadingProgress(): null {
     return null;
   }
+
+  /** The messages are in the cluster: INFO `aof_enabled:0`. */
+  readonly localLog = false;
 
   /** Messages in the stream, all topics (from the stats snapshot). */
   get messageCount(): number {
@@ -185,7 +209,10 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
 
   assertServing(): void {
     if (this.#closing !== null) throw new BrokerError('MQ_ERR_SHUTTING_DOWN');
-    if (this.#link === null) throw new BrokerError('MQ_ERR_LOADING');
+    if (this.#link === null) {
+      if (this.#unreachable !== null) throw new BrokerError('MQ_ERR_STORAGE', [this.#unreachable.message], { cause: this.#unreachable });
+      throw new BrokerError('MQ_ERR_LOADING');
+    }
   }
 
   publish(topic: string, payload: Buffer, cb: PublishCallback): void {
@@ -268,9 +295,8 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
     return puller === undefined ? { published: 0, acked: 0, nacked: 0, backed: 0, dacked: 0, redelivered: 0, ackTimeouts: 0, deadLettered: 0 } : { ...puller.counters };
   }
 
-  /** No local log: zeros (undefined while connecting). */
+  /** No local log: zeros. */
   storageStats(): StorageStats | undefined {
-    if (this.#link === null) return undefined;
     const compaction = { runs: 0, segmentsRemoved: 0, bytesReclaimed: 0, messagesCopied: 0, bytesCopied: 0, failures: 0 };
     return { logBytes: 0, logSegments: 0, writtenBytes: 0, writtenRecords: 0, writeBatches: 0, failedBatches: 0, fsyncs: 0, compaction };
   }
@@ -278,7 +304,7 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
   /** `storageFailure` is set while the stream's info cannot be had from the cluster (NATS unreachable, no JetStream quorum). */
   async health(): Promise<EngineHealth> {
     const link = this.#link;
-    if (link === null) return { loading: true, storageFailure: null };
+    if (link === null) return this.#unreachable === null ? { loading: true, storageFailure: null } : { loading: false, storageFailure: this.#unreachable };
     try {
       const reply = await link.nc.request(`$JS.API.STREAM.INFO.${this.#opts.stream}`, '', { timeout: HEALTH_TIMEOUT_MS });
       const info = reply.json<{ error?: { description?: string } }>();

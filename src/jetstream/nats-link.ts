@@ -39,11 +39,46 @@ export interface NatsLinkOptions {
   requestTimeoutMs: number;
   /** Asked between attempts to set the streams up: true stops {@link NatsLink.open}. */
   aborted?: () => boolean;
+  /** Told of each failed attempt to connect or to set the streams up (the engine reports it to clients). */
+  attemptFailed?: (err: unknown) => void;
   logger: Logger;
 }
 
-/** Sends of one publish at most (see {@link NatsLink.publish}). */
-const PUBLISH_ATTEMPTS = 4;
+/**
+ * How long a publish (or an ACK/NAK nobody received) is sent again on a transient JetStream error
+ * (a leader election, a node gone) before it fails with MQ_ERR_STORAGE (ms).
+ */
+export const TRANSIENT_RETRY_MS = 10_000;
+
+/** The first and the longest pause between two sends of a retried call (ms); it doubles. */
+const RETRY_FIRST_PAUSE_MS = 50;
+const RETRY_MAX_PAUSE_MS = 1000;
+
+/** Failed connection attempts are logged at most this often (ms). */
+const CONNECT_WARN_EVERY_MS = 5000;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Whether a JetStream error is one a cluster gets over by itself: no responders (503), "jetstream
+ * is not enabled" (no meta leader, answered by a node during an election), a timeout, a
+ * disconnection. A request that met one is not known to be stored, and is safe to send again
+ * with the same Nats-Msg-Id.
+ */
+export function isTransient(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const status = (err as { status?: unknown }).status;
+  if (status === 503 || status === 408) return true;
+  const text = `${err.name} ${err.message} ${err.cause instanceof Error ? err.cause.message : ''}`;
+  return /no responders|not enabled|timeout|timed out|leader|temporarily unavailable|disconnect|reconnect|503/i.test(text);
+}
+
+/** Whether nobody received the request (503 no responders): sending it again cannot do it twice. */
+function isNoResponders(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const text = `${err.name} ${err.message} ${err.cause instanceof Error ? err.cause.message : ''}`;
+  return (err as { status?: unknown }).status === 503 || /no responders|503/i.test(text);
+}
 
 const enc = new TextEncoder();
 const ACK = enc.encode('+ACK');
@@ -94,17 +129,37 @@ export class NatsLink {
     const fromUrls = splitCredentials(opts.servers);
     const user = opts.user ?? fromUrls.user;
     const pass = opts.password ?? fromUrls.password;
-    const nc = await connect({
-      servers: fromUrls.servers,
-      name: 'miniqueue',
-      ...(user === undefined ? {} : { user }),
-      ...(pass === undefined ? {} : { pass }),
-      ...(opts.token === undefined ? {} : { token: opts.token }),
-      waitOnFirstConnect: true,
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 250,
-      timeout: opts.requestTimeoutMs,
-    });
+    const servers = fromUrls.servers.join(',');
+    let lastWarnMs = 0;
+    const failed = (err: unknown, what: string): void => {
+      opts.attemptFailed?.(err);
+      if (Date.now() - lastWarnMs < CONNECT_WARN_EVERY_MS) return;
+      lastWarnMs = Date.now();
+      const error = err instanceof Error ? err.message : String(err);
+      opts.logger.warn({ servers, error }, `jetstream: ${what} (${servers}): ${error}; retrying`);
+    };
+    let nc: NatsConnection;
+    // nats.js would retry the first connection silently (waitOnFirstConnect): each failed attempt
+    // is seen here instead, logged (at most every 5 s) and told to the engine.
+    for (;;) {
+      try {
+        nc = await connect({
+          servers: fromUrls.servers,
+          name: 'miniqueue',
+          ...(user === undefined ? {} : { user }),
+          ...(pass === undefined ? {} : { pass }),
+          ...(opts.token === undefined ? {} : { token: opts.token }),
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: 250,
+          timeout: opts.requestTimeoutMs,
+        });
+        break;
+      } catch (err) {
+        if (opts.aborted?.() === true) throw err;
+        failed(err, 'NATS unreachable');
+        await sleep(250);
+      }
+    }
     try {
       const jsm = await jetstreamManager(nc, { timeout: opts.requestTimeoutMs, checkAPI: false });
       const link = new NatsLink(nc, jsm, opts.requestTimeoutMs);
@@ -115,18 +170,14 @@ export class NatsLink {
       ];
       // JetStream may not answer yet (no meta leader, a peer still joining): try again until it
       // does, or until the caller gives up (close() during the start). Only MQ_ERR_CONFIG is final.
-      let lastWarnMs = 0;
       for (;;) {
         try {
           for (const cfg of streams) await link.#ensureStream(opts, cfg);
           return link;
         } catch (err) {
           if (err instanceof BrokerError || opts.aborted?.() === true) throw err;
-          if (Date.now() - lastWarnMs >= 5000) {
-            lastWarnMs = Date.now();
-            opts.logger.warn({ err }, 'jetstream: the cluster does not answer yet; retrying');
-          }
-          await new Promise((r) => setTimeout(r, 250));
+          failed(err, 'NATS JetStream does not answer yet');
+          await sleep(250);
         }
       }
     } catch (err) {
@@ -179,15 +230,39 @@ export class NatsLink {
     }
   }
 
-  /** +ACK, answered by the server once the ack is processed ("double ack"). */
+  /**
+   * +ACK, answered by the server once the ack is processed ("double ack"). Sent again while nobody
+   * received it (no responders: the consumer's leader is being elected), up to
+   * {@link TRANSIENT_RETRY_MS}; a timeout is not retried (the ack may have been processed).
+   */
   async ack(ackSubject: string): Promise<void> {
-    await this.nc.request(ackSubject, ACK, { timeout: this.#timeoutMs });
+    await this.#retrying(isNoResponders, (timeoutMs) => this.nc.request(ackSubject, ACK, { timeout: timeoutMs }));
   }
 
-  /** -NAK, with a redelivery delay when `delayMs` > 0; answered by the server. */
+  /** -NAK, with a redelivery delay when `delayMs` > 0; answered by the server; retried as {@link ack}. */
   async nak(ackSubject: string, delayMs: number): Promise<void> {
     const body = delayMs > 0 ? enc.encode(`-NAK {"delay":${delayMs * 1_000_000}}`) : NAK;
-    await this.nc.request(ackSubject, body, { timeout: this.#timeoutMs });
+    await this.#retrying(isNoResponders, (timeoutMs) => this.nc.request(ackSubject, body, { timeout: timeoutMs }));
+  }
+
+  /**
+   * Runs `call` (given the time it may take, ms) and runs it again, with a pause doubling from
+   * 50 ms to 1 s, while it fails with an error `retry` accepts and {@link TRANSIENT_RETRY_MS} has
+   * not passed; then rethrows the last error. Stops at once when the connection is closed.
+   */
+  async #retrying<T>(retry: (err: unknown) => boolean, call: (timeoutMs: number) => Promise<T>): Promise<T> {
+    const deadlineMs = Date.now() + TRANSIENT_RETRY_MS;
+    let pauseMs = RETRY_FIRST_PAUSE_MS;
+    for (;;) {
+      const leftMs = deadlineMs - Date.now();
+      try {
+        return await call(Math.max(100, Math.min(this.#timeoutMs, leftMs)));
+      } catch (err) {
+        if (!retry(err) || this.nc.isClosed() || Date.now() + pauseMs >= deadlineMs) throw err;
+        await sleep(pauseMs);
+        pauseMs = Math.min(RETRY_MAX_PAUSE_MS, pauseMs * 2);
+      }
+    }
   }
 
   /** -NAK without waiting for the answer (a consumer closing, a spare given back). */
@@ -201,15 +276,19 @@ export class NatsLink {
   }
 
   /**
-   * Publishes and waits for the PubAck; resolves with the stream sequence. A publish that times
-   * out or finds no responder (a stream leader being elected, a node gone) is sent again, up to
-   * {@link PUBLISH_ATTEMPTS} times in all, with the same Nats-Msg-Id: JetStream stores it once.
+   * Publishes and waits for the PubAck; resolves with the stream sequence. A publish that meets a
+   * transient error ({@link isTransient}: a timeout, no responders, "jetstream is not enabled"
+   * while a meta leader is elected, a node gone) is sent again with the same Nats-Msg-Id, so
+   * JetStream stores it once, with a pause doubling from 50 ms to 1 s, for up to
+   * {@link TRANSIENT_RETRY_MS}; then it fails (the caller answers MQ_ERR_STORAGE).
    */
   async publish(subject: string, payload: Uint8Array, hdrs?: MsgHdrs): Promise<number> {
     const msgID = `${this.#msgIdPrefix}${++this.#msgIdSeq}`;
-    const timeout = Math.max(500, Math.floor(this.#timeoutMs / 2));
-    const opts = { timeout, msgID, retries: PUBLISH_ATTEMPTS };
-    const ack = await this.js.publish(subject, payload, hdrs === undefined ? opts : { ...opts, headers: hdrs });
+    const attemptMs = Math.max(500, Math.floor(this.#timeoutMs / 2));
+    const ack = await this.#retrying(isTransient, (timeoutMs) => {
+      const opts = { timeout: Math.min(attemptMs, timeoutMs), msgID };
+      return this.js.publish(subject, payload, hdrs === undefined ? opts : { ...opts, headers: hdrs });
+    });
     return ack.seq;
   }
 

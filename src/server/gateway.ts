@@ -3,7 +3,8 @@
  * JetStreamEngine, started and stopped together. The process keeps nothing on disk but its
  * certificates: no `--db`, no lock, no log. The listeners are bound first (a port in use fails
  * the start), log their "listening" lines, and answer MQ_ERR_LOADING while the engine connects
- * to the cluster and sets its streams up in the background (`ready`).
+ * to the cluster and sets its streams up in the background (`ready`); once an attempt failed
+ * (NATS unreachable), MQ_ERR_STORAGE naming NATS instead, until it connects.
  */
 import type { Logger } from 'pino';
 import { JetStreamEngine } from '../jetstream/jetstream-engine.js';

@@ -211,8 +211,8 @@ export class OptionValues {
       } catch {
         url = null;
       }
-      // Not shown: a URL may carry a password.
-      const shown = url === null ? '(not a URL)' : `${url.protocol}//${url.host}`;
+      // Shown without what may be a password (before an '@').
+      const shown = url === null ? JSON.stringify(u.includes('@') ? `***@${u.slice(u.lastIndexOf('@') + 1)}` : u) : `${url.protocol}//${url.host}`;
       if (url === null || (url.protocol !== 'nats:' && url.protocol !== 'tls:') || url.hostname === '' || url.port === '' || (url.pathname !== '' && url.pathname !== '/')) {
         throw new ConfigError(`--${name}`, `invalid value for --${name}${source === `--${name}` ? '' : ` (from ${source})`}: ${shown} is not a NATS URL like nats://127.0.0.1:4222 (nats:// or tls://, host and port; comma-separated)`);
       }

@@ -105,7 +105,8 @@ const FIELDS: Record<SectionName, (s: InfoSource) => Fields> = {
       ['loading', loading ? 1 : 0],
       ['async_loading', 0],
       // The segment log is an append-only file in Redis's sense: every change, fsynced per --fsync.
-      ['aof_enabled', 1],
+      // A gateway (--engine jetstream) keeps none.
+      ['aof_enabled', e.localLog === false ? 0 : 1],
       ['rdb_bgsave_in_progress', 0],
     ];
     if (loading) {
