@@ -9,12 +9,11 @@
 import type { Logger } from 'pino';
 import { JetStreamEngine } from '../jetstream/jetstream-engine.js';
 import { Admission } from '../protocols/admission.js';
-import { startHttp2Listener, type Http2Listener } from '../protocols/http2/server.js';
-import { startRespListener, type RespListener } from '../protocols/resp/server.js';
+import type { Http2Listener } from '../protocols/http2/server.js';
+import type { RespListener } from '../protocols/resp/server.js';
 import type { Config } from './config.js';
-import { createDashboardSource } from './dashboard-data.js';
+import { logListening, startListeners } from './listeners.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
-import { VERSION } from './version.js';
 
 /** A gateway whose listeners answer while its engine may still be connecting. */
 export interface StartingGateway {
@@ -31,11 +30,6 @@ export interface StartingGateway {
   metrics: ServerMetrics;
   /** Graceful stop: stop accepting, NAK what consumers hold, wait for answers pending, disconnect. */
   close(): Promise<void>;
-}
-
-function withListenerFlags(err: unknown, portFlag: string, hostFlag: string): unknown {
-  if (err instanceof Error) Object.assign(err, { portFlag, hostFlag });
-  return err;
 }
 
 /** Starts a gateway (see the file comment). Rejects with listen errors (EADDRINUSE). */
@@ -55,43 +49,8 @@ export async function startGateway(config: Config, logger: Logger, tls: { key: B
   });
   const admission = new Admission({ maxConnections: config.maxConnections, authToken: config.authToken });
   const metrics = createMetrics({ engine, admission });
-  let http: Http2Listener | null = null;
-  let resp: RespListener | null = null;
-  try {
-    http = await startHttp2Listener({
-      engine,
-      host: config.host,
-      port: config.port,
-      tls,
-      maxMessageBytes: config.maxMessageBytes,
-      logger,
-      admission,
-      metrics,
-      dashboard: createDashboardSource({ engine, admission, metrics, version: VERSION, fsyncPolicy: config.fsync }),
-    }).catch((err: unknown): never => {
-      throw withListenerFlags(err, '--port', '--host');
-    });
-    if (config.redisPort !== -1) {
-      resp = await startRespListener({
-        engine,
-        host: config.redisHost,
-        port: config.redisPort,
-        maxMessageBytes: config.maxMessageBytes,
-        logger,
-        version: VERSION,
-        admission,
-        maxCommandBytes: config.maxCommandBytes,
-        maxInputBytes: config.maxInputBytes,
-      }).catch((err: unknown): never => {
-        throw withListenerFlags(err, '--redis-port', '--redis-host');
-      });
-    }
-  } catch (err) {
-    await Promise.allSettled([http?.close(0), resp?.close()]);
-    throw err;
-  }
-  logger.info({ protocol: tls === null ? 'h2c' : 'h2', address: http.address, port: http.port }, 'listening');
-  if (resp !== null) logger.info({ protocol: 'resp', address: resp.address, port: resp.port }, 'listening');
+  const { http, resp } = await startListeners(engine, admission, metrics, config, logger, tls);
+  logListening({ http, resp }, tls !== null, logger);
   const httpListener = http;
   const respListener = resp;
   const ready = new Promise<void>((resolve) => setImmediate(resolve)).then(() => engine.open());

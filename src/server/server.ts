@@ -7,13 +7,12 @@ import { Broker } from '../broker/broker.js';
 import type { QueueEngine } from '../engine/queue-engine.js';
 import type { ReplayStats } from '../log/segment-log.js';
 import { Admission } from '../protocols/admission.js';
-import { startHttp2Listener, type Http2Listener } from '../protocols/http2/server.js';
-import { startRespListener, type RespListener } from '../protocols/resp/server.js';
+import type { Http2Listener } from '../protocols/http2/server.js';
+import type { RespListener } from '../protocols/resp/server.js';
 import type { Config } from './config.js';
 import { lockDataDir } from './lock.js';
-import { createDashboardSource } from './dashboard-data.js';
+import { logListening, startListeners } from './listeners.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
-import { VERSION } from './version.js';
 
 /** A server whose listeners answer while its log may still be replayed (see {@link startListening}). */
 export interface StartingServer {
@@ -41,15 +40,6 @@ export interface StartingServer {
 /** A server whose log has been replayed. */
 export interface RunningServer extends StartingServer {
   replay: ReplayStats;
-}
-
-/**
- * Names the flags behind a listen error (`portFlag`, `hostFlag` properties), so the one line
- * printed for EADDRINUSE, EACCES or an unknown host says which listener failed.
- */
-function withListenerFlags(err: unknown, portFlag: string, hostFlag: string): unknown {
-  if (err instanceof Error) Object.assign(err, { portFlag, hostFlag });
-  return err;
 }
 
 /**
@@ -99,46 +89,15 @@ export async function startListening(
   // nothing else of it. This file alone knows the segment log (its lock, replay, writer hook).
   const engine: QueueEngine = broker;
   const metrics = createMetrics({ engine, admission });
-  let http: Http2Listener | null = null;
-  let unlock: (() => void) | null = null;
-  let resp: RespListener | null = null;
+  const { http, resp } = await startListeners(engine, admission, metrics, config, logger, tls);
+  let unlock: () => void;
   try {
-    http = await startHttp2Listener({
-      engine,
-      host: config.host,
-      port: config.port,
-      tls,
-      maxMessageBytes: config.maxMessageBytes,
-      logger,
-      admission,
-      metrics,
-      dashboard: createDashboardSource({ engine, admission, metrics, version: VERSION, fsyncPolicy: config.fsync }),
-    }).catch((err: unknown): never => {
-      throw withListenerFlags(err, '--port', '--host');
-    });
-    if (config.redisPort !== -1) {
-      resp = await startRespListener({
-        engine,
-        host: config.redisHost,
-        port: config.redisPort,
-        maxMessageBytes: config.maxMessageBytes,
-        logger,
-        version: VERSION,
-        admission,
-        maxCommandBytes: config.maxCommandBytes,
-        maxInputBytes: config.maxInputBytes,
-      }).catch((err: unknown): never => {
-        throw withListenerFlags(err, '--redis-port', '--redis-host');
-      });
-    }
     unlock = await lockDataDir(config.db, logger);
   } catch (err) {
-    await Promise.allSettled([http?.close(0), resp?.close()]);
-    unlock?.();
+    await Promise.allSettled([http.close(0), resp?.close()]);
     throw err;
   }
-  logger.info({ protocol: tls === null ? 'h2c' : 'h2', address: http.address, port: http.port }, 'listening');
-  if (resp !== null) logger.info({ protocol: 'resp', address: resp.address, port: resp.port }, 'listening');
+  logListening({ http, resp }, tls !== null, logger);
   const httpListener = http;
   const respListener = resp;
   const releaseLock = unlock;
