@@ -57,16 +57,23 @@ for (const bytes of [10, 4096]) {
     }
   }
 }
-// Consume: no baseline; the fsync=never rows show how much of the time goes to durable ACKs.
+// Consume: each scenario's baseline is the same consumers against bench/baselines/bare-consume.mjs
+// (bare node:net / node:http2 answering the same exchanges from a counter), measured right before;
+// the fsync=never rows show how much of the time goes to durable ACKs.
 // Issue 11's goals: HTTP/2 consume 1 subscriber >= 40k; RESP SUBSCRIBE 1 connection >= 53k with
 // --fsync never (with every ACK fsynced one connection is capped near 1 / (fsync + round trip));
 // RESERVE+ACK 16 in flight on one connection >= 150k.
-for (const fsync of ['always', 'never']) {
-  const t = (minOps) => (fsync === 'always' ? { minOps } : {});
-  add({ id: `h2-consume-1sub-${fsync}`, script: 'e2e/h2-consume.mjs', env: { CONNECTIONS: 1, FSYNC: fsync }, ...t(40 * K) });
-  add({ id: `h2-consume-4subs-${fsync}`, script: 'e2e/h2-consume.mjs', env: { CONNECTIONS: 4, FSYNC: fsync } });
-  add({ id: `resp-subscribe-1conn-${fsync}`, script: 'e2e/resp-subscribe.mjs', env: { CONNECTIONS: 1, FSYNC: fsync }, ...(fsync === 'never' ? { minOps: 53 * K } : {}) });
-  add({ id: `resp-reserve-P16-${fsync}`, script: 'e2e/resp-reserve.mjs', env: { CONNECTIONS: 1, PIPELINE: 16, FSYNC: fsync }, ...t(150 * K) });
+const consumeRows = [
+  { id: 'h2-consume-1sub', script: 'e2e/h2-consume.mjs', env: { CONNECTIONS: 1 }, goal: { always: 40 * K } },
+  { id: 'h2-consume-4subs', script: 'e2e/h2-consume.mjs', env: { CONNECTIONS: 4 }, goal: {} },
+  { id: 'resp-subscribe-1conn', script: 'e2e/resp-subscribe.mjs', env: { CONNECTIONS: 1 }, goal: { never: 53 * K } },
+  { id: 'resp-reserve-P16', script: 'e2e/resp-reserve.mjs', env: { CONNECTIONS: 1, PIPELINE: 16 }, goal: { always: 150 * K } },
+];
+for (const { id, script, env, goal } of consumeRows) {
+  add({ id: `${id}-bare`, script, env: { ...env, SERVER: 'bare' }, isBaseline: true });
+  for (const fsync of ['always', 'never']) {
+    add({ id: `${id}-${fsync}`, script, env: { ...env, FSYNC: fsync }, baseline: `${id}-bare`, ...(goal[fsync] ? { minOps: goal[fsync] } : {}) });
+  }
 }
 // Restart on 1M live messages (issue 11 item 4): spawn -> first PUBLISH +OK, and RSS per live message.
 add({ id: 'restart-1M', script: 'e2e/restart.mjs', env: { MESSAGES: 1_000_000, PAYLOAD_BYTES: 10 } });
@@ -216,7 +223,7 @@ function baselineText(r, list) {
 }
 
 function printTable(list) {
-  const header = ['#', 'scenario', 'tool command', 'ops/s', 'p50 ms', 'p99 ms', 'target', 'baseline', 'ratio', 'result'];
+  const header = ['#', 'scenario', 'tool command', 'ops/s', 'p50 ms', 'p99 ms', 'server CPU µs/op', 'target', 'baseline', 'ratio', 'result'];
   const notes = [];
   const body = list.map((r, i) => {
     const n = String(i + 1);
@@ -230,6 +237,7 @@ function printTable(list) {
       r.error ? 'error' : fmtRate(r.opsPerSec),
       r.error ? '' : fmtMs(r.p50Ms),
       r.error ? '' : fmtMs(r.p99Ms),
+      r.error || r.serverCpuUsPerOp == null ? '' : r.serverCpuUsPerOp.toFixed(1),
       targetText(r),
       r.baseline || r.ownBaselineOps !== undefined ? baselineText(r, list) : '',
       r.ratio !== null && r.ratio !== undefined ? `${r.ratio.toFixed(2)}×` : '',

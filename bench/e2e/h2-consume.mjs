@@ -6,7 +6,7 @@
 // Knobs: CONNECTIONS (1), PAYLOAD_BYTES (10), FSYNC (always), DURATION_S (10), WARMUP_S (1),
 // MESSAGES, PREPUBLISH_MAX_S, STALL_MS (see bench/lib/consume.mjs).
 import http2 from 'node:http2';
-import { TOPIC, runConsume } from '../lib/consume.mjs';
+import { TOPIC, consumeScenarioName, runConsume } from '../lib/consume.mjs';
 import { numEnv, runScenario } from '../lib/scenario.mjs';
 import { sizeLabel } from '../lib/tools.mjs';
 
@@ -68,7 +68,7 @@ function subscribe(port, meter) {
   };
 }
 
-await runScenario(`h2 consume+ACK ${subscribers} sub${subscribers > 1 ? 's' : ''} ${sizeLabel(payloadBytes)} fsync=${process.env.FSYNC || 'always'}`, () =>
+await runScenario(consumeScenarioName(`h2 consume+ACK ${subscribers} sub${subscribers > 1 ? 's' : ''} ${sizeLabel(payloadBytes)}`), () =>
   runConsume({
     rateHint: 40_000,
     command: `node bench/e2e/h2-consume.mjs (CONNECTIONS=${subscribers}, node:http2 subscribe "INIT"/"ACK")`,

@@ -6,7 +6,7 @@
 // Knobs: CONNECTIONS (1), PIPELINE (16), PAYLOAD_BYTES (10), FSYNC (always), DURATION_S (10),
 // WARMUP_S (1), MESSAGES, PREPUBLISH_MAX_S, STALL_MS (see bench/lib/consume.mjs).
 import net from 'node:net';
-import { TOPIC, runConsume } from '../lib/consume.mjs';
+import { TOPIC, consumeScenarioName, runConsume } from '../lib/consume.mjs';
 import { RespReader, encodeCommand } from '../lib/resp-reader.mjs';
 import { numEnv, runScenario } from '../lib/scenario.mjs';
 import { sizeLabel } from '../lib/tools.mjs';
@@ -96,7 +96,7 @@ function consumeOn(port, meter, payload) {
   };
 }
 
-await runScenario(`resp RESERVE+ACK -P${pipeline} ${connections} conn ${sizeLabel(payloadBytes)} fsync=${process.env.FSYNC || 'always'}`, () =>
+await runScenario(consumeScenarioName(`resp RESERVE+ACK -P${pipeline} ${connections} conn ${sizeLabel(payloadBytes)}`), () =>
   runConsume({
     rateHint: 250_000,
     command: `node bench/e2e/resp-reserve.mjs (CONNECTIONS=${connections} PIPELINE=${pipeline}, RESERVE ${TOPIC} 0 / ACK ${TOPIC} id)`,

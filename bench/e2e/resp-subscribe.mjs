@@ -6,7 +6,7 @@
 // Knobs: CONNECTIONS (1), PAYLOAD_BYTES (10), FSYNC (always), DURATION_S (10), WARMUP_S (1),
 // MESSAGES, PREPUBLISH_MAX_S, STALL_MS (see bench/lib/consume.mjs).
 import net from 'node:net';
-import { TOPIC, runConsume } from '../lib/consume.mjs';
+import { TOPIC, consumeScenarioName, runConsume } from '../lib/consume.mjs';
 import { RespReader, encodeCommand } from '../lib/resp-reader.mjs';
 import { numEnv, runScenario } from '../lib/scenario.mjs';
 import { sizeLabel } from '../lib/tools.mjs';
@@ -58,7 +58,7 @@ function subscribe(port, meter, payload) {
   };
 }
 
-await runScenario(`resp SUBSCRIBE+ACK ${connections} conn ${sizeLabel(payloadBytes)} fsync=${process.env.FSYNC || 'always'}`, () =>
+await runScenario(consumeScenarioName(`resp SUBSCRIBE+ACK ${connections} conn ${sizeLabel(payloadBytes)}`), () =>
   runConsume({
     rateHint: 50_000,
     command: `node bench/e2e/resp-subscribe.mjs (CONNECTIONS=${connections}, SUBSCRIBE ${TOPIC} then ACK per payload)`,

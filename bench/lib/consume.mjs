@@ -3,17 +3,28 @@
 // plus DURATION_S, or until the queue is drained. A Meter counts settled messages and records
 // per-message latency only inside the measured window, and a watchdog reports a stall (no
 // progress for STALL_MS while messages are still queued), which would be a broker bug.
+// SERVER=bare runs the same consumers against bench/baselines/bare-consume.mjs instead: the
+// ceiling of the stack for these exchanges (FSYNC means nothing there).
+import fs from 'node:fs';
 import { latencyHistogram } from './stats.mjs';
 import { prepublish } from './prepublish.mjs';
 import { payloadOf } from './tools.mjs';
 import { commonKnobs, numEnv, strEnv, withServer } from './scenario.mjs';
-import { startBroker } from './servers.mjs';
+import { startBareConsume, startBroker } from './servers.mjs';
 
 export const TOPIC = 'bench';
 
+/** The row name of a consume scenario: `bare <what>` against the baseline, else `<what> fsync=<mode>`. */
+export function consumeScenarioName(what) {
+  return process.env.SERVER === 'bare' ? `bare ${what}` : `${what} fsync=${process.env.FSYNC || 'always'}`;
+}
+
 /** Counts and times messages; `finished` resolves once the window closes or the run ends. */
 export class Meter {
-  constructor({ warmupS, durationS, total, stallMs }) {
+  constructor({ warmupS, durationS, total, stallMs, serverPid }) {
+    this.serverPid = serverPid;
+    this.cpuAtStart = null;
+    this.cpuAtEnd = null;
     this.hist = latencyHistogram();
     this.total = total;
     this.settled = 0; // every message settled, warm-up included
@@ -31,6 +42,7 @@ export class Meter {
     this.warmTimer = setTimeout(() => {
       this.measuring = true;
       this.t0 = performance.now();
+      this.cpuAtStart = cpuSecondsOf(this.serverPid);
       this.endTimer = setTimeout(() => this.end('duration'), durationS * 1000);
     }, warmupS * 1000);
     this.watchdog = setInterval(() => {
@@ -63,6 +75,7 @@ export class Meter {
     if (this.reason !== undefined) return;
     this.reason = reason;
     this.tEnd = performance.now();
+    if (this.cpuAtStart !== null) this.cpuAtEnd = cpuSecondsOf(this.serverPid);
     clearTimeout(this.warmTimer);
     clearTimeout(this.endTimer);
     clearInterval(this.watchdog);
@@ -78,7 +91,25 @@ export class Meter {
     if (this.errors > 0) notes.push(`${this.errors} errors, e.g. ${this.errorSamples.map((s) => JSON.stringify(s)).join(', ')}`);
     if (this.reason === 'error') throw new Error(`consumer failed after ${this.settled} messages: ${notes.join('; ')}`);
     if (this.t0 === null || windowS < 0.2) throw new Error(`no measured window (ended by ${this.reason} during warm-up after ${this.settled} messages; raise MESSAGES or lower WARMUP_S)${notes.length ? `: ${notes.join('; ')}` : ''}`);
-    return { opsPerSec: this.counted / windowS, ...this.hist.summary(), count: this.counted, durationS: windowS, errors: this.errors, non2xx: 0, endedBy: this.reason, notes };
+    const cpuS = this.cpuAtStart !== null && this.cpuAtEnd !== null ? this.cpuAtEnd - this.cpuAtStart : null;
+    // The server's CPU time (user + system) per settled message inside the window: its own cost
+    // per message, which the round-trip-bound throughput of one consumer hides.
+    const serverCpuUsPerOp = cpuS !== null && this.counted > 0 ? (cpuS * 1e6) / this.counted : null;
+    return { opsPerSec: this.counted / windowS, serverCpuUsPerOp, ...this.hist.summary(), count: this.counted, durationS: windowS, errors: this.errors, non2xx: 0, endedBy: this.reason, notes };
+  }
+}
+
+const CLOCK_TICKS_PER_S = 100; // USER_HZ on Linux
+
+/** CPU seconds (user + system) used so far by process `pid`, from /proc; null where unreadable. */
+function cpuSecondsOf(pid) {
+  if (pid === undefined) return null;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S; // utime, stime (fields 14, 15)
+  } catch {
+    return null;
   }
 }
 
@@ -95,13 +126,14 @@ export async function runConsume({ rateHint, command, consume }) {
   const prepublishMaxS = numEnv('PREPUBLISH_MAX_S', Math.max(5, durationS));
   const stallMs = numEnv('STALL_MS', 3000);
   const payload = payloadOf(payloadBytes);
+  const bare = strEnv('SERVER', 'miniqueue', ['miniqueue', 'bare']) === 'bare';
   return withServer(
-    'broker',
-    () => startBroker({ fsync }),
+    bare ? 'bare consume server' : 'broker',
+    () => (bare ? startBareConsume() : startBroker({ fsync })),
     async (broker) => {
       const pre = await prepublish({ port: broker.respPort, topic: TOPIC, payload, count: messages, maxSeconds: prepublishMaxS });
       process.stderr.write(`pre-published ${pre.published} messages in ${pre.seconds.toFixed(1)} s (${Math.round(pre.rate)}/s)\n`);
-      const meter = new Meter({ warmupS, durationS, total: pre.published, stallMs });
+      const meter = new Meter({ warmupS, durationS, total: pre.published, stallMs, serverPid: broker.pid });
       let cleanup = () => {};
       try {
         cleanup = await consume({ broker, meter, payload });

@@ -164,6 +164,40 @@ export async function startBareH2() {
   });
 }
 
+/**
+ * Starts bench/baselines/bare-consume.mjs: the consume scenarios' wire exchanges over bare
+ * node:net (RESP) and node:http2 (TLS, same certificate) with a counter for a queue.
+ * @returns `{ h2Port, respPort, stop }`, shaped like {@link startBroker}'s answer.
+ */
+export async function startBareConsume() {
+  await ensureCerts();
+  return withPortRetry(async () => {
+    const [h2Port, respPort] = await freePorts(2);
+    const child = startChild(process.execPath, [fromRoot('bench', 'baselines', 'bare-consume.mjs')], {
+      env: { ...process.env, H2_PORT: String(h2Port), RESP_PORT: String(respPort) },
+    });
+    try {
+      await waitForPort(h2Port, { child });
+      await waitForPort(respPort, { child });
+    } catch (err) {
+      await stopChild(child, { signal: 'SIGKILL' });
+      throw err;
+    }
+    return {
+      h2Port,
+      respPort,
+      pid: child.pid,
+      child,
+      command: 'node bench/baselines/bare-consume.mjs',
+      async stop() {
+        const crashed = child.exitCode !== null || child.signalCode !== null;
+        const r = await stopChild(child, { signal: 'SIGTERM', graceMs: 3000 });
+        return { ...r, crashed, stderr: child.err() };
+      },
+    };
+  });
+}
+
 /** Extra broker options from the BROKER_ARGS knob (space-separated, e.g. "--ack-timeout 30s"), for A/B runs. */
 function brokerArgsFromEnv() {
   return (process.env.BROKER_ARGS ?? '').split(/\s+/).filter(Boolean);
