@@ -3,8 +3,9 @@
 // speed hits both alike; prints each run and the ratio B/A pair by pair.
 //   node bench/ab.mjs <A main.js> <B main.js> <scenario script> [pairs]
 // e.g. A=a copy of main's dist (git worktree + npm run build), B=this checkout's dist:
-//   PIPELINE=16 DURATION_S=5 node bench/ab.mjs /tmp/mq-a/dist/src/server/main.js \
-//     dist/src/server/main.js bench/e2e/resp-publish.mjs 3
+//   PIPELINE=16 DURATION_S=5 node bench/ab.mjs /tmp/mq-a/dist/bundle/miniqueue.js \
+//     dist/bundle/miniqueue.js bench/e2e/resp-publish.mjs 3
+// (builds older than the bundle run from dist/src/server/main.js)
 // Knobs for the scenario (CONNECTIONS, PIPELINE, PAYLOAD_BYTES, FSYNC, …) pass through the env.
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';

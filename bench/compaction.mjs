@@ -23,7 +23,7 @@ import { createHistogram } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const MAIN = path.join(root, 'dist', 'src', 'server', 'main.js');
+const MAIN = path.join(root, 'dist', 'bundle', 'miniqueue.js');
 const MIB = Number(process.env.MIB ?? 128);
 const SEGMENT_BYTES = Number(process.env.SEGMENT_BYTES ?? 1048576);
 const PUBLISHERS = Number(process.env.PUBLISHERS ?? 8);

@@ -38,7 +38,7 @@ const logBytes = fs.readdirSync(db).reduce((n, f) => n + fs.statSync(path.join(d
 console.log(`wrote ${MESSAGES} messages (${PAYLOAD_BYTES} B payloads, ${(logBytes / 2 ** 20).toFixed(1)} MiB in ${fs.readdirSync(db).length} segments) in ${(performance.now() - writeStarted).toFixed(0)} ms`);
 
 const spawned = performance.now();
-const child = spawn(process.execPath, [path.join(root, 'dist/src/server/main.js'), '--db', db, '--port', '0', '--redis-port', '0', '--no-tls'], { stdio: ['ignore', 'pipe', 'inherit'] });
+const child = spawn(process.execPath, [path.join(root, 'dist/bundle/miniqueue.js'), '--db', db, '--port', '0', '--redis-port', '0', '--no-tls'], { stdio: ['ignore', 'pipe', 'inherit'] });
 let out = '';
 const result = await new Promise((resolve, reject) => {
   child.stdout.on('data', (d) => {

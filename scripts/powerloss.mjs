@@ -10,7 +10,7 @@
 //   SEGMENT_BYTES=4096                                  small: many segment rolls and compaction
 //   FSYNC=always                                        --fsync of the recorded server (interval/never: relaxed check)
 //   CUTS=200 VARIANTS=7 MAX_STATES=600 PARALLEL=2 SEED=1
-//   CHECK_WITH=child                                    child: node dist/src/server/main.js per state;
+//   CHECK_WITH=child                                    child: node dist/bundle/miniqueue.js per state;
 //                                                       in-process: the same startServer() here (faster)
 //   KEEP_FAILURES=1                                     keep the directories of failing states
 // Exit code: 0 when every state kept the contract, 1 otherwise.

@@ -33,7 +33,7 @@ const payload = payloadOf(payloadBytes);
 const { startCluster } = await import(fromRoot('dist', 'test', 'jetstream', 'cluster.js'));
 
 async function startGateway(urls) {
-  const main = process.env.MQ_BENCH_MAIN || fromRoot('dist', 'src', 'server', 'main.js');
+  const main = process.env.MQ_BENCH_MAIN || fromRoot('dist', 'bundle', 'miniqueue.js');
   const [h2Port, respPort] = await freePorts(2);
   const args = [main, '--engine', 'jetstream', '--nats', urls, '--nats-replicas', String(replicas), '--nats-stream', 'BENCHGW', '--port', String(h2Port), '--redis-port', String(respPort), '--host', '127.0.0.1', '--no-tls', '--level', 'silent'];
   const child = startChild(process.execPath, args);

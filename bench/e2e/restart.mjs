@@ -17,8 +17,9 @@ const MESSAGES = numEnv('MESSAGES', 1_000_000);
 const PAYLOAD_BYTES = numEnv('PAYLOAD_BYTES', 10);
 const TOPICS = Math.max(1, numEnv('TOPICS', 4));
 const RUNS = Math.max(1, numEnv('RUNS', 3));
-const main = process.env.MQ_BENCH_MAIN || fromRoot('dist', 'src', 'server', 'main.js');
-const distDir = path.resolve(path.dirname(main), '..', '..');
+const main = process.env.MQ_BENCH_MAIN || fromRoot('dist', 'bundle', 'miniqueue.js');
+// dist/ of that build: main is dist/bundle/miniqueue.js, or dist/src/server/main.js in older builds.
+const distDir = path.basename(path.dirname(main)) === 'bundle' ? path.resolve(path.dirname(main), '..') : path.resolve(path.dirname(main), '..', '..');
 
 /** Writes the log: segments of 64 MiB, each record a PUBLISH whose id is its offset. */
 async function writeLog(db) {

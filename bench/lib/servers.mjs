@@ -31,7 +31,7 @@ async function withPortRetry(start) {
 }
 
 /**
- * Starts `node dist/src/server/main.js` on a fresh --db with `--level silent`.
+ * Starts `node dist/bundle/miniqueue.js` (the server as shipped; MQ_BENCH_MAIN names another build) on a fresh --db with `--level silent`.
  * @param opts.fsync - `always` | `never` | `interval`.
  * @param opts.tls - HTTP/2 over TLS (the default) or h2c.
  * @returns `{ h2Port, respPort, db, pid, stop }`; `stop()` sends SIGTERM, removes the db and
@@ -40,8 +40,8 @@ async function withPortRetry(start) {
 export async function startBroker({ fsync = 'always', tls = true, extraArgs = brokerArgsFromEnv() } = {}) {
   await ensureCerts();
   // bench/run.mjs points MQ_BENCH_MAIN at its private copy of dist/ (see lib/snapshot.mjs).
-  const main = process.env.MQ_BENCH_MAIN || fromRoot('dist', 'src', 'server', 'main.js');
-  if (!fs.existsSync(main)) throw new Error('dist/src/server/main.js is missing: build first (npx tsc -p tsconfig.json)');
+  const main = process.env.MQ_BENCH_MAIN || fromRoot('dist', 'bundle', 'miniqueue.js');
+  if (!fs.existsSync(main)) throw new Error(`${main} is missing: build first (npm run build)`);
   return withPortRetry(async () => {
     const [h2Port, respPort] = await freePorts(2);
     const db = makeTempDir('mq-bench-db-');
@@ -63,7 +63,7 @@ export async function startBroker({ fsync = 'always', tls = true, extraArgs = br
       db,
       pid: child.pid,
       child,
-      command: `node dist/src/server/main.js --level silent --fsync ${fsync}${tls ? '' : ' --no-tls'}`,
+      command: `node dist/bundle/miniqueue.js --level silent --fsync ${fsync}${tls ? '' : ' --no-tls'}`,
       async stop() {
         const crashed = child.exitCode !== null || child.signalCode !== null;
         const r = await stopChild(child, { signal: 'SIGTERM', graceMs: 12_000 });

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { ROOT } from './procs.mjs';
 
 /**
- * Copies dist/ and checks that the copy loads (`main.js --help` exits 0); retries a few times,
+ * Copies dist/ and checks that the copy's server loads (`--help` exits 0); retries a few times,
  * since dist/ may be in the middle of a rebuild.
  * @returns `{ mainPath, dir, remove() }`.
  */
@@ -24,7 +24,9 @@ export async function snapshotBuild({ attempts = 10, waitMs = 2000 } = {}) {
       fs.cpSync(path.join(ROOT, 'assets'), path.join(dir, 'assets'), { recursive: true });
       fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(dir, 'package.json'));
       fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
-      const mainPath = path.join(dir, 'dist', 'src', 'server', 'main.js');
+      // The server as shipped (the bundle); an older build without one runs from its compiled tree.
+      const bundled = path.join(dir, 'dist', 'bundle', 'miniqueue.js');
+      const mainPath = fs.existsSync(bundled) ? bundled : path.join(dir, 'dist', 'src', 'server', 'main.js');
       const check = spawnSync(process.execPath, [mainPath, '--help'], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
       if (check.status === 0) return { mainPath, dir, remove };
       lastError = (check.stderr || check.stdout || '').split('\n').find((l) => /Error|error/.test(l)) ?? `exit ${check.status}`;
@@ -34,5 +36,5 @@ export async function snapshotBuild({ attempts = 10, waitMs = 2000 } = {}) {
     remove();
     await new Promise((r) => setTimeout(r, waitMs));
   }
-  throw new Error(`dist/ does not load (build first with npx tsc -p tsconfig.json): ${lastError}`);
+  throw new Error(`dist/ does not load (build first with npm run build): ${lastError}`);
 }

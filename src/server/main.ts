@@ -3,6 +3,7 @@
  * `miniqueue` / `npm start`: parse the command line, start the broker and both listeners,
  * and stop gracefully on SIGINT/SIGTERM (SPEC §1).
  */
+import path from 'node:path';
 import { BrokerError } from '../errors.js';
 import { LogCorruptError } from '../log/segment-log.js';
 import { ensureDevCert } from './certs.js';
@@ -97,7 +98,11 @@ try {
   if (e.code === 'EACCES' && e.syscall === 'listen') fail(`not allowed to listen on port ${e.port} (${portFlag})`, 2);
   if (e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') fail(`cannot resolve the address ${JSON.stringify(e.hostname)} (${hostFlag})`, 2);
   if (e.code === 'EADDRNOTAVAIL') fail(`${JSON.stringify(e.address)} is not an address of this machine (${hostFlag})`, 2);
-  if (e.code !== undefined && e.path !== undefined) fail(`${e.code}: ${e.path} (--db)`, 1);
+  if (e.code !== undefined && e.path !== undefined) {
+    // Name --db only for a file under it: a missing file of the installation is not the user's --db.
+    const underDb = config.engine === 'log' && path.resolve(e.path).startsWith(path.resolve(config.db) + path.sep);
+    fail(`${e.code}: ${e.path}${underDb ? ' (--db)' : ''}`, 1);
+  }
   logger.error({ err }, 'start failed');
   fail(e.message ?? String(err), 1);
 }

@@ -12,7 +12,8 @@ import { silentLogger } from './loggers.js';
 
 /** Repository root (helpers run from dist/test/helpers/, three levels below). */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-export const MAIN_JS = path.join(ROOT, 'dist', 'src', 'server', 'main.js');
+/** The server as shipped (`npm start`, the `miniqueue` bin): the bundle scripts/bundle.mjs builds from dist/src/. */
+export const MAIN_JS = path.join(ROOT, 'dist', 'bundle', 'miniqueue.js');
 
 /**
  * Starts miniqueue in this process on ephemeral ports with h2c (no TLS) unless `tls` is given.

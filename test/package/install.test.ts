@@ -65,6 +65,7 @@ test('npm pack -> npm install <tarball> in a fresh project: npx miniqueue --vers
   const packed = JSON.parse(npm(['pack', '--ignore-scripts', '--json', '--pack-destination', work], ROOT)) as { filename: string; files: { path: string }[] }[];
   const tarball = path.join(work, packed[0]!.filename);
   const files = packed[0]!.files.map((f) => f.path);
+  assert.ok(files.includes('dist/bundle/miniqueue.js'));
   assert.ok(files.includes('dist/src/server/main.js'));
   assert.ok(files.includes('dist/src/client/index.d.ts'));
   assert.ok(files.includes('README.md'));

@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PACKAGE } from '../../package-root.js';
 import type { StorageStats, TopicStats } from '../../engine/queue-engine.js';
 import type { Http2Fastify } from './server.js';
 
@@ -67,8 +68,8 @@ interface Asset {
   readonly contentType: string;
 }
 
-/** Repository (or installed package) root, from dist/src/protocols/http2/. */
-const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
+/** Repository (or installed package) root: assets/ is there. */
+const PACKAGE_ROOT = PACKAGE?.root ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
 
 /** The files under `/dashboard/`, by URL path, and where they come from. */
 function assetFiles(): Record<string, { file: string; contentType: string }> {
