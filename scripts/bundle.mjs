@@ -3,7 +3,7 @@
 // packages it loads at start (fastify, pino, prom-client, yargs, ...), built by esbuild from the
 // compiled tree (dist/src/server/main.js, so the bundle runs exactly the code tsc checked).
 // Why: Node spent half of an empty start finding, reading and compiling 434 separate files;
-// from one file it starts in about half the CPU time (README, "Layout" section's last paragraph).
+// from one file it starts in about half the CPU time (README, end of "Development").
 // Parts loaded only on demand stay separate chunks next to it (the JetStream gateway with the
 // NATS client, selfsigned), so a plain start never compiles them.
 // Run by `npm run build` after tsc. Usage: node scripts/bundle.mjs
