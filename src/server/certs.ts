@@ -108,7 +108,10 @@ export async function ensureDevCert(
 async function generateDevCert(): Promise<CertPair> {
   // Imported only when a certificate is generated: selfsigned and its ASN.1/X.509 dependencies are
   // ~700 KB of JavaScript that every start would otherwise compile (issue 11, restart time).
-  const { generate } = await import('selfsigned');
+  // selfsigned is CommonJS: Node's ES import names its exports, the bundle (scripts/bundle.mjs)
+  // puts them under `default`; take `generate` from either.
+  const selfsigned = (await import('selfsigned')) as typeof import('selfsigned') & { default?: typeof import('selfsigned') };
+  const generate = selfsigned.generate ?? selfsigned.default!.generate;
   const notBeforeDate = new Date(Date.now() - DEV_CERT_BACKDATE_MS);
   const notAfterDate = new Date(notBeforeDate.getTime() + DEV_CERT_VALID_DAYS * 24 * 3600_000);
   const pems = await generate([{ name: 'commonName', value: 'localhost' }], {

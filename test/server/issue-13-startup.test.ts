@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
+import http2 from 'node:http2';
 import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -178,4 +179,40 @@ test('a start refused for its --db writes no development certificate first (new-
   assert.equal(code, 2, stderr);
   assert.match(stderr, /--db/);
   assert.deepEqual(fs.readdirSync(cwd), [], 'nothing written in the working directory (no certs/)');
+});
+
+test('the shipped server started with TLS in an empty directory generates its development certificate and serves HTTPS (fresh-clone finding: the bundle could not call selfsigned)', { timeout: 60_000 }, async (t) => {
+  const cwd = tempDir('mq-devcert-');
+  t.after(() => removeDir(cwd));
+  const proc = spawn(process.execPath, [MAIN_JS, '--host', '127.0.0.1', '--port', '0', '--redis-port', '0', '--db', path.join(cwd, 'data'), '--level', 'info'], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  t.after(() => proc.kill('SIGKILL'));
+  let stdout = '';
+  let stderr = '';
+  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const h2Port = await new Promise<number>((resolve, reject) => {
+    let port = 0;
+    proc.stdout!.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      for (const line of stdout.split('\n')) {
+        if (!line.startsWith('{')) continue;
+        const entry = JSON.parse(line) as { msg?: string; protocol?: string; port?: number };
+        if (entry.msg === 'listening' && entry.protocol !== 'resp') port = entry.port!;
+        if (entry.msg === 'miniqueue ready' && port !== 0) resolve(port);
+      }
+    });
+    proc.on('exit', (code) => reject(new Error(`exited with ${code}: ${stderr}${stdout}`)));
+  });
+  assert.ok(fs.existsSync(path.join(cwd, 'certs', 'localhost.pem')), `certs/localhost.pem written; ${fs.readdirSync(cwd).join(', ')}`);
+  const status = await new Promise<number | undefined>((resolve, reject) => {
+    const session = http2.connect(`https://127.0.0.1:${h2Port}`, { rejectUnauthorized: false });
+    session.on('error', reject);
+    const req = session.request({ ':method': 'POST', ':path': '/publish/devcert' });
+    req.on('response', (headers) => {
+      resolve(headers[':status']);
+      session.close();
+    });
+    req.on('error', reject);
+    req.end('hello');
+  });
+  assert.equal(status, 201);
 });
