@@ -6,6 +6,7 @@
  * - broker.ts: an embedded Broker on a temp directory, consumers through the engine seam
  * - certs.ts: development certificates for TLS tests
  * - data-dirs.ts: a data directory with known contents written by a real server
+ * - engine-targets.ts: a real server per engine (log, or a gateway on the file's NATS cluster) for the suites run on both
  * - http2-client.ts: h2request, h2connect, the subscribe-stream client H2Subscriber
  * - log-files.ts: records written and read back, segment files scanned, directories hashed
  * - loggers.ts: silentLogger, recordingLogger
@@ -22,6 +23,7 @@ export * from './assertions.js';
 export * from './broker.js';
 export * from './certs.js';
 export * from './data-dirs.js';
+export * from './engine-targets.js';
 export * from './http2-client.js';
 export * from './log-files.js';
 export * from './loggers.js';
