@@ -7,7 +7,8 @@
  * Streams (see subjects.ts for the names):
  * - `<stream>`, subjects `<stream>.>`, work-queue retention (a message is removed once acked),
  *   file storage, `--nats-replicas` replicas. A stream of that name that is not a work queue
- *   stops the start (it is someone else's); one with other replicas is updated.
+ *   stops the start (it is someone else's); one with fewer replicas is scaled up, one with more
+ *   keeps them (a warning says so: a gateway never scales a stream down).
  * - `<stream>_DACKS`, limits retention, one message per subject (the latest DACK count of a
  *   stored message), same replicas.
  */
@@ -92,6 +93,50 @@ export function storageError(err: unknown): BrokerError {
   return new BrokerError('MQ_ERR_STORAGE', [`NATS JetStream: ${text}`], { cause: err });
 }
 
+/** Whether NATS refused the connection's credentials (nats.js AuthorizationError, "Authorization Violation"). */
+export function isAuthorizationError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  return err.name === 'AuthorizationError' || err.name === 'UserAuthenticationExpiredError' || /authorization violation|authentication/i.test(err.message);
+}
+
+/** Node's codes for a TLS certificate the client does not trust. */
+const UNTRUSTED_CERT_CODES = /^(DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|CERT_HAS_EXPIRED|CERT_UNTRUSTED|ERR_TLS_CERT_ALTNAME_INVALID)$/;
+
+/**
+ * A failed first connection, said plainly: `what` for the log line ("NATS refused the
+ * connection" when the credentials were refused, else "NATS unreachable") and the error, whose
+ * message names the refused credentials (their source, never a secret) or how to trust a TLS
+ * certificate (NODE_EXTRA_CA_CERTS), keeping the original as its cause.
+ */
+export function explainConnectError(err: unknown, fromUrls: { user?: string; password?: string }, opts: { user?: string; password?: string; token?: string }): { what: string; error: unknown } {
+  const message = err instanceof Error ? err.message : String(err);
+  if (isAuthorizationError(err)) {
+    return { what: 'NATS refused the connection', error: new Error(`the credentials were refused (${describeCredentials(fromUrls, opts)}): ${message}`, { cause: err }) };
+  }
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && UNTRUSTED_CERT_CODES.test(code)) {
+    const hint = "the NATS server's TLS certificate is not trusted: start miniqueue with NODE_EXTRA_CA_CERTS=/path/to/ca.pem naming its CA (or itself, if self-signed)";
+    return { what: 'NATS unreachable', error: new Error(`${message} (${hint})`, { cause: err }) };
+  }
+  return { what: 'NATS unreachable', error: err };
+}
+
+/**
+ * Which credentials a connection offered, for an error message: the user name and where each part
+ * came from, never a password or token.
+ */
+export function describeCredentials(fromUrls: { user?: string; password?: string }, opts: { user?: string; password?: string; token?: string }): string {
+  const parts: string[] = [];
+  const user = opts.user ?? fromUrls.user;
+  if (user !== undefined) parts.push(`user ${JSON.stringify(user)} from ${opts.user === undefined ? 'the --nats URL' : 'MINIQUEUE_NATS_USER'}`);
+  if (opts.password !== undefined) parts.push('a password from MINIQUEUE_NATS_PASSWORD');
+  else if (fromUrls.password !== undefined) parts.push('a password from the --nats URL');
+  if (opts.token !== undefined) parts.push('a token from MINIQUEUE_NATS_TOKEN');
+  return parts.length === 0
+    ? 'none given: put them in the --nats URL (nats://user:password@host:port), or in MINIQUEUE_NATS_USER and MINIQUEUE_NATS_PASSWORD, or in MINIQUEUE_NATS_TOKEN'
+    : parts.join(', ');
+}
+
 /** Credentials taken out of the URLs (nats.js wants them as options) and the URLs without them. */
 export function splitCredentials(servers: string[]): { servers: string[]; user?: string; password?: string } {
   let user: string | undefined;
@@ -149,6 +194,9 @@ export class NatsLink {
           ...(user === undefined ? {} : { user }),
           ...(pass === undefined ? {} : { pass }),
           ...(opts.token === undefined ? {} : { token: opts.token }),
+          // nats.js upgrades to TLS when a server offers it, whatever the scheme: a tls:// URL must
+          // make it required, so that a server without TLS is refused rather than used in clear.
+          ...(fromUrls.servers.some((u) => u.startsWith('tls://')) ? { tls: {} } : {}),
           maxReconnectAttempts: -1,
           reconnectTimeWait: 250,
           timeout: opts.requestTimeoutMs,
@@ -156,7 +204,8 @@ export class NatsLink {
         break;
       } catch (err) {
         if (opts.aborted?.() === true) throw err;
-        failed(err, 'NATS unreachable');
+        const { what, error } = explainConnectError(err, fromUrls, opts);
+        failed(error, what);
         await sleep(250);
       }
     }
@@ -208,9 +257,19 @@ export class NatsLink {
         `--nats-stream: the stream ${cfg.name} exists with ${existing.config.retention} retention, not ${cfg.retention}: it is not miniqueue's; name another stream`,
       ]);
     }
-    if (existing.config.num_replicas !== cfg.num_replicas) {
+    const replicas = existing.config.num_replicas;
+    if (replicas < cfg.num_replicas!) {
+      // Scaling up: JetStream copies the messages to the new replicas, and the topics' consumers
+      // (made without a replica count of their own) follow the stream.
       await this.jsm.streams.update(cfg.name, { ...existing.config, num_replicas: cfg.num_replicas });
-      opts.logger.info({ stream: cfg.name, replicas: cfg.num_replicas }, 'jetstream: stream replicas changed');
+      opts.logger.info({ stream: cfg.name, replicas: cfg.num_replicas, was: replicas }, 'jetstream: stream replicas changed');
+    } else if (replicas > cfg.num_replicas!) {
+      // Never scaled down by a gateway: --nats-replicas defaults to 1, and one gateway started
+      // without it would take the redundancy of every gateway's messages away.
+      opts.logger.warn(
+        { stream: cfg.name, replicas, requested: cfg.num_replicas },
+        `jetstream: the stream ${cfg.name} keeps its ${replicas} replicas: --nats-replicas ${cfg.num_replicas} does not scale a stream down (pass --nats-replicas ${replicas}, or scale it down with \`nats stream edit ${cfg.name} --replicas ${cfg.num_replicas}\`)`,
+      );
     }
   }
 

@@ -45,19 +45,25 @@ export interface ChildServer {
  * resolves when both "listening" lines and "miniqueue ready" have been logged (with
  * `options.until` `'listening'`: as soon as both "listening" lines have, while the log may still be
  * replayed; `lines` goes on filling). Rejects if the process exits first (with its stderr).
- * `options.argv0` sets the process's argv[0] (what `ps` and /proc/<pid>/cmdline show first).
+ * `options.argv0` sets the process's argv[0] (what `ps` and /proc/<pid>/cmdline show first);
+ * `options.env` adds variables to this process's environment for it.
  * `db` null: no `--db` (`--engine jetstream`).
  */
 export function startChild(
   db: string | null,
   args: string[] = [],
   timeoutMs = 15_000,
-  options: { argv0?: string; until?: 'ready' | 'listening' } = {},
+  options: { argv0?: string; until?: 'ready' | 'listening'; env?: Record<string, string> } = {},
 ): Promise<ChildServer> {
   const proc = spawn(
     process.execPath,
     [MAIN_JS, '--port', '0', '--redis-port', '0', '--host', '127.0.0.1', ...(db === null ? [] : ['--db', db]), '--no-tls', '--level', 'info', ...args],
-    { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT, ...(options.argv0 === undefined ? {} : { argv0: options.argv0 }) },
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: ROOT,
+      ...(options.argv0 === undefined ? {} : { argv0: options.argv0 }),
+      ...(options.env === undefined ? {} : { env: { ...process.env, ...options.env } }),
+    },
   );
   // Never leave a server behind when the test process ends, however it ends.
   const reap = (): void => {

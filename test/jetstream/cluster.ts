@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect } from '@nats-io/transport-node';
+import { connect, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 
 /** One nats-server process of the cluster. */
@@ -25,6 +25,16 @@ export interface NatsNode {
   exited: Promise<void>;
   /** Everything the server wrote to stderr (its log), for failure messages. */
   log(): string;
+}
+
+/** How the nodes serve their clients (defaults: no authentication, no TLS). */
+export interface ClusterOptions {
+  /** Extra nats-server arguments for every node: client authentication (`--user`, `--pass`, `--auth`), TLS (`--tls`, `--tlscert`, `--tlskey`). */
+  nodeArgs?: string[];
+  /** The nats.js connect options those arguments call for (credentials, `tls`), for the readiness check. */
+  connect?: Partial<NodeConnectionOptions>;
+  /** The scheme of {@link NatsCluster.urls} (default `nats`). */
+  scheme?: 'nats' | 'tls';
 }
 
 export interface NatsCluster {
@@ -48,16 +58,16 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-function startNode(name: string, clientPort: number, clusterPort: number, routes: string, storeDir: string): NatsNode {
+function startNode(name: string, clientPort: number, clusterPort: number, routes: string, storeDir: string, nodeArgs: string[]): NatsNode {
   const args = [
     '--server_name', name,
     '-a', '127.0.0.1',
     '-p', String(clientPort),
     '-js',
     '-sd', storeDir,
-    '--cluster_name', 'mqtest',
-    '--cluster', `nats://127.0.0.1:${clusterPort}`,
-    '--routes', routes,
+    // One node alone is not clustered: a one-peer JetStream cluster never elects a meta leader.
+    ...(routes === '' ? [] : ['--cluster_name', 'mqtest', '--cluster', `nats://127.0.0.1:${clusterPort}`, '--routes', routes]),
+    ...nodeArgs,
   ];
   const child = spawn('nats-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
@@ -98,17 +108,17 @@ function nodeReady(node: NatsNode, timeoutMs: number): Promise<void> {
   });
 }
 
-/** Resolves once a JetStream meta leader exists and an R3 stream can be placed (all peers joined). */
-async function metaLeaderElected(urls: string, timeoutMs: number): Promise<void> {
+/** Resolves once a JetStream meta leader exists and a stream with a replica on every node (at most 3) can be placed (all peers joined). */
+async function metaLeaderElected(urls: string, size: number, timeoutMs: number, options: Partial<NodeConnectionOptions>): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  const nc = await connect({ servers: urls.split(','), maxReconnectAttempts: -1 });
+  const nc = await connect({ ...options, servers: urls.split(','), maxReconnectAttempts: -1 });
   try {
     const jsm = await jetstreamManager(nc, { timeout: 1000, checkAPI: false });
     let lastErr: unknown;
     while (Date.now() < deadline) {
       try {
         // A replicated stream can be placed once every peer has joined the meta group.
-        await jsm.streams.add({ name: 'CLUSTER_READY', subjects: ['_cluster_ready'], num_replicas: 3 });
+        await jsm.streams.add({ name: 'CLUSTER_READY', subjects: ['_cluster_ready'], num_replicas: Math.min(size, 3) });
         await jsm.streams.delete('CLUSTER_READY');
         return;
       } catch (err) {
@@ -124,10 +134,10 @@ async function metaLeaderElected(urls: string, timeoutMs: number): Promise<void>
 }
 
 /**
- * Starts `size` (default 3) clustered JetStream nodes. Retries once with other ports when a
+ * Starts `size` (default 3) clustered JetStream nodes (1: a single node, not clustered). Retries once with other ports when a
  * node cannot bind (another process took a port between {@link freePort} and the start).
  */
-export async function startCluster(size = 3, timeoutMs = 20_000): Promise<NatsCluster> {
+export async function startCluster(size = 3, timeoutMs = 20_000, options: ClusterOptions = {}): Promise<NatsCluster> {
   for (let attempt = 1; ; attempt++) {
     const clientPorts: number[] = [];
     const clusterPorts: number[] = [];
@@ -135,16 +145,16 @@ export async function startCluster(size = 3, timeoutMs = 20_000): Promise<NatsCl
       clientPorts.push(await freePort());
       clusterPorts.push(await freePort());
     }
-    const routes = clusterPorts.map((p) => `nats://127.0.0.1:${p}`).join(',');
+    const routes = size === 1 ? '' : clusterPorts.map((p) => `nats://127.0.0.1:${p}`).join(',');
     const nodes: NatsNode[] = [];
     for (let i = 0; i < size; i++) {
       const storeDir = mkdtempSync(join(tmpdir(), `mq-nats-n${i + 1}-`));
-      nodes.push(startNode(`n${i + 1}`, clientPorts[i]!, clusterPorts[i]!, routes, storeDir));
+      nodes.push(startNode(`n${i + 1}`, clientPorts[i]!, clusterPorts[i]!, routes, storeDir, options.nodeArgs ?? []));
     }
-    const cluster = makeCluster(nodes);
+    const cluster = makeCluster(nodes, options.scheme ?? 'nats');
     try {
       await Promise.all(nodes.map((n) => nodeReady(n, timeoutMs)));
-      await metaLeaderElected(cluster.urls, timeoutMs);
+      await metaLeaderElected(cluster.urls, size, timeoutMs, options.connect ?? {});
       return cluster;
     } catch (err) {
       await cluster.stop();
@@ -154,7 +164,7 @@ export async function startCluster(size = 3, timeoutMs = 20_000): Promise<NatsCl
   }
 }
 
-function makeCluster(nodes: NatsNode[]): NatsCluster {
+function makeCluster(nodes: NatsNode[], scheme: 'nats' | 'tls'): NatsCluster {
   let stopped = false;
   // A test process that ends without stop() (a failed hook, a timeout) takes its nodes with it.
   const killAll = (): void => {
@@ -168,7 +178,7 @@ function makeCluster(nodes: NatsNode[]): NatsCluster {
   };
   return {
     nodes,
-    urls: nodes.map((n) => `nats://127.0.0.1:${n.clientPort}`).join(','),
+    urls: nodes.map((n) => `${scheme}://127.0.0.1:${n.clientPort}`).join(','),
     kill,
     async stop(): Promise<void> {
       if (stopped) return;

@@ -1,0 +1,79 @@
+/**
+ * `--nats-replicas` against a stream that already exists (issue 15), on a three-node cluster: a
+ * gateway with `--nats-replicas 3` scales a stream made with 1 up (both streams, the topics'
+ * consumers following), saying so, and what was stored before is still delivered; a gateway with
+ * `--nats-replicas 1` (the default) on a stream with 3 never scales it down, and warns.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { topicSubjects } from '../../src/jetstream/subjects.js';
+import { asReserved, logLines, waitFor } from '../helpers/index.js';
+import { startCluster, type NatsCluster } from './cluster.js';
+import { GatewayProcesses } from './gateway-processes.js';
+
+const STREAM = 'REPL';
+const gateways = new GatewayProcesses();
+let cluster: NatsCluster;
+let nc: NatsConnection;
+let jsm: JetStreamManager;
+
+/** The configured replicas of `stream` and how many of its followers are current. */
+async function replicasOf(stream: string): Promise<{ configured: number; currentFollowers: number }> {
+  const info = await jsm.streams.info(stream);
+  return { configured: info.config.num_replicas, currentFollowers: (info.cluster?.replicas ?? []).filter((r) => r.current).length };
+}
+
+before(async () => {
+  cluster = await startCluster(3);
+  nc = await connect({ servers: cluster.urls.split(',') });
+  jsm = await jetstreamManager(nc);
+});
+
+after(async () => {
+  await gateways.closeAll();
+  await nc?.close();
+  await cluster?.stop();
+});
+
+test('--nats-replicas 3 on streams made with 1: scaled up, logged, consumers follow, stored messages still delivered', async () => {
+  const first = await gateways.start(cluster.urls, { stream: STREAM, replicas: 1 });
+  const c = await gateways.connect(first);
+  assert.equal(await c.send('PUBLISH', 'stored.r1', 'kept'), 'OK');
+  await gateways.roundTrip(first, 'consumed.r1'); // makes that topic's consumer, with one replica
+  assert.deepEqual(await replicasOf(STREAM), { configured: 1, currentFollowers: 0 });
+  assert.equal((await first.kill('SIGTERM')).code, 0);
+
+  const scaled = await gateways.start(cluster.urls, { stream: STREAM, replicas: 3 });
+  const changes = logLines<{ msg: string; stream: string; replicas: number; was: number }>(scaled, 'jetstream: stream replicas changed');
+  assert.deepEqual(
+    changes.map((l) => [l.stream, l.was, l.replicas]),
+    [
+      [STREAM, 1, 3],
+      [`${STREAM}_DACKS`, 1, 3],
+    ],
+  );
+  await waitFor(async () => (await replicasOf(STREAM)).currentFollowers === 2, 10_000);
+  assert.equal((await replicasOf(STREAM)).configured, 3);
+  assert.equal((await replicasOf(`${STREAM}_DACKS`)).configured, 3);
+  const { durable } = topicSubjects(STREAM, 'consumed.r1');
+  await waitFor(async () => ((await jsm.consumers.info(STREAM, durable)).cluster?.replicas ?? []).length === 2, 10_000);
+
+  const d = await gateways.connect(scaled);
+  const r = asReserved(await d.send('RESERVE', 'stored.r1', '5000'));
+  assert.equal(r.payload.toString(), 'kept', 'the message stored with one replica is delivered');
+  assert.equal(await d.send('ACK', 'stored.r1', r.id), 'OK');
+  await gateways.roundTrip(scaled, 'consumed.r1');
+});
+
+test('--nats-replicas 1 on streams with 3: kept at 3, with a warning naming the stream and how to scale down', async () => {
+  const gw = await gateways.start(cluster.urls, { stream: STREAM, replicas: 1 });
+  const warnings = logLines<{ level: number; msg: string }>(gw).filter((l) => l.level === 40 && l.msg.includes('does not scale a stream down'));
+  assert.equal(warnings.length, 2, gw.lines.join('\n'));
+  assert.match(warnings[0]!.msg, /the stream REPL keeps its 3 replicas: --nats-replicas 1 does not scale a stream down \(pass --nats-replicas 3, or scale it down with `nats stream edit REPL --replicas 1`\)/);
+  assert.equal(logLines(gw, 'jetstream: stream replicas changed').length, 0);
+  assert.equal((await replicasOf(STREAM)).configured, 3);
+  assert.equal((await replicasOf(`${STREAM}_DACKS`)).configured, 3);
+  await gateways.roundTrip(gw, 'after.r1');
+});
