@@ -183,14 +183,16 @@ for (const engine of ENGINES) {
           ['RESERVE', topic, READY_MS],
           ['PUBLISH', topic, 'z'],
           ['DEL', topic],
-          ['RESERVE', topic, NONE_MS],
           ['TOPICS'],
+          ['RESERVE', topic, NONE_MS],
         ]);
         assert.equal(replies[0], 'OK');
         assert.equal(asReserved(replies[1]!).payload.toString(), 'x');
         assert.equal(replies[3], 1);
-        assert.equal(replies[4], null, 'nothing survives the DEL');
-        assert.ok(!(replies[5] as Buffer[]).map(String).includes(topic));
+        // Before the RESERVE: on jetstream a RESERVE that waits makes the topic's consumer again,
+        // and a topic only waited on is listed, empty (README "Differences from the log engine").
+        assert.ok(!(replies[4] as Buffer[]).map(String).includes(topic));
+        assert.equal(replies[5], null, 'nothing survives the DEL');
         await waitStats(c, topic, (s) => s.ready === 0 && s.inFlight === 0);
       });
 
