@@ -22,6 +22,6 @@ await runScenario(name, () =>
   withServer(
     server === 'bare' ? 'bare-h2' : 'broker',
     () => (server === 'bare' ? startBareH2() : startBroker({ fsync })),
-    (s) => runH2load({ url: `https://127.0.0.1:${s.h2Port}/publish/bench`, clients, streams, payloadBytes, durationS, warmupS }),
+    (s) => runH2load({ url: `https://127.0.0.1:${s.h2Port}/publish/bench`, clients, streams, payloadBytes, durationS, warmupS, serverPid: s.pid }),
   ),
 );

@@ -38,6 +38,7 @@ await runScenario(name, () =>
         shownCommand: server === 'redis' ? ['LPUSH', 'q', shownPayload] : ['PUBLISH', 't', shownPayload],
         durationS,
         maxCount,
+        serverPid: s.pid,
       }),
   ),
 );

@@ -5,7 +5,7 @@
 // progress for STALL_MS while messages are still queued), which would be a broker bug.
 // SERVER=bare runs the same consumers against bench/baselines/bare-consume.mjs instead: the
 // ceiling of the stack for these exchanges (FSYNC means nothing there).
-import fs from 'node:fs';
+import { cpuSecondsOf, cpuUsPerOp } from './procs.mjs';
 import { latencyHistogram } from './stats.mjs';
 import { prepublish } from './prepublish.mjs';
 import { payloadOf } from './tools.mjs';
@@ -91,25 +91,10 @@ export class Meter {
     if (this.errors > 0) notes.push(`${this.errors} errors, e.g. ${this.errorSamples.map((s) => JSON.stringify(s)).join(', ')}`);
     if (this.reason === 'error') throw new Error(`consumer failed after ${this.settled} messages: ${notes.join('; ')}`);
     if (this.t0 === null || windowS < 0.2) throw new Error(`no measured window (ended by ${this.reason} during warm-up after ${this.settled} messages; raise MESSAGES or lower WARMUP_S)${notes.length ? `: ${notes.join('; ')}` : ''}`);
-    const cpuS = this.cpuAtStart !== null && this.cpuAtEnd !== null ? this.cpuAtEnd - this.cpuAtStart : null;
     // The server's CPU time (user + system) per settled message inside the window: its own cost
     // per message, which the round-trip-bound throughput of one consumer hides.
-    const serverCpuUsPerOp = cpuS !== null && this.counted > 0 ? (cpuS * 1e6) / this.counted : null;
+    const serverCpuUsPerOp = cpuUsPerOp(this.cpuAtStart, this.cpuAtEnd, this.counted);
     return { opsPerSec: this.counted / windowS, serverCpuUsPerOp, ...this.hist.summary(), count: this.counted, durationS: windowS, errors: this.errors, non2xx: 0, endedBy: this.reason, notes };
-  }
-}
-
-const CLOCK_TICKS_PER_S = 100; // USER_HZ on Linux
-
-/** CPU seconds (user + system) used so far by process `pid`, from /proc; null where unreadable. */
-function cpuSecondsOf(pid) {
-  if (pid === undefined) return null;
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S; // utime, stime (fields 14, 15)
-  } catch {
-    return null;
   }
 }
 

@@ -189,3 +189,25 @@ export function tail(text, n = 600) {
 
 /** Absolute path from the repository root. */
 export const fromRoot = (...parts) => path.join(ROOT, ...parts);
+
+const CLOCK_TICKS_PER_S = 100; // USER_HZ on Linux
+
+/**
+ * CPU seconds (user + system) used so far by process `pid`, from /proc/<pid>/stat (10 ms
+ * resolution); null when `pid` is undefined or the file cannot be read.
+ */
+export function cpuSecondsOf(pid) {
+  if (pid === undefined) return null;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S; // utime, stime (fields 14, 15)
+  } catch {
+    return null;
+  }
+}
+
+/** Microseconds of CPU per operation between two {@link cpuSecondsOf} samples, or null. */
+export function cpuUsPerOp(cpuStartS, cpuEndS, ops) {
+  return cpuStartS === null || cpuEndS === null || !(ops > 0) ? null : ((cpuEndS - cpuStartS) * 1e6) / ops;
+}

@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { latencyHistogram } from './stats.mjs';
-import { makeTempDir, runCommand, tail } from './procs.mjs';
+import { cpuSecondsOf, cpuUsPerOp, makeTempDir, runCommand, tail } from './procs.mjs';
 
 /** A payload of `bytes` bytes: "helloworld" for 10, otherwise repeated 'x'. */
 export function payloadOf(bytes) {
@@ -49,9 +49,11 @@ function readH2loadLog(file) {
 
 /**
  * Runs `h2load -D durationS --warm-up-time=warmupS -c clients -m streams -d <payload file> url`.
- * @returns `{ opsPerSec, p50Ms, p99Ms, meanMs, maxMs, count, durationS, errors, non2xx, command, raw }`.
+ * With `serverPid`, also the server's CPU µs per request (`serverCpuUsPerOp`): its CPU time from
+ * the end of the warm-up to the end of the run over req/s × that time.
+ * @returns `{ opsPerSec, p50Ms, p99Ms, meanMs, maxMs, count, durationS, errors, non2xx, serverCpuUsPerOp, command, raw }`.
  */
-export async function runH2load({ url, clients, streams, payloadBytes, durationS, warmupS = 1 }) {
+export async function runH2load({ url, clients, streams, payloadBytes, durationS, warmupS = 1, serverPid }) {
   const dir = makeTempDir('mq-bench-h2load-');
   const bodyFile = path.join(dir, `body-${sizeLabel(payloadBytes)}`);
   fs.writeFileSync(bodyFile, payloadOf(payloadBytes));
@@ -60,7 +62,16 @@ export async function runH2load({ url, clients, streams, payloadBytes, durationS
   const dur = (sec) => (Number.isInteger(sec) ? String(sec) : `${Math.round(sec * 1000)}ms`);
   const args = ['-D', dur(durationS), `--warm-up-time=${dur(warmupS)}`, '-c', String(clients), '-m', String(streams), '-d', bodyFile, '--log-file', logFile, url];
   const shown = ['h2load', '-D', dur(durationS), `--warm-up-time=${dur(warmupS)}`, '-c', String(clients), '-m', String(streams), '-d', `<${sizeLabel(payloadBytes)} file>`, url.replace(/:\d+\//, ':$PORT/')].join(' ');
+  let cpuStart = null;
+  let tStart = 0;
+  const warmedUp = setTimeout(() => {
+    cpuStart = cpuSecondsOf(serverPid);
+    tStart = performance.now();
+  }, warmupS * 1000);
   const r = await runCommand('h2load', args, { timeoutMs: (durationS + warmupS) * 1000 + 60_000 });
+  clearTimeout(warmedUp);
+  const cpuEnd = cpuSecondsOf(serverPid);
+  const windowS = (performance.now() - tStart) / 1000;
   const out = r.stdout;
   const finished = /finished in ([\d.]+)(m?s), ([\d.]+) req\/s/.exec(out);
   if (!finished) throw new Error(`h2load exited ${r.code} without a result: ${tail(r.stderr || out)}`);
@@ -87,6 +98,7 @@ export async function runH2load({ url, clients, streams, payloadBytes, durationS
     durationS: log?.spanS ?? durationS,
     errors: failed,
     non2xx,
+    serverCpuUsPerOp: cpuUsPerOp(cpuStart, cpuEnd, Number(finished[3]) * windowS),
     statuses: log?.statuses ?? null,
     notes,
     command: shown,
@@ -106,10 +118,11 @@ function parseBenchmarkCsv(stdout) {
 /**
  * Runs redis-benchmark with `command` (array of words) against 127.0.0.1:port.
  * First a warm-up run (n grows ×4 until it lasts ≥ 1 s), then a ~1 s calibration run, then the
- * measured run with n = calibrated rate × durationS, capped at `maxCount`.
- * @returns `{ opsPerSec, p50Ms, p99Ms, meanMs, maxMs, count, durationS, errors, command, notes }`.
+ * measured run with n = calibrated rate × durationS, capped at `maxCount`. With `serverPid`, also
+ * the server's CPU µs per request of the measured run (`serverCpuUsPerOp`).
+ * @returns `{ opsPerSec, p50Ms, p99Ms, meanMs, maxMs, count, durationS, errors, serverCpuUsPerOp, command, notes }`.
  */
-export async function runRedisBenchmark({ port, clients, pipeline, command, shownCommand, durationS, maxCount }) {
+export async function runRedisBenchmark({ port, clients, pipeline, command, shownCommand, durationS, maxCount, serverPid }) {
   const base = ['-h', '127.0.0.1', '-p', String(port), '-c', String(clients), '-P', String(pipeline), '--csv'];
   const once = async (n) => {
     const started = performance.now();
@@ -130,7 +143,9 @@ export async function runRedisBenchmark({ port, clients, pipeline, command, show
   // warm, ~1 s calibration.
   cal = await once(Math.max(1000, Math.min(maxCount, Math.round(cal.rps))));
   const target = Math.max(1000, Math.min(maxCount, Math.round(cal.rps * durationS)));
+  const cpuStart = cpuSecondsOf(serverPid);
   const main = await once(target);
+  const cpuEnd = cpuSecondsOf(serverPid);
   const notes = [];
   const errorLines = [...cal.errorLines, ...main.errorLines];
   if (errorLines.length > 0) notes.push(`redis-benchmark: server errors, e.g. ${JSON.stringify(errorLines[0].trim().slice(0, 160))}`);
@@ -145,6 +160,7 @@ export async function runRedisBenchmark({ port, clients, pipeline, command, show
     durationS: main.wallS,
     errors: errorLines.length,
     non2xx: 0,
+    serverCpuUsPerOp: cpuUsPerOp(cpuStart, cpuEnd, target),
     notes,
     calibration: { n: cal.n, rps: cal.rps },
     command: ['redis-benchmark', '-p', '$PORT', '-c', String(clients), '-P', String(pipeline), '-n', String(target), '--csv', ...(shownCommand ?? command)].join(' '),
