@@ -1,13 +1,22 @@
 /**
  * Pull requests of one gateway: each asks JetStream for one message of one topic's durable
  * consumer, with its reply going to `<inbox>.<id>`. A message arrives under its stored subject
- * (the ack subject in its reply field), a status (timeout, no messages, consumer deleted) on the
- * request's own subject; a watchdog per request gives up on one nobody answered. An arriving
- * message is admitted: moved to `<topic>.dead` if past `--max-deliveries`, else (with its
- * dackCount looked up when redelivered) handed to the topic's puller.
+ * (the ack subject in its reply field), a status (heartbeat, timeout, no messages, consumer
+ * deleted, leadership change) on the request's own subject. An arriving message is admitted:
+ * moved to `<topic>.dead` if past `--max-deliveries`, else (with its dackCount looked up when
+ * redelivered) handed to the topic's puller.
+ *
+ * A pull request can be lost without any answer: NATS 2.9 takes a request sent while the
+ * consumer has no leader (just made, or its leader's node died) without a "no responders" status
+ * (the JetStream API import `$JS.API.>` listens on every node), and a request waiting at a node
+ * that dies is gone with it. So every pull asks for idle heartbeats ({@link PULL_HEARTBEAT_MS})
+ * and one that has said nothing for {@link PULL_SILENCE_MS} is given up and sent again; and a
+ * consumer create that JetStream answered before the consumer had a leader (a second create of
+ * the same durable while the first is under way is answered at once by a member) is followed
+ * by consumer info requests until a leader is named, before the topic's first pulls are sent.
  */
 import type { Msg, Subscription } from '@nats-io/transport-node';
-import { AckPolicy } from '@nats-io/jetstream';
+import { AckPolicy, type ConsumerInfo } from '@nats-io/jetstream';
 import type { DeadLetters } from './dead-letters.js';
 import type { JsEngineContext } from './engine-context.js';
 import { MQ_HEADERS, parseAckSubject } from './js-delivery.js';
@@ -15,11 +24,29 @@ import { isNotFound } from './nats-link.js';
 import { topicOfSubject } from './subjects.js';
 import type { PulledMessage, TopicPuller } from './topic-puller.js';
 
+/** The idle heartbeat every pull request asks JetStream for (ms; at most half its expiry). */
+export const PULL_HEARTBEAT_MS = 500;
+
+/** A pull request that said nothing (message, heartbeat, status) for this long is lost (ms). */
+export const PULL_SILENCE_MS = 2 * PULL_HEARTBEAT_MS + 250;
+
+/** Pause between consumer info requests while a new consumer has no leader yet (ms). */
+const LEADER_POLL_MS = 50;
+
+/** One pull request out. */
+interface PullOut {
+  puller: TopicPuller;
+  /** Gives the request up: armed when it is sent, pushed back by every sign of it. */
+  watchdog: NodeJS.Timeout;
+  /** Date.now() when it was sent or last heard of (0 until sent). */
+  lastSignMs: number;
+}
+
 export class PullRequests {
   readonly #ctx: JsEngineContext;
   readonly #deadLetters: DeadLetters;
   /** Pull requests out: id → its puller and the timer that gives up on it. */
-  readonly #pulls = new Map<number, { puller: TopicPuller; watchdog: NodeJS.Timeout }>();
+  readonly #pulls = new Map<number, PullOut>();
   #pullSeq = 0;
   #inbox = '';
   #inboxSub: Subscription | null = null;
@@ -48,19 +75,45 @@ export class PullRequests {
     const ctx = this.#ctx;
     const id = ++this.#pullSeq;
     const expiresMs = ctx.opts.pullExpiresMs;
-    const watchdog = setTimeout(() => this.#pullEnded(id, 0), expiresMs + ctx.opts.requestTimeoutMs);
-    watchdog.unref();
-    this.#pulls.set(id, { puller, watchdog });
+    const heartbeatMs = Math.min(PULL_HEARTBEAT_MS, Math.floor(expiresMs / 2));
+    const silenceMs = heartbeatMs === PULL_HEARTBEAT_MS ? PULL_SILENCE_MS : 2 * heartbeatMs + 250;
+    // Until it is sent, the watchdog covers the consumer's creation (a JetStream API call).
+    const pull: PullOut = { puller, watchdog: setTimeout(() => this.#pullEnded(id, 0), ctx.opts.requestTimeoutMs * 2 + silenceMs), lastSignMs: 0 };
+    pull.watchdog.unref();
+    this.#pulls.set(id, pull);
     puller.pullIds.add(id);
     const send = (): void => {
-      if (!this.#pulls.has(id) || ctx.closing) return;
-      const body = `{"batch":1,"expires":${expiresMs * 1_000_000}}`;
+      if (this.#pulls.get(id) !== pull || ctx.closing) return;
+      const body = `{"batch":1,"expires":${expiresMs * 1_000_000},"idle_heartbeat":${heartbeatMs * 1_000_000}}`;
+      clearTimeout(pull.watchdog);
+      pull.lastSignMs = Date.now();
+      pull.watchdog = setTimeout(() => this.#checkSilence(id, pull, silenceMs), silenceMs);
+      pull.watchdog.unref();
       ctx.link!.nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${ctx.opts.stream}.${puller.names.durable}`, body, { reply: `${this.#inbox}.${id}` });
     };
     if (puller.consumerReady) send();
     else this.#ensureConsumer(puller).then(send, (err: unknown) => {
       ctx.logger.warn({ err, topic: puller.topic }, 'jetstream: could not create the topic consumer; retrying');
       this.#pullEnded(id, 250);
+    });
+  }
+
+  /**
+   * The watchdog of pull `id` fired: unless it was heard of meanwhile, it is lost (no leader
+   * took it, or its node died) and ends, so that its puller sends another. Decided after the
+   * I/O that is already waiting (setImmediate), so that a heartbeat read late (a busy event
+   * loop) still counts.
+   */
+  #checkSilence(id: number, pull: PullOut, silenceMs: number): void {
+    setImmediate(() => {
+      if (this.#pulls.get(id) !== pull) return;
+      const quietMs = Date.now() - pull.lastSignMs;
+      if (quietMs < silenceMs) {
+        pull.watchdog = setTimeout(() => this.#checkSilence(id, pull, silenceMs), silenceMs - quietMs);
+        pull.watchdog.unref();
+        return;
+      }
+      this.#pullEnded(id, 0);
     });
   }
 
@@ -86,6 +139,7 @@ export class PullRequests {
             throw err;
           }),
         )
+        .then((info) => this.#leaderElected(puller, info))
         .then(() => {
           puller.consumerReady = true;
         })
@@ -93,6 +147,25 @@ export class PullRequests {
       this.#ensuring.set(puller, p);
     }
     return p;
+  }
+
+  /**
+   * Resolves once the consumer of `puller` has a leader: a create answered before its raft group
+   * elected one (see the file comment) would send the first pulls to nobody. Asks for its info
+   * until a leader is named, for at most a request timeout (the heartbeats catch the rest).
+   */
+  async #leaderElected(puller: TopicPuller, info: ConsumerInfo): Promise<void> {
+    const ctx = this.#ctx;
+    const deadlineMs = Date.now() + ctx.opts.requestTimeoutMs;
+    let cluster = info.cluster;
+    while (cluster !== undefined && !cluster.leader && Date.now() < deadlineMs && !ctx.closing) {
+      await new Promise((r) => setTimeout(r, LEADER_POLL_MS));
+      try {
+        cluster = (await ctx.link!.jsm.consumers.info(ctx.opts.stream, puller.names.durable)).cluster;
+      } catch {
+        // No answer yet (the group is being set up): ask again.
+      }
+    }
   }
 
   /**
@@ -140,8 +213,9 @@ export class PullRequests {
     const id = Number(msg.subject.slice(this.#inbox.length + 1));
     const pull = this.#pulls.get(id);
     if (pull === undefined) return;
+    pull.lastSignMs = Date.now();
     const code = msg.headers?.code ?? 0;
-    if (code === 100) return; // idle heartbeat
+    if (code === 100) return; // idle heartbeat: the request still waits at the consumer's leader
     if (code === 404 || code === 408) return this.#pullEnded(id, 0);
     if (code === 409 && /deleted/i.test(msg.headers?.description ?? '')) pull.puller.consumerReady = false;
     if (code === 503) pull.puller.consumerReady = false; // no responders: the consumer is gone, or JetStream is
