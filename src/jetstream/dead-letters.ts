@@ -7,6 +7,7 @@ import { DEAD_LETTER_SUFFIX } from '../engine/queue-engine.js';
 import type { JsEngineContext } from './engine-context.js';
 import { MQ_HEADERS } from './js-delivery.js';
 import { NatsLink } from './nats-link.js';
+import { dackStreamName } from './subjects.js';
 import type { PulledMessage } from './topic-puller.js';
 
 export class DeadLetters {
@@ -33,7 +34,10 @@ export class DeadLetters {
     return maxDeliveries > 0 && attempt > maxDeliveries && this.deadLetterable(topic);
   }
 
-  /** Publishes a copy to `<topic>.dead` (new id, deliveries and dackCount kept), then acks the original. */
+  /**
+   * Publishes a copy to `<topic>.dead` (new id, deliveries and dackCount kept), then acks the
+   * original and drops its delivery record.
+   */
   async move(m: PulledMessage): Promise<void> {
     const ctx = this.#ctx;
     const link = ctx.link!;
@@ -46,6 +50,10 @@ export class DeadLetters {
       throw err;
     }
     await link.ack(m.ackSubject);
+    if (m.recordStored) {
+      const names = ctx.puller(m.topic).names;
+      ctx.track(link.jsm.streams.purge(dackStreamName(ctx.opts.stream), { filter: `${names.dackPrefix}.${m.streamSeq}` })).catch(() => undefined);
+    }
     ctx.puller(m.topic).counters.deadLettered++;
     dead.counters.published++;
     ctx.notePublished(dead.topic);

@@ -17,7 +17,10 @@
  * - DACK n = the new dackCount stored in `<stream>_DACKS` (one message per stored message), then
  *   -NAK with an n-second delay: JetStream redelivers it when the delay ends, at the front. A
  *   redelivered message (JetStream's delivery count > 1) looks its dackCount up there;
- * - attempt = JetStream's delivery count (plus the deliveries of what a copy replaces);
+ * - attempt = JetStream's delivery count (plus the deliveries of what a copy replaces) minus the
+ *   deliveries no client saw: a gateway that gives back a message it pulled for nobody (a spare)
+ *   records that in `<stream>_DACKS` first (delivery-record.ts), so `--max-deliveries` counts
+ *   deliveries to clients across gateways;
  * - the consumer's ack wait is a lease ({@link JetStreamEngineOptions.leaseMs}, 30 s) that this
  *   gateway renews (+WPI) for every delivery it holds: a gateway that dies gets its deliveries
  *   redelivered after at most one lease. `--ack-timeout` is this gateway's own timer (one coarse
@@ -386,7 +389,7 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
 
   giveBack(message: PulledMessage): void {
     if (this.#closing !== null) this.#link?.nakNow(message.ackSubject);
-    else this.#track(this.#settleOps.returnToJetStream(this.puller(message.topic), message.ackSubject)).catch(() => undefined);
+    else this.#track(this.#settleOps.giveBackUnseen(this.puller(message.topic), message)).catch(() => undefined);
   }
 
   // ---- internals ----

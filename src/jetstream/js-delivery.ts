@@ -11,8 +11,8 @@
  *
  * `messageId` is the stream sequence of the message as first published (a BACK copy keeps it;
  * a dead-letter copy is a new message with its own), `attempt` the deliveries of the stored
- * message plus those of the messages it replaces, `dackCount` what the DACK-count stream or
- * the copy's header says.
+ * message that a client saw plus those of the messages it replaces, `dackCount` what the
+ * message's record in the DACK-count stream (delivery-record.ts) or the copy's header says.
  */
 import type { Delivery } from '../engine/queue-engine.js';
 
@@ -55,7 +55,10 @@ export interface JsDeliveryFields {
   topic: string;
   attempt: number;
   dackCount: number;
-  dackCountStored: boolean;
+  /** JetStream's deliveries of the stored message that no client saw (see delivery-record.ts). */
+  unseen: number;
+  /** The message has a record in the DACK-count stream (see delivery-record.ts). */
+  recordStored: boolean;
   payload: Buffer;
   streamSeq: number;
   ackSubject: string;
@@ -73,8 +76,10 @@ export class JsDelivery implements Delivery {
   readonly streamSeq: number;
   /** Where ACK, NAK and in-progress signals for it go. */
   readonly ackSubject: string;
-  /** The dackCount came from the DACK-count stream: its entry is dropped when the message is acked. */
-  readonly dackCountStored: boolean;
+  /** JetStream's deliveries of the stored message that no client saw (left out of `attempt`). */
+  readonly unseen: number;
+  /** The message has a record in the DACK-count stream: it is dropped when the message is acked. */
+  readonly recordStored: boolean;
   /** Date.now() ms when `--ack-timeout` takes it back; 0 without an ack timeout. */
   deadlineMs = 0;
 
@@ -84,7 +89,8 @@ export class JsDelivery implements Delivery {
     this.topic = fields.topic;
     this.attempt = fields.attempt;
     this.dackCount = fields.dackCount;
-    this.dackCountStored = fields.dackCountStored;
+    this.unseen = fields.unseen;
+    this.recordStored = fields.recordStored;
     this.payload = fields.payload;
     this.streamSeq = fields.streamSeq;
     this.ackSubject = fields.ackSubject;

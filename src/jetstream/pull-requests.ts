@@ -3,8 +3,8 @@
  * consumer, with its reply going to `<inbox>.<id>`. A message arrives under its stored subject
  * (the ack subject in its reply field), a status (heartbeat, timeout, no messages, consumer
  * deleted, leadership change) on the request's own subject. An arriving message is admitted:
- * moved to `<topic>.dead` if past `--max-deliveries`, else (with its dackCount looked up when
- * redelivered) handed to the topic's puller.
+ * moved to `<topic>.dead` if past `--max-deliveries`, else (with its delivery record looked up
+ * when redelivered) handed to the topic's puller.
  *
  * A pull request can be lost without any answer: NATS 2.9 takes a request sent while the
  * consumer has no leader (just made, or its leader's node died) without a "no responders" status
@@ -21,7 +21,8 @@ import type { DeadLetters } from './dead-letters.js';
 import type { JsEngineContext } from './engine-context.js';
 import { MQ_HEADERS, parseAckSubject } from './js-delivery.js';
 import { isNotFound } from './nats-link.js';
-import { topicOfSubject } from './subjects.js';
+import { parseDeliveryRecord } from './delivery-record.js';
+import { dackStreamName, topicOfSubject } from './subjects.js';
 import type { PulledMessage, TopicPuller } from './topic-puller.js';
 
 /** The idle heartbeat every pull request asks JetStream for (ms; at most half its expiry). */
@@ -222,7 +223,12 @@ export class PullRequests {
     this.#pullEnded(id, code === 409 ? 100 : 500);
   }
 
-  /** A message pulled for `puller`: dead-lettered if past --max-deliveries, else to a consumer. */
+  /**
+   * A message pulled for `puller`: dead-lettered if past --max-deliveries, else to a consumer.
+   * One JetStream delivered before is looked up in the DACK-count stream first: a DACK may have
+   * stored a newer dackCount, and a gateway that gave it back unseen stored how many of
+   * JetStream's deliveries no client saw (delivery-record.ts).
+   */
   #admit(puller: TopicPuller, msg: Msg, ack: { streamSeq: number; deliveredCount: number }): void {
     const ctx = this.#ctx;
     const h = msg.headers;
@@ -236,39 +242,41 @@ export class PullRequests {
       topic: puller.topic,
       attempt: header(MQ_HEADERS.attempts) + ack.deliveredCount,
       dackCount: header(MQ_HEADERS.dackCount),
-      dackCountStored: false,
+      unseen: 0,
+      recordStored: false,
       payload: Buffer.from(msg.data),
       streamSeq: ack.streamSeq,
       ackSubject: msg.reply!,
     };
-    if (fields.attempt > 1) puller.counters.redelivered++;
-    if (this.#deadLetters.pastLimit(puller.topic, fields.attempt)) {
-      puller.dropped();
-      ctx.track(this.#deadLetters.move(fields)).catch((err: unknown) => ctx.logger.error({ err, topic: puller.topic }, 'jetstream: dead-lettering failed; the message stays'));
-      return;
-    }
-    if (ack.deliveredCount === 1) {
-      puller.received(fields, Date.now());
-      return;
-    }
-    // Redelivered: a DACK may have stored a newer dackCount.
-    ctx.track(ctx.link!.jsm.streams.getMessage(`${ctx.opts.stream}_DACKS`, { last_by_subj: `${puller.names.dackPrefix}.${ack.streamSeq}` }))
-      .then(
-        (stored) => {
-          const n = stored === null ? NaN : Number(stored.string());
-          if (Number.isSafeInteger(n) && n > 0) Object.assign(fields, { dackCount: n, dackCountStored: true });
-        },
-        (err: unknown) => {
-          if (!isNotFound(err)) ctx.logger.warn({ err, topic: puller.topic }, 'jetstream: could not read a dackCount back; using the header');
-        },
-      )
-      .finally(() => {
-        if (!ctx.closing) {
-          puller.received(fields, Date.now());
-          return;
-        }
+    const admitted = (): void => {
+      if (ctx.closing) {
         puller.dropped();
         ctx.link?.nakNow(fields.ackSubject);
-      });
+        return;
+      }
+      if (fields.attempt > 1) puller.counters.redelivered++;
+      if (this.#deadLetters.pastLimit(puller.topic, fields.attempt)) {
+        puller.dropped();
+        ctx.track(this.#deadLetters.move(fields)).catch((err: unknown) => ctx.logger.error({ err, topic: puller.topic }, 'jetstream: dead-lettering failed; the message stays'));
+        return;
+      }
+      puller.received(fields, Date.now());
+    };
+    if (ack.deliveredCount === 1) return admitted();
+    ctx.track(ctx.link!.jsm.streams.getMessage(dackStreamName(ctx.opts.stream), { last_by_subj: `${puller.names.dackPrefix}.${ack.streamSeq}` }))
+      .then(
+        (stored) => {
+          const record = stored === null ? undefined : parseDeliveryRecord(stored.string());
+          if (record === undefined) return;
+          fields.recordStored = true;
+          if (record.dackCount > 0) fields.dackCount = record.dackCount;
+          fields.unseen = Math.min(record.unseen, ack.deliveredCount - 1);
+          fields.attempt -= fields.unseen;
+        },
+        (err: unknown) => {
+          if (!isNotFound(err)) ctx.logger.warn({ err, topic: puller.topic }, 'jetstream: could not read a delivery record back; using the headers and JetStream\'s delivery count');
+        },
+      )
+      .finally(admitted);
   }
 }

@@ -1,16 +1,18 @@
 /**
  * Settles on JetStream (see the mapping in jetstream-engine.ts): ACK = +ACK answered by the server;
  * NACK = -NAK (the front); BACK = a copy at the end, then +ACK of the original; DACK n = the new
- * dackCount stored in `<stream>_DACKS`, then -NAK with an n-second delay. A delivery that ends
- * without a settle (consumer closed, ack timeout) is NAKed, or dead-lettered.
+ * dackCount stored in `<stream>_DACKS` (delivery-record.ts), then -NAK with an n-second delay. A
+ * delivery that ends without a settle (consumer closed, ack timeout) is NAKed, or dead-lettered;
+ * a message pulled that no client saw is given back with one more unseen delivery recorded.
  */
 import type { DoneCallback, SettleKind } from '../engine/queue-engine.js';
 import type { DeadLetters } from './dead-letters.js';
 import type { JsEngineContext } from './engine-context.js';
+import { encodeDeliveryRecord } from './delivery-record.js';
 import { MQ_HEADERS, type JsDelivery } from './js-delivery.js';
 import { NatsLink, storageError } from './nats-link.js';
 import { topicSubjects } from './subjects.js';
-import type { TopicPuller } from './topic-puller.js';
+import type { PulledMessage, TopicPuller } from './topic-puller.js';
 
 export class SettleOps {
   readonly #ctx: JsEngineContext;
@@ -58,6 +60,28 @@ export class SettleOps {
     }
   }
 
+  /**
+   * Gives back a message this gateway pulled and no client saw (a spare nobody claimed): its
+   * record in the DACK-count stream first counts one more unseen delivery, so that whichever
+   * gateway gets it next leaves this one out of `attempt`; then the NAK. Pulls of the topic wait
+   * from now until the NAK is answered, as for a NACK (the order a NACK left stays). When the
+   * record cannot be written, the NAK is sent all the same (the delivery then counts).
+   */
+  async giveBackUnseen(puller: TopicPuller, m: PulledMessage): Promise<void> {
+    const link = this.#ctx.link!;
+    puller.holdPulls();
+    try {
+      try {
+        await link.publish(`${puller.names.dackPrefix}.${m.streamSeq}`, encodeDeliveryRecord({ dackCount: m.dackCount, unseen: m.unseen + 1 }));
+      } catch (err) {
+        this.#ctx.logger.warn({ err, topic: m.topic }, 'jetstream: could not record a delivery no client saw; it counts toward --max-deliveries');
+      }
+      await link.nak(m.ackSubject, 0);
+    } finally {
+      puller.releasePulls();
+    }
+  }
+
   /** A delivery that ends without a settle (consumer closed, ack timeout): NAK, or dead letter. */
   returnToFront(d: JsDelivery): void {
     const ctx = this.#ctx;
@@ -68,7 +92,7 @@ export class SettleOps {
 
   async #ack(d: JsDelivery): Promise<void> {
     await this.#ctx.link!.ack(d.ackSubject);
-    if (d.dackCountStored) this.#dropDackCount(d);
+    if (d.recordStored) this.#dropDackCount(d);
   }
 
   async #back(d: JsDelivery): Promise<void> {
@@ -82,13 +106,13 @@ export class SettleOps {
       throw err;
     }
     await link.ack(d.ackSubject);
-    if (d.dackCountStored) this.#dropDackCount(d);
+    if (d.recordStored) this.#dropDackCount(d);
   }
 
   async #dack(puller: TopicPuller, d: JsDelivery, delayMs: number): Promise<void> {
     const link = this.#ctx.link!;
     try {
-      await link.publish(`${puller.names.dackPrefix}.${d.streamSeq}`, new TextEncoder().encode(String(d.dackCount + 1)));
+      await link.publish(`${puller.names.dackPrefix}.${d.streamSeq}`, encodeDeliveryRecord({ dackCount: d.dackCount + 1, unseen: d.unseen }));
     } catch (err) {
       link.nakNow(d.ackSubject);
       throw err;
