@@ -85,7 +85,7 @@ for (let round = 1; round <= 3; round++) {
   });
 }
 
-test("a pull sent while the topic consumer's leader is elected again (its node SIGKILLed) is served within ~1 s of the new leader, not when it expires", async (t) => {
+test("a pull sent while the topic consumer's leader is elected again (its node SIGKILLed) is sent again within ~1.5 s of the new leader, not when it expires", async (t) => {
   const topic = 'leaderkill';
   const names = topicSubjects('MQTEST', topic);
   const c = new TestConsumer(a);
@@ -113,7 +113,8 @@ test("a pull sent while the topic consumer's leader is elected again (its node S
   assert.equal(d.payload.toString(), 'after the kill');
   const waitedMs = atMs - Math.max(publishedAtMs, electedAtMs);
   t.diagnostic(`delivered ${waitedMs} ms after the new leader and the publish`);
-  assert.ok(waitedMs < 1500, `delivered ${waitedMs} ms after the new leader (${String(newLeader)}) and the publish were both there (killed ${String(oldLeader)})`);
+  // A pull lost in the election is known lost after 1.25 s of silence (PULL_SILENCE_MS) at most.
+  assert.ok(waitedMs < 2500, `delivered ${waitedMs} ms after the new leader (${String(newLeader)}) and the publish were both there (killed ${String(oldLeader)})`);
   await c.settle(d, 'ACK');
   c.handle.close();
 });
