@@ -52,7 +52,7 @@ import { DeadLetters } from './dead-letters.js';
 import type { JetStreamEngineOptions, JsEngineContext, ResolvedEngineOptions } from './engine-context.js';
 import { JetStreamConsumer, type JsConsumerHost } from './js-consumer.js';
 import { JsDelivery } from './js-delivery.js';
-import { isNotFound, NatsLink, storageError } from './nats-link.js';
+import { deleteConsumer, NatsLink, storageError } from './nats-link.js';
 import { PullRequests } from './pull-requests.js';
 import { SettleOps } from './settle-ops.js';
 import { deletedTopicsSubject, topicSubjects } from './subjects.js';
@@ -248,17 +248,13 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
     const knew = this.#exists(topic);
     const run = async (): Promise<boolean> => {
       const purged = await link.jsm.streams.purge(this.#opts.stream, { filter: names.subject });
-      let consumerExisted = true;
-      try {
-        await link.jsm.consumers.delete(this.#opts.stream, names.durable);
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-        consumerExisted = false;
-      }
+      await deleteConsumer(link, this.#opts.stream, names.durable, this.#opts.requestTimeoutMs);
       await link.jsm.streams.purge(`${this.#opts.stream}_DACKS`, { filter: `${names.dackPrefix}.>` });
       this.#topicDeleted(topic);
       link.nc.publish(deletedTopicsSubject(this.#opts.stream), topic);
-      return knew || purged.purged > 0 || consumerExisted;
+      // Not whether the consumer existed: a subscriber waiting on a deleted topic makes its
+      // consumer again, and the topic does not exist for that (as on the log engine).
+      return knew || purged.purged > 0;
     };
     this.#track(run()).then(
       (existed) => cb(null, existed),

@@ -362,6 +362,41 @@ export class NatsLink {
   }
 }
 
+/** Whether `err` is a NATS request that got no answer within its timeout. */
+export function isTimeout(err: unknown): boolean {
+  return err instanceof Error && err.name === 'TimeoutError';
+}
+
+/** Tries of a consumer delete that time out (each within the request timeout) before it fails. */
+const CONSUMER_DELETE_ATTEMPTS = 3;
+/** Pause between consumer info requests while a consumer has no leader yet (ms). */
+const LEADER_POLL_MS = 50;
+
+/**
+ * Deletes consumer `durable` of `stream`; resolves true if it existed, false if not. A consumer
+ * just made (by a waiting subscriber's puller after an earlier delete) has no leader yet, and
+ * JetStream 2.9 answers no delete of it until it has one: so the delete waits until its info
+ * names a leader (for at most `leaderWaitMs`), and a delete that still times out is sent again,
+ * up to {@link CONSUMER_DELETE_ATTEMPTS} times. Rejects with the last error otherwise.
+ */
+export async function deleteConsumer(link: NatsLink, stream: string, durable: string, leaderWaitMs: number): Promise<boolean> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const deadlineMs = Date.now() + leaderWaitMs;
+      let cluster = (await link.jsm.consumers.info(stream, durable)).cluster;
+      while (cluster !== undefined && !cluster.leader && Date.now() < deadlineMs) {
+        await new Promise((r) => setTimeout(r, LEADER_POLL_MS));
+        cluster = (await link.jsm.consumers.info(stream, durable)).cluster;
+      }
+      await link.jsm.consumers.delete(stream, durable);
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      if (!isTimeout(err) || attempt === CONSUMER_DELETE_ATTEMPTS) throw err;
+    }
+  }
+}
+
 /** Whether a JetStream API error says the stream or consumer does not exist. */
 export function isNotFound(err: unknown): boolean {
   if (!(err instanceof JetStreamApiError)) return false;

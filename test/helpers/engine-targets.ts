@@ -60,11 +60,9 @@ export const ENGINE_BUGS: Record<EngineName, Record<string, string>> = {
   log: {},
   jetstream: {
     closeOrder:
-      'engine bug (issue 15): a RESP connection closing with p1 and p3 reserved (p2 acked) returns them as p1, p4, p5, p3 to the next RESERVEs on main (every run); p1, p3, p5, p4 on branch jspulls (e2f96f2); passes on branch jspull (74f924a)',
+      'engine bug (issue 15): a RESP connection closing with p1 and p3 reserved (p2 acked) returns them out of order to the next RESERVEs (seen: p1, p4, p5, p3 and p1, p3, p5, p4; the log engine gives p1, p3, p4, p5)',
     firstPullOrder:
-      'engine bug (issue 15): of two messages published before a topic\'s first consume, the second was overtaken by one published after it (ioredis case: RESERVE gave "piped" before "second"), 3 runs in 9 on main; 1 in 4 on branch jspulls (e2f96f2); 0 in 8 on branch jspull (74f924a)',
-    deleteWhileWaiting:
-      'engine bug (issue 15): a second DELETE of a topic whose subscriber still waits on it is answered MQ_ERR_STORAGE "NATS JetStream: timeout" after 5 s (jsm.consumers.delete of the topic\'s consumer, which the waiting subscriber\'s puller made again, times out), where the log engine answers false; also on branches jspull (74f924a) and jspulls (e2f96f2)',
+      'engine bug (issue 15): of two messages published before a topic\'s first consume, the second was sometimes overtaken by one published after it (ioredis case: RESERVE gave "piped" before "second"; 3 runs in 9 before the pull fixes, 1 in 4 after)',
   },
 };
 
