@@ -8,7 +8,7 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Runs `node dist/src/server/main.js ...args` (the real CLI: inspect, check, --help ...) to completion, killed after `timeoutMs`. */
+/** Runs `node dist/bundle/miniqueue.js ...args` (the real CLI: inspect, check, --help ...) to completion, killed after `timeoutMs`. */
 export function runMain(args: string[], timeoutMs = 15_000): Promise<CliRun> {
   const proc = spawn(process.execPath, [MAIN_JS, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';

@@ -41,7 +41,7 @@ export interface ChildServer {
 }
 
 /**
- * Starts `node dist/src/server/main.js` as a child process with `--port 0 --redis-port 0` and
+ * Starts `node dist/bundle/miniqueue.js` (the server as shipped) as a child process with `--port 0 --redis-port 0` and
  * resolves when both "listening" lines and "miniqueue ready" have been logged (with
  * `options.until` `'listening'`: as soon as both "listening" lines have, while the log may still be
  * replayed; `lines` goes on filling). Rejects if the process exits first (with its stderr).

@@ -6,7 +6,7 @@
  * runs its command after the replay; a SIGTERM during the replay stops cleanly; a damaged log found
  * during a sliced replay still ends the start with exit 1 naming the file and byte position.
  *
- * Every case runs the real `dist/src/server/main.js` as a child process on a log written straight
+ * Every case runs the real server as shipped (`dist/bundle/miniqueue.js`) as a child process on a log written straight
  * into segment files with the real record encoder (fast enough to make a replay of seconds).
  */
 import assert from 'node:assert/strict';

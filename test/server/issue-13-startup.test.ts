@@ -1,7 +1,7 @@
 /**
  * Issue 13, "found by trying it as a new user would", findings 1, 5 and 7: a `--db` that cannot
  * be created, the data-directory lock under pid reuse, and start failures after "listening".
- * Every case runs the real `dist/src/server/main.js` as a child process.
+ * Every case runs the real server as shipped (`dist/bundle/miniqueue.js`) as a child process.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';

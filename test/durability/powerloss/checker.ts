@@ -1,7 +1,7 @@
 /**
  * The power-loss (crash-consistency) checker of issue #13, in the spirit of ALICE and CrashMonkey:
  *
- * 1. Record: the compiled server (dist/src/server/main.js) runs under strace on an empty data
+ * 1. Record: the server as shipped (dist/bundle/miniqueue.js) runs under strace on an empty data
  *    directory while real RESP clients publish, reserve and settle (workload.ts). The trace holds
  *    every write, sync, create, rename, unlink and truncate it made, and the bytes it read from
  *    and wrote to each client connection.
@@ -153,7 +153,7 @@ function interesting(variant: Variant, pending: CutPending): boolean {
 }
 
 /**
- * How a state is checked: `child` starts `node dist/src/server/main.js` (the CLI, as a user
+ * How a state is checked: `child` starts `node dist/bundle/miniqueue.js` (the CLI, as a user
  * would); `in-process` calls the same startServer() with the same parsed command line in this
  * process, which skips Node's start-up and module loading (about 1 s per state on this machine)
  * so the short run in `npm test` can afford many more states.

@@ -1,5 +1,5 @@
 /**
- * The compiled server (dist/src/server/main.js) started under strace (power-loss checker,
+ * The server as shipped (dist/bundle/miniqueue.js) started under strace (power-loss checker,
  * issue #13), and the content of a directory tree read back as the checker's initial snapshot.
  */
 import fs from 'node:fs';
@@ -26,7 +26,7 @@ export interface TracedServer {
 }
 
 /**
- * Starts `node dist/src/server/main.js --db <db> <args>` under strace (output to `traceFile`,
+ * Starts `node dist/bundle/miniqueue.js --db <db> <args>` under strace (output to `traceFile`,
  * removed once parsed) and resolves once it logged `miniqueue ready`.
  */
 export async function startTracedServer(
