@@ -32,7 +32,7 @@ function runOnce(main) {
   return JSON.parse(line.slice(7));
 }
 
-const fmt = (x) => (x.error ? `error: ${x.error}` : `${Math.round(x.opsPerSec)} ops/s p50 ${x.p50Ms?.toFixed(3)} ms p99 ${x.p99Ms?.toFixed(3)} ms`);
+const fmt = (x) => (x.error ? `error: ${x.error}` : `${Math.round(x.opsPerSec)} ops/s p50 ${x.p50Ms?.toFixed(3)} ms p99 ${x.p99Ms?.toFixed(3)} ms${x.serverCpuUsPerOp != null ? ` cpu ${x.serverCpuUsPerOp.toFixed(1)} us/op` : ''}`);
 console.log(`A/B ${path.basename(script)} pairs=${pairs} load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 const ratios = [];
 for (let i = 0; i < pairs; i++) {
