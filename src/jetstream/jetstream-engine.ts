@@ -234,7 +234,8 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
   }
 
   openConsumer(handlers: ConsumerHandlers): JetStreamConsumer {
-    this.assertServing();
+    // Never throws (the seam's contract): while the cluster is unreachable the consumer's own
+    // requests, takes and settles are refused with the reason (a throw here crashed the gateway).
     const consumer = new JetStreamConsumer(this, handlers);
     this.#consumers.add(consumer);
     return consumer;

@@ -63,6 +63,27 @@ test('NATS down at start: a warn line names the URLs and the error, /healthz 503
     const refused = await conn.send('PUBLISH', 't', 'x');
     assert.ok(isErrorReply(refused), `PUBLISH answered ${String(refused)}`);
     assert.match(refused.line, new RegExp(`^ERR storage failure.*NATS JetStream unreachable \\(${url}\\)`));
+    // Consuming while NATS was never reached: refused with the reason, and the gateway stays up
+    // (the first consumer used to crash it: an uncaught throw from the engine's openConsumer).
+    const reserved = await conn.send('RESERVE', 't', '1000');
+    assert.ok(isErrorReply(reserved), `RESERVE answered ${String(reserved)}`);
+    assert.match(reserved.line, new RegExp(`^ERR storage failure.*NATS JetStream unreachable \\(${url}\\)`));
+    const subscriber = await RespConn.connect(server.respPort);
+    try {
+      const subscribed = await subscriber.send('SUBSCRIBE', 't');
+      assert.ok(isErrorReply(subscribed), `SUBSCRIBE answered ${String(subscribed)}`);
+      assert.match(subscribed.line, /NATS JetStream unreachable/);
+    } finally {
+      subscriber.close();
+    }
+    const stream = session.request({ ':method': 'POST', ':path': '/subscribe/t' });
+    stream.end('"INIT"\n');
+    let streamed = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (d: string) => (streamed += d));
+    await waitFor(() => streamed.includes('\n') || stream.closed, 10_000, 20, () => `an HTTP/2 subscribe answer; got ${JSON.stringify(streamed)}`);
+    assert.match(streamed, /NATS JetStream unreachable/);
+    assert.equal(server.proc.exitCode, null, 'the gateway is still running');
     const info = String(await conn.send('INFO', 'persistence'));
     assert.match(info, /loading:0/);
     assert.match(info, /aof_enabled:0/);
