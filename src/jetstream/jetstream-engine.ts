@@ -142,8 +142,10 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
     }
     const maxPayload = link.nc.info?.max_payload ?? Infinity;
     if (this.#maxMessageBytes + HEADER_ROOM_BYTES > maxPayload) {
+      // Warn only when more was asked than NATS takes at all (the default loses just the header room).
+      const level = this.#maxMessageBytes > maxPayload ? 'warn' : 'info';
       this.#maxMessageBytes = Math.max(0, maxPayload - HEADER_ROOM_BYTES);
-      this.#logger.warn({ maxPayload, maxMessageBytes: this.#maxMessageBytes }, 'jetstream: --max-message-bytes lowered to fit the NATS server max_payload');
+      this.#logger[level]({ maxPayload, maxMessageBytes: this.#maxMessageBytes }, 'jetstream: --max-message-bytes lowered to fit the NATS server max_payload');
     }
     this.#link = link;
     this.#unreachable = null;
