@@ -35,3 +35,4 @@ export * from './servers.js';
 export * from './temp-dirs.js';
 export * from './tmpfs.js';
 export * from './waiting.js';
+export * from './ports.js';

@@ -6,13 +6,12 @@
  * removes the directories. No mocks: the engine talks to these servers.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
+import { freePort } from '../helpers/ports.js';
 
 /** One nats-server process of the cluster. */
 export interface NatsNode {
@@ -45,17 +44,6 @@ export interface NatsCluster {
   kill(index: number): Promise<void>;
   /** SIGKILLs every node still running and removes the store directories. Idempotent. */
   stop(): Promise<void>;
-}
-
-/** A port free on 127.0.0.1 now (the kernel's choice; another process may take it before us). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
 }
 
 function startNode(name: string, clientPort: number, clusterPort: number, routes: string, storeDir: string, nodeArgs: string[]): NatsNode {

@@ -9,11 +9,10 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { h2connect, h2request, isErrorReply, logLines, RespConn, startChild, waitFor, type ChildServer } from '../helpers/index.js';
+import { freePort, h2connect, h2request, isErrorReply, logLines, RespConn, startChild, waitFor, type ChildServer } from '../helpers/index.js';
 
 let gw: ChildServer | undefined;
 let nats: ChildProcess | undefined;
@@ -27,16 +26,6 @@ after(async () => {
   }
   rmSync(storeDir, { recursive: true, force: true });
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
-}
 
 test('NATS down at start: a warn line names the URLs and the error, /healthz 503 and publishes name NATS; it connects once NATS is up', async () => {
   const port = await freePort();

@@ -9,26 +9,14 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { TLSSocket } from 'node:tls';
 import { ensureDevCert } from '../../src/server/certs.js';
-import { removeDir, startInProcess, tempDir, waitFor } from '../helpers/index.js';
+import { freePort, removeDir, startInProcess, tempDir, waitFor } from '../helpers/index.js';
 
 const TOKEN = 'prometheus-token-3b9d';
 const WAIT_MS = 20_000;
-
-/** A port that was free a moment ago (Prometheus cannot report an ephemeral one back). */
-async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  probe.listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const { port } = probe.address() as net.AddressInfo;
-  probe.close();
-  await once(probe, 'close');
-  return port;
-}
 
 interface Target {
   labels: { job: string };
