@@ -341,6 +341,15 @@ function decodeTopic(buf: Buffer, start: number, end: number): string {
 }
 
 /**
+ * The unsigned 48-bit little-endian integer at `position` (the caller checked the bounds).
+ * `buf.readUIntLE(position, 6)` validates its arguments on every call: replay reads one to three
+ * of these per record.
+ */
+function readU48(buf: Buffer, position: number): number {
+  return buf.readUInt32LE(position) + buf.readUInt16LE(position + 4) * 2 ** 32;
+}
+
+/**
  * The allocation-free form of {@link decodeRecord} used by replay: fills `out` (with `payload`
  * left null; the payload is `payloadLength` bytes at `payloadPosition`) and returns undefined, or
  * returns the reason the record is corrupt (then `out` is unspecified).
@@ -365,7 +374,7 @@ export function decodeRecordInto(
   if (buf[position + 8] !== RECORD_MAGIC) return 'bad-magic';
   const type = buf[position + 9] as RecordType;
   if (type < RecordType.PUBLISH || type > MAX_RECORD_TYPE) return 'bad-type';
-  const offset = buf.readUIntLE(position + 10, U48);
+  const offset = readU48(buf, position + 10);
   const topicLength = buf[position + 16]!;
   if (topicLength === 0) return 'bad-topic';
   const fixed = fixedPartBytes(type);
@@ -384,9 +393,9 @@ export function decodeRecordInto(
   if (type === RecordType.COUNTERS) {
     // A newer layout is not guessed at: an older server stops at it as at any unknown record.
     if (buf[p] !== COUNTERS_VERSION) return 'bad-body';
-    out.published = buf.readUIntLE(p + 1, U48);
-    out.acked = buf.readUIntLE(p + 1 + U48, U48);
-    out.deadLettered = buf.readUIntLE(p + 1 + U48 + U48, U48);
+    out.published = readU48(buf, p + 1);
+    out.acked = readU48(buf, p + 1 + U48);
+    out.deadLettered = readU48(buf, p + 1 + U48 + U48);
   }
   if (type === RecordType.RESTORE) {
     const tail = p + fixed;
@@ -394,7 +403,7 @@ export function decodeRecordInto(
     const placement = buf[tail]!;
     if (placement > Placement.IN_FLIGHT) return 'bad-body';
     out.placement = placement as Placement;
-    out.placeOffset = buf.readUIntLE(tail + 1, U48);
+    out.placeOffset = readU48(buf, tail + 1);
     out.deliveries = buf.readUInt32LE(tail + 1 + U48);
   }
   out.type = type;
@@ -408,16 +417,16 @@ export function decodeRecordInto(
     case RecordType.NACK:
     case RecordType.BACK:
     case RecordType.DELIVER:
-      out.messageId = buf.readUIntLE(p, U48);
+      out.messageId = readU48(buf, p);
       break;
     case RecordType.DACK:
-      out.messageId = buf.readUIntLE(p, U48);
-      out.dueAtMs = buf.readUIntLE(p + U48, U48);
+      out.messageId = readU48(buf, p);
+      out.dueAtMs = readU48(buf, p + U48);
       break;
     case RecordType.RESTORE:
-      out.messageId = buf.readUIntLE(p, U48);
+      out.messageId = readU48(buf, p);
       out.dackCount = buf.readUInt32LE(p + U48);
-      out.dueAtMs = buf.readUIntLE(p + U48 + 4, U48);
+      out.dueAtMs = readU48(buf, p + U48 + 4);
       break;
     default:
       break;
