@@ -130,7 +130,7 @@ function restoreRecord(store: MessageStore, h: number, payload: Buffer): SliceAp
     dackCount: store.dackCounts[h]!,
     dueAtMs: placement === Placement.DELAYED ? store.dueAtOf(h) : 0,
     placement,
-    placeOffset: store.placeOffsets[h]!,
+    placeOffset: store.placeOffsetOf(h),
     deliveries: store.deliveries[h]!,
   };
   const rec = SliceAppend.forRestore(store.topicOf(h).name, state, payload, restoreDone);

@@ -49,7 +49,11 @@ export class MessageStore {
   states: Uint8Array = new Uint8Array(0);
   /** Where replay of the log would put it (record.ts Placement); see {@link placeOffsets}. */
   placements: Uint8Array = new Uint8Array(0);
-  /** Offset of the record that placed it last; for one not written yet, the offset it will get. */
+  /**
+   * Offset of the record that placed it last; for one not written yet, the offset it will get.
+   * 0 stands for its own id (placed by its own PUBLISH/RESTORE: no record at offset 0 places any
+   * other message), so that most messages never write here. Read it with {@link placeOffsetOf}.
+   */
   placeOffsets: Float64Array = new Float64Array(0);
   /** Token of the ready-queue slot that holds it (ready-queue.ts); -1: placed by a RESTORE during replay. */
   slots: Float64Array = new Float64Array(0);
@@ -118,27 +122,42 @@ export class MessageStore {
    */
   add(id: number, topic: Topic, payloadPosition: number, payloadBytes: number): number {
     let h: number;
-    if (this.#freeCount > 0) h = this.#free[--this.#freeCount]!;
-    else {
+    if (this.#freeCount > 0) {
+      h = this.#free[--this.#freeCount]!;
+      this.#reset(h);
+    } else {
+      // A handle never used: every array holds 0 for it already. Not writing those zeros keeps
+      // the pages of fields that stay 0 (dackCounts, deliveries, placements, cacheRefs) untouched:
+      // no page fault during replay, no resident memory.
       if (this.#top === this.#capacity) this.#grow();
       h = this.#top++;
     }
     this.ids[h] = id;
     this.topics[h] = topic.number;
-    this.segments[h] = 0;
     this.payloadPositions[h] = payloadPosition;
     this.payloadSizes[h] = payloadBytes;
+    this.states[h] = MessageState.READY;
+    this.#index.set(id, h);
+    return h;
+  }
+
+  /** Zeroes what a freed handle `h` kept, before {@link add} reuses it. */
+  #reset(h: number): void {
+    this.segments[h] = 0;
     this.pinned[h] = 0;
     this.dackCounts[h] = 0;
     this.deliveries[h] = 0;
-    this.states[h] = MessageState.READY;
     this.placements[h] = 0;
-    this.placeOffsets[h] = id;
-    this.#dueAts.delete(h);
+    this.placeOffsets[h] = 0;
     this.slots[h] = 0;
     this.cacheRefs[h] = 0;
-    this.#index.set(id, h);
-    return h;
+    this.#dueAts.delete(h);
+  }
+
+  /** Offset of the record that placed `h` last (see {@link placeOffsets}). */
+  placeOffsetOf(h: number): number {
+    const offset = this.placeOffsets[h]!;
+    return offset === 0 ? this.ids[h]! : offset;
   }
 
   /** The handle of live message `id`, or -1. */

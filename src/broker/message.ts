@@ -98,7 +98,7 @@ export class Message implements Delivery {
 
   /** Offset of the record that placed it last. */
   get placeOffset(): number {
-    return this.#current() ? this.#store.placeOffsets[this.#handle]! : 0;
+    return this.#current() ? this.#store.placeOffsetOf(this.#handle) : 0;
   }
 
   /** Whether the payload is kept in memory (else it is read back from its segment). */

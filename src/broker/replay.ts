@@ -232,7 +232,7 @@ export class Replay {
       if (topic.restoredReady !== null) mergeRestoredReady(topic, store);
       topic.adoptReplayedCounters();
     }
-    const inFlight = [...this.#inFlight].sort((a, b) => store.placeOffsets[a]! - store.placeOffsets[b]!);
+    const inFlight = [...this.#inFlight].sort((a, b) => store.placeOffsetOf(a) - store.placeOffsetOf(b));
     this.#inFlight.clear();
     for (let i = inFlight.length - 1; i >= 0; i--) {
       const h = inFlight[i]!;
@@ -249,7 +249,7 @@ export class Replay {
 
 /** Rank of ready message `h` in its queue (record.ts "Queue order on replay"). */
 function readyRank(store: MessageStore, h: number): number {
-  return store.placements[h] === Placement.FRONT ? -1 - store.placeOffsets[h]! : store.placeOffsets[h]!;
+  return store.placements[h] === Placement.FRONT ? -1 - store.placeOffsetOf(h) : store.placeOffsetOf(h);
 }
 
 /**
