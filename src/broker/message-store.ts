@@ -1,7 +1,9 @@
 /**
  * Every message the broker knows, as a struct of typed arrays indexed by a handle (issue 11 item
- * 4): a million live messages cost about 70 bytes each here, instead of a JS object, its Map entry
- * and the garbage collector's time for both. Payloads are not kept here: they stay in the segment
+ * 4): 62 bytes a message at most, instead of a JS object, its Map entry and the garbage
+ * collector's time for both. A message published and not yet redelivered writes 41 of them: the
+ * fields that stay 0 (dackCounts, deliveries, placements, placeOffsets, cacheRefs) are never
+ * written for a handle never used before, so their pages cost no resident memory. Payloads are not kept here: they stay in the segment
  * files, read back on delivery, except for those in the bounded payload cache.
  *
  * A handle is allocated when a message is published (or restored, or replayed) and freed once the
