@@ -35,7 +35,9 @@ const { startCluster } = await import(fromRoot('dist', 'test', 'jetstream', 'clu
 async function startGateway(urls) {
   const main = process.env.MQ_BENCH_MAIN || fromRoot('dist', 'bundle', 'miniqueue.js');
   const [h2Port, respPort] = await freePorts(2);
-  const args = [main, '--engine', 'jetstream', '--nats', urls, '--nats-replicas', String(replicas), '--nats-stream', 'BENCHGW', '--port', String(h2Port), '--redis-port', String(respPort), '--host', '127.0.0.1', '--no-tls', '--level', 'silent'];
+  // MQ_BENCH_NODE_ARGS: node options for the gateway (profiling: '--cpu-prof --cpu-prof-dir=/tmp/prof').
+  const nodeArgs = (process.env.MQ_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const args = [...nodeArgs, main, '--engine', 'jetstream', '--nats', urls, '--nats-replicas', String(replicas), '--nats-stream', 'BENCHGW', '--port', String(h2Port), '--redis-port', String(respPort), '--host', '127.0.0.1', '--no-tls', '--level', 'silent'];
   const child = startChild(process.execPath, args);
   await waitForPort(respPort, { child });
   return { child, respPort };

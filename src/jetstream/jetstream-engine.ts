@@ -280,10 +280,13 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
     const delayed = puller?.delayedCount(Date.now()) ?? 0;
     const stored = snap?.stored ?? 0;
     const ackPending = snap?.ackPending ?? 0;
+    // Messages this gateway pulled ahead and holds for its next requests are ack pending for
+    // JetStream, but ready for a client: counted as ready (up to what the snapshot has pending).
+    const spares = Math.min(puller?.spareCount ?? 0, Math.max(0, ackPending - delayed));
     return {
       topic,
-      ready: Math.max(0, stored - ackPending),
-      inFlight: Math.max(0, ackPending - delayed),
+      ready: Math.max(0, stored - ackPending) + spares,
+      inFlight: Math.max(0, ackPending - delayed - spares),
       delayed,
       consumers: puller?.subscribers ?? 0,
       published: puller?.counters.published ?? 0,
@@ -379,11 +382,22 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
 
   released(consumer: JetStreamConsumer, held: JsDelivery[]): void {
     this.#consumers.delete(consumer);
-    for (const d of held) this.#settleOps.returnToFront(d);
+    // In delivery order; the topic's spares (pulled after them) only after the last of its topic.
+    const lastOfTopic = new Map<string, JsDelivery>();
+    for (const d of held) lastOfTopic.set(d.topic, d);
+    for (const d of held) this.#settleOps.returnToFront(d, lastOfTopic.get(d.topic) === d);
   }
 
-  startPull(puller: TopicPuller): void {
-    this.#pullRequests.start(puller);
+  startPull(puller: TopicPuller, batch: number, noWait: boolean): void {
+    this.#pullRequests.start(puller, batch, noWait);
+  }
+
+  get lastDeliveryId(): number {
+    return this.#deliverySeq;
+  }
+
+  renewLease(message: PulledMessage): void {
+    this.#link?.working(message.ackSubject);
   }
 
   giveBack(message: PulledMessage): void {
@@ -397,8 +411,14 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
     const o = this.#opts;
     const renew = nowMs - this.#lastRenewMs >= o.leaseMs / 3;
     if (renew) this.#lastRenewMs = nowMs;
+    /** Per topic, the oldest delivery still in flight here after this tick (spares wait for it). */
+    const oldestInFlight = new Map<string, number>();
     for (const consumer of this.#consumers) {
       for (const d of consumer.inFlight.values()) {
+        if (!(d.deadlineMs > 0 && nowMs >= d.deadlineMs)) {
+          const oldest = oldestInFlight.get(d.topic);
+          if (oldest === undefined || d.deliveryId < oldest) oldestInFlight.set(d.topic, d.deliveryId);
+        }
         if (d.deadlineMs > 0 && nowMs >= d.deadlineMs) {
           consumer.inFlight.delete(d.deliveryId);
           const deadLettered = this.#deadLetters.exhausted(d);
@@ -410,7 +430,7 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
         }
       }
     }
-    for (const puller of this.#pullers.values()) puller.expireSpares(nowMs);
+    for (const puller of this.#pullers.values()) puller.expireSpares(nowMs, false, oldestInFlight.get(puller.topic), renew);
   }
 
   /** `topic` was deleted (here or by another gateway): its deliveries here are refused from now on. */

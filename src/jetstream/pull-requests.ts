@@ -1,12 +1,13 @@
 /**
- * Pull requests of one gateway: each asks JetStream for one message of one topic's durable
- * consumer, with its reply going to `<inbox>.<id>`. A message arrives under its stored subject
+ * Pull requests of one gateway: each asks JetStream for up to a batch of messages of one topic's
+ * durable consumer (waiting at the server until they come or it expires, or "no_wait": only what
+ * is ready now), with its reply going to `<inbox>.<id>`. A message arrives under its stored subject
  * (the ack subject in its reply field), a status (heartbeat, timeout, no messages, consumer
  * deleted, leadership change) on the request's own subject. An arriving message is admitted:
  * moved to `<topic>.dead` if past `--max-deliveries`, else (with its delivery record looked up
  * when redelivered) handed to the topic's puller.
  *
- * A pull request can be lost without any answer: NATS 2.9 takes a request sent while the
+ * A waiting pull request can be lost without any answer: NATS 2.9 takes a request sent while the
  * consumer has no leader (just made, or its leader's node died) without a "no responders" status
  * (the JetStream API import `$JS.API.>` listens on every node), and a request waiting at a node
  * that dies is gone with it. So every pull asks for idle heartbeats ({@link PULL_HEARTBEAT_MS})
@@ -37,6 +38,10 @@ const LEADER_POLL_MS = 50;
 /** One pull request out. */
 interface PullOut {
   puller: TopicPuller;
+  /** Messages it may still bring. */
+  left: number;
+  /** A no_wait pull (the topic's pull ahead). */
+  noWait: boolean;
   /** Gives the request up: armed when it is sent, pushed back by every sign of it. */
   watchdog: NodeJS.Timeout;
   /** Date.now() when it was sent or last heard of (0 until sent). */
@@ -71,24 +76,31 @@ export class PullRequests {
     this.#pulls.clear();
   }
 
-  /** Sends one pull request of one message for `puller` (making its durable consumer first if needed). */
-  start(puller: TopicPuller): void {
+  /**
+   * Sends one pull request of up to `batch` messages for `puller` (`noWait`: only those ready
+   * now; it needs no heartbeats), making its durable consumer first if needed.
+   */
+  start(puller: TopicPuller, batch: number, noWait: boolean): void {
     const ctx = this.#ctx;
     const id = ++this.#pullSeq;
     const expiresMs = ctx.opts.pullExpiresMs;
     const heartbeatMs = Math.min(PULL_HEARTBEAT_MS, Math.floor(expiresMs / 2));
     const silenceMs = heartbeatMs === PULL_HEARTBEAT_MS ? PULL_SILENCE_MS : 2 * heartbeatMs + 250;
     // Until it is sent, the watchdog covers the consumer's creation (a JetStream API call).
-    const pull: PullOut = { puller, watchdog: setTimeout(() => this.#pullEnded(id, 0), ctx.opts.requestTimeoutMs * 2 + silenceMs), lastSignMs: 0 };
+    const pull: PullOut = { puller, left: batch, noWait, watchdog: setTimeout(() => this.#pullEnded(id, 0), ctx.opts.requestTimeoutMs * 2 + silenceMs), lastSignMs: 0 };
     pull.watchdog.unref();
     this.#pulls.set(id, pull);
     puller.pullIds.add(id);
     const send = (): void => {
       if (this.#pulls.get(id) !== pull || ctx.closing) return;
-      const body = `{"batch":1,"expires":${expiresMs * 1_000_000},"idle_heartbeat":${heartbeatMs * 1_000_000}}`;
+      const body = noWait
+        ? `{"batch":${batch},"no_wait":true}`
+        : `{"batch":${batch},"expires":${expiresMs * 1_000_000},"idle_heartbeat":${heartbeatMs * 1_000_000}}`;
       clearTimeout(pull.watchdog);
       pull.lastSignMs = Date.now();
-      pull.watchdog = setTimeout(() => this.#checkSilence(id, pull, silenceMs), silenceMs);
+      // A no_wait pull is answered at once (messages, then a status unless its batch was filled).
+      const quietMs = noWait ? ctx.opts.requestTimeoutMs : silenceMs;
+      pull.watchdog = setTimeout(() => this.#checkSilence(id, pull, quietMs), quietMs);
       pull.watchdog.unref();
       ctx.link!.nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${ctx.opts.stream}.${puller.names.durable}`, body, { reply: `${this.#inbox}.${id}` });
     };
@@ -169,11 +181,8 @@ export class PullRequests {
     }
   }
 
-  /**
-   * Ends pull `id` (after `delayMs`, to back off when the cluster refused it); `withMessage`: it
-   * brought a message, which is being admitted.
-   */
-  #pullEnded(id: number, delayMs: number, withMessage = false): void {
+  /** Ends pull `id` (after `delayMs`, to back off when the cluster refused it). */
+  #pullEnded(id: number, delayMs: number): void {
     const ctx = this.#ctx;
     const pull = this.#pulls.get(id);
     if (pull === undefined) return;
@@ -181,19 +190,20 @@ export class PullRequests {
     pull.puller.pullIds.delete(id);
     clearTimeout(pull.watchdog);
     if (delayMs <= 0 || ctx.closing) {
-      if (!ctx.closing) pull.puller.pullEnded(withMessage);
+      if (!ctx.closing) pull.puller.pullEnded(pull.left, pull.noWait);
       return;
     }
     setTimeout(() => {
-      if (!ctx.closing) pull.puller.pullEnded(withMessage);
+      if (!ctx.closing) pull.puller.pullEnded(pull.left, pull.noWait);
     }, delayMs).unref();
   }
 
   /**
    * A reply to a pull request: a status on the request's own inbox subject, or a message, which
    * arrives under its stored subject. JetStream serves a consumer's waiting pull requests oldest
-   * first and every pull of a gateway expires after the same time, so a message ends the oldest
-   * pull of its topic still out; a rare mismatch is put right by the watchdogs.
+   * first and every pull of a gateway expires after the same time, so a message counts against
+   * the oldest pull of its topic still out (ending it when its batch is full); a rare mismatch is
+   * put right by the watchdogs.
    */
   #onPullReply(msg: Msg): void {
     const ctx = this.#ctx;
@@ -205,10 +215,17 @@ export class PullRequests {
         ctx.link?.nakNow(msg.reply!);
         return;
       }
-      const oldest = puller.pullIds.values().next();
-      if (!oldest.done) this.#pullEnded(oldest.value, 0, true);
-      else puller.arrivedUnasked();
-      this.#admit(puller, msg, ackInfo);
+      const oldestId: number | undefined = puller.pullIds.values().next().value;
+      const pull = oldestId === undefined ? undefined : this.#pulls.get(oldestId);
+      let ticket: number;
+      if (oldestId === undefined || pull === undefined) ticket = puller.arrivedUnasked(ackInfo.streamSeq);
+      else {
+        pull.left--;
+        pull.lastSignMs = Date.now();
+        ticket = puller.messageArrived(ackInfo.streamSeq);
+        if (pull.left <= 0) this.#pullEnded(oldestId, 0);
+      }
+      this.#admit(puller, msg, ackInfo, ticket);
       return;
     }
     const id = Number(msg.subject.slice(this.#inbox.length + 1));
@@ -229,7 +246,7 @@ export class PullRequests {
    * stored a newer dackCount, and a gateway that gave it back unseen stored how many of
    * JetStream's deliveries no client saw (delivery-record.ts).
    */
-  #admit(puller: TopicPuller, msg: Msg, ack: { streamSeq: number; deliveredCount: number }): void {
+  #admit(puller: TopicPuller, msg: Msg, ack: { streamSeq: number; deliveredCount: number }, ticket: number): void {
     const ctx = this.#ctx;
     const h = msg.headers;
     const header = (name: string): number => {
@@ -250,17 +267,17 @@ export class PullRequests {
     };
     const admitted = (): void => {
       if (ctx.closing) {
-        puller.dropped();
+        puller.dropped(ticket);
         ctx.link?.nakNow(fields.ackSubject);
         return;
       }
       if (fields.attempt > 1) puller.counters.redelivered++;
       if (this.#deadLetters.pastLimit(puller.topic, fields.attempt)) {
-        puller.dropped();
+        puller.dropped(ticket);
         ctx.track(this.#deadLetters.move(fields)).catch((err: unknown) => ctx.logger.error({ err, topic: puller.topic }, 'jetstream: dead-lettering failed; the message stays'));
         return;
       }
-      puller.received(fields, Date.now());
+      puller.received(fields, ticket, Date.now());
     };
     if (ack.deliveredCount === 1) return admitted();
     ctx.track(ctx.link!.jsm.streams.getMessage(dackStreamName(ctx.opts.stream), { last_by_subj: `${puller.names.dackPrefix}.${ack.streamSeq}` }))

@@ -33,7 +33,7 @@ export class SettleOps {
     let op: Promise<void>;
     if (kind !== 'ACK' && this.#deadLetters.exhausted(d)) op = this.#deadLetters.move(d);
     else if (kind === 'ACK') op = this.#ack(d);
-    else if (kind === 'NACK') op = this.returnToJetStream(puller, d.ackSubject);
+    else if (kind === 'NACK') op = this.returnToJetStream(puller, d.ackSubject, d.streamSeq);
     else if (kind === 'BACK') op = this.#back(d);
     else op = this.#dack(puller, d, delayMs);
     this.#ctx.track(op).then(
@@ -47,16 +47,18 @@ export class SettleOps {
    * acks and pulls are handled apart in the server, so a pull sent at once could be served first.
    * The topic's spares (pulled after it, held for a RESERVE without a timeout) are NAKed right
    * after it, so that JetStream redelivers them behind it: else the next RESERVE would take a
-   * spare first, and a NACKed message would not be the next one delivered.
+   * spare first, and a NACKed message would not be the next one delivered. So are the messages
+   * of the topic pulled before JetStream processed the NAK (topic-puller.ts). Without
+   * `returnSpares` (more messages of the topic are being returned just after), the spares stay.
    */
-  async returnToJetStream(puller: TopicPuller, ackSubject: string): Promise<void> {
-    puller.holdPulls();
+  async returnToJetStream(puller: TopicPuller, ackSubject: string, streamSeq: number, returnSpares = true): Promise<void> {
+    puller.holdPulls(streamSeq);
     try {
       const nak = this.#ctx.link!.nak(ackSubject, 0);
-      puller.expireSpares(0, true);
+      if (returnSpares) puller.expireSpares(0, true);
       await nak;
     } finally {
-      puller.releasePulls();
+      puller.releasePulls(streamSeq);
     }
   }
 
@@ -69,7 +71,7 @@ export class SettleOps {
    */
   async giveBackUnseen(puller: TopicPuller, m: PulledMessage): Promise<void> {
     const link = this.#ctx.link!;
-    puller.holdPulls();
+    puller.holdPulls(m.streamSeq);
     try {
       try {
         await link.publish(`${puller.names.dackPrefix}.${m.streamSeq}`, encodeDeliveryRecord({ dackCount: m.dackCount, unseen: m.unseen + 1 }));
@@ -78,16 +80,19 @@ export class SettleOps {
       }
       await link.nak(m.ackSubject, 0);
     } finally {
-      puller.releasePulls();
+      puller.releasePulls(m.streamSeq);
     }
   }
 
-  /** A delivery that ends without a settle (consumer closed, ack timeout): NAK, or dead letter. */
-  returnToFront(d: JsDelivery): void {
+  /**
+   * A delivery that ends without a settle (consumer closed, ack timeout): NAK, or dead letter;
+   * `returnSpares` as in {@link returnToJetStream}.
+   */
+  returnToFront(d: JsDelivery, returnSpares = true): void {
     const ctx = this.#ctx;
     if (this.#deadLetters.exhausted(d)) ctx.track(this.#deadLetters.move(d)).catch((err: unknown) => ctx.logger.error({ err, topic: d.topic }, 'jetstream: dead-lettering failed'));
     else if (ctx.closing) ctx.link?.nakNow(d.ackSubject);
-    else ctx.track(this.returnToJetStream(ctx.puller(d.topic), d.ackSubject)).catch((err: unknown) => ctx.logger.warn({ err, topic: d.topic }, 'jetstream: a NAK was not answered; the lease returns the message'));
+    else ctx.track(this.returnToJetStream(ctx.puller(d.topic), d.ackSubject, d.streamSeq, returnSpares)).catch((err: unknown) => ctx.logger.warn({ err, topic: d.topic }, 'jetstream: a NAK was not answered; the lease returns the message'));
   }
 
   async #ack(d: JsDelivery): Promise<void> {

@@ -1,15 +1,28 @@
 /**
  * One topic as this gateway sees it: the consumers waiting on it (first come, first served), the
- * pull requests out to its durable JetStream consumer, messages that arrived when nobody waited
- * any more ("spares"), and the gateway's own counters and DACK bookkeeping for it.
+ * pull requests out to its durable JetStream consumer, messages pulled ahead that nobody took yet
+ * ("spares"), and the gateway's own counters and DACK bookkeeping for it.
  *
- * Pulls: one JetStream pull request of one message per waiting consumer, at most
- * {@link MAX_PULLS_PER_TOPIC} at a time. JetStream hands each stored message to one pull request
- * of one gateway at a time, which is what makes the consumers of every gateway compete. A
- * message is given to whichever local consumer waits longest, not necessarily the one whose
- * request pulled it: a request cancelled meanwhile (RESERVE timeout) leaves its pull out until
- * it expires, and what it brings goes to the next waiter, or is kept as a spare for
- * {@link SPARE_HOLD_MS} (RESERVE without a timeout takes spares) and then NAKed.
+ * Pulls: one pull request of up to {@link PULL_BATCH} messages, waiting at the server, for the
+ * consumers waiting that no pull covers yet (at most {@link MAX_PULLS_PER_TOPIC} pulls out), and,
+ * while the topic is being consumed, one "no_wait" pull (only what is ready now) that keeps up to
+ * {@link PREFETCH} more pulled ahead, so that the next request takes a spare at once instead of
+ * waiting for a round trip to the cluster (a plain nats.js consumer keeps a buffer likewise).
+ * JetStream hands each stored message to one pull request of one gateway at a time, which is
+ * what makes the consumers of every gateway compete. A message is given to whichever local
+ * consumer waits longest, not necessarily the one whose request pulled it; one nobody waits for
+ * is kept as a spare for {@link SPARE_HOLD_MS} and then NAKed back, all of the topic's spares in
+ * arrival order, but not while a delivery of the topic made here before it arrived is in flight
+ * (its lease is renewed meanwhile): given back, it would come ahead of that one if that one were
+ * NACKed, timed out or returned by a closing consumer.
+ *
+ * Order after a NAK (NACK, a closing consumer, an ack timeout, a spare given back): JetStream
+ * redelivers NAKed messages first, in the order it processed the NAKs. Messages pulled before it
+ * processed a NAK may still be on their way, and were pulled from behind the NAKed one: every
+ * message of the topic that arrived before a NAK was answered, and was not handed on yet (the
+ * spares, those being admitted, those arriving while the NAK is unanswered), is "overtaken" and
+ * given back too, behind it; no pull is sent until the NAKs are answered. The NAKed message
+ * itself, when JetStream hands it out again before the answer arrives, is not overtaken.
  */
 import type { TopicCounters } from '../engine/queue-engine.js';
 import type { JetStreamConsumer } from './js-consumer.js';
@@ -19,16 +32,36 @@ import type { TopicSubjects } from './subjects.js';
 /** Pull requests one gateway keeps out per topic at most. */
 export const MAX_PULLS_PER_TOPIC = 64;
 
-/** How long a message nobody waits for any more is kept for a RESERVE without a timeout (ms). */
+/** Messages one pull request asks for at most (a plain nats.js consumer asks for 64 at a time). */
+export const PULL_BATCH = 64;
+
+/** Messages one gateway keeps pulled ahead of its waiting consumers per topic, at most. */
+export const PREFETCH = 64;
+
+/** How long after its last request a topic counts as consumed, so that messages are pulled ahead (ms). */
+export const PREFETCH_IDLE_MS = 1000;
+
+/** How long a message nobody waits for is kept for the next request (ms). */
 export const SPARE_HOLD_MS = 1000;
 
 /** A pulled message, admitted (not dead-lettered), not yet given to a consumer. */
 export type PulledMessage = Omit<JsDeliveryFields, 'deliveryId'>;
 
+/** What a puller knows of one arrival: its place in the topic's arrival order. */
+export type ArrivalTicket = number;
+
 /** What a puller asks of the engine. */
 export interface PullerHost {
-  /** Sends one pull request for one message of `puller`'s topic; the engine calls back {@link TopicPuller.pullEnded}. */
-  startPull(puller: TopicPuller): void;
+  /**
+   * Sends one pull request for up to `batch` messages of `puller`'s topic (`noWait`: only those
+   * ready now); the engine calls back {@link TopicPuller.messageArrived} for each message and
+   * {@link TopicPuller.pullEnded} once.
+   */
+  startPull(puller: TopicPuller, batch: number, noWait: boolean): void;
+  /** The deliveryId of the last delivery made (0: none yet). */
+  readonly lastDeliveryId: number;
+  /** Renews the lease of a pulled message (+WPI). */
+  renewLease(message: PulledMessage): void;
   /** A delivery of `message` (a new deliveryId; its ack-timeout deadline set). */
   newDelivery(message: PulledMessage): JsDelivery;
   /** Gives a pulled message nobody took back to JetStream (NAK: the front of its topic). */
@@ -50,8 +83,25 @@ export class TopicPuller {
   readonly #host: PullerHost;
   /** Waiting consumers in arrival order (a Set keeps insertion order and removes in O(1)). */
   readonly #waiters = new Set<JetStreamConsumer>();
-  readonly #spares: { message: PulledMessage; untilMs: number }[] = [];
+  /** Spares in arrival order; `afterDelivery`: the last deliveryId made when it arrived. */
+  readonly #spares: { message: PulledMessage; untilMs: number; afterDelivery: number }[] = [];
   #pulls = 0;
+  /** Messages asked for by the pulls out that have not arrived yet. */
+  #asked = 0;
+  /** Whether the no_wait pull that keeps messages pulled ahead is out. */
+  #prefetching = false;
+  /** Date.now() until which the topic counts as consumed (messages are pulled ahead). */
+  #consumedUntilMs = 0;
+  /** Arrivals so far (each message's {@link ArrivalTicket}). */
+  #arrivals = 0;
+  /** Arrivals up to this ticket are overtaken by a NAK: given back, not handed on. */
+  #overtakenThrough = 0;
+  /** The ticket of the next arrival to hand on: arrivals are handed on in arrival order. */
+  #nextToHandOn = 1;
+  /** Admitted arrivals waiting for an earlier one still being admitted (null: dropped). */
+  readonly #admittedEarly = new Map<ArrivalTicket, PulledMessage | null>();
+  /** Stream sequences NAKed and not answered yet: their redelivery is not overtaken. */
+  readonly #nakedSeqs = new Map<number, number>();
   /** Messages pulled and not yet handed on (their dackCount is being looked up): they serve waiters too. */
   #incoming = 0;
   /** NAKs not answered yet: no pull is sent meanwhile (see the engine's #returnToJetStream). */
@@ -96,10 +146,12 @@ export class TopicPuller {
 
   /** `consumer` waits for the next message: a spare at once, otherwise a pull is sent. */
   addWaiter(consumer: JetStreamConsumer): void {
+    this.#consumedUntilMs = Date.now() + PREFETCH_IDLE_MS;
     const spare = this.#spares.shift();
     if (spare !== undefined) {
       consumer.waitingOn = null;
       consumer.deliver(this.#host.newDelivery(spare.message));
+      this.pump();
       return;
     }
     this.#waiters.add(consumer);
@@ -116,6 +168,7 @@ export class TopicPuller {
    * finds it on a later call.
    */
   takeSpare(consumer: JetStreamConsumer): JsDelivery | undefined {
+    this.#consumedUntilMs = Date.now() + PREFETCH_IDLE_MS;
     const spare = this.#spares.shift();
     if (spare === undefined) {
       this.#wantSpare = true;
@@ -124,66 +177,160 @@ export class TopicPuller {
     }
     const delivery = this.#host.newDelivery(spare.message);
     consumer.inFlight.set(delivery.deliveryId, delivery);
+    this.pump();
     return delivery;
   }
 
-  /** A NAK of this topic is out: pulls wait for its answer. */
-  holdPulls(): void {
-    this.#holds++;
+  /** Spares held now. */
+  get spareCount(): number {
+    return this.#spares.length;
   }
 
-  releasePulls(): void {
+  /**
+   * A NAK of this topic (of stream sequence `nakedSeq`, when it is one of a delivery) is out:
+   * pulls wait for its answer, and what arrived so far or arrives meanwhile is overtaken (see the
+   * file comment), but for the redelivery of `nakedSeq`.
+   */
+  holdPulls(nakedSeq?: number): void {
+    this.#holds++;
+    this.#overtakenThrough = this.#arrivals;
+    if (nakedSeq !== undefined) this.#nakedSeqs.set(nakedSeq, (this.#nakedSeqs.get(nakedSeq) ?? 0) + 1);
+  }
+
+  /** The NAK of {@link holdPulls} was answered (or failed). */
+  releasePulls(nakedSeq?: number): void {
     this.#holds--;
+    if (nakedSeq !== undefined) {
+      const n = (this.#nakedSeqs.get(nakedSeq) ?? 1) - 1;
+      if (n > 0) this.#nakedSeqs.set(nakedSeq, n);
+      else this.#nakedSeqs.delete(nakedSeq);
+    }
     this.pump();
   }
 
-  /** Sends pull requests until there is one per waiter (and one for a wanted spare), up to the cap. */
+  /**
+   * Sends pull requests: for the waiters no pull covers yet (and a wanted spare), batched, up to
+   * the cap; and, while the topic is consumed, one no_wait pull to keep up to {@link PREFETCH}
+   * messages pulled ahead (sent when less than half of that is held or coming).
+   */
   pump(): void {
     if (this.#holds > 0) return;
-    const wanted = Math.min(MAX_PULLS_PER_TOPIC, this.#waiters.size + (this.#wantSpare ? 1 : 0) - this.#incoming);
-    while (this.#pulls < wanted) {
+    const needed = this.#waiters.size + (this.#wantSpare ? 1 : 0) - this.#incoming;
+    while (this.#asked < needed && this.#pulls < MAX_PULLS_PER_TOPIC) {
+      const batch = Math.min(PULL_BATCH, needed - this.#asked);
       this.#pulls++;
-      this.#host.startPull(this);
+      this.#asked += batch;
+      this.#host.startPull(this, batch, false);
+    }
+    if (this.#prefetching || this.#pulls >= MAX_PULLS_PER_TOPIC || Date.now() >= this.#consumedUntilMs) return;
+    const ahead = this.#spares.length + this.#incoming + this.#asked - this.#waiters.size;
+    if (ahead > PREFETCH / 2) return;
+    this.#prefetching = true;
+    this.#pulls++;
+    this.#asked += PREFETCH - ahead;
+    this.#host.startPull(this, PREFETCH - ahead, true);
+  }
+
+  /**
+   * A message of a pull out arrived (of stream sequence `streamSeq`): it is being admitted
+   * ({@link received} or {@link dropped} accounts for it). Returns its ticket for {@link received}.
+   */
+  messageArrived(streamSeq: number): ArrivalTicket {
+    this.#asked = Math.max(0, this.#asked - 1);
+    return this.arrivedUnasked(streamSeq);
+  }
+
+  /** A message arrived after its pull was given up for lost (watchdog): it is admitted all the same. */
+  arrivedUnasked(streamSeq: number): ArrivalTicket {
+    this.#incoming++;
+    const ticket = ++this.#arrivals;
+    if (this.#holds > 0 && !this.#nakedSeqs.has(streamSeq)) this.#overtakenThrough = ticket;
+    return ticket;
+  }
+
+  /**
+   * A pull request ended with `unfilled` of the messages it asked for not sent (expired, no more
+   * ready, refused, or given up by its watchdog); `prefetch`: it was the no_wait pull. Sends the
+   * next ones if anyone still waits.
+   */
+  pullEnded(unfilled: number, prefetch: boolean): void {
+    this.#pulls--;
+    // Messages are counted against the oldest pull out, as JetStream serves them: a rare
+    // mismatch (a pull given up by its watchdog that brings a message after all) is not let
+    // drive the count below zero.
+    this.#asked = Math.max(0, this.#asked - unfilled);
+    if (prefetch) this.#prefetching = false;
+    // A no_wait pull that found the topic empty: pull ahead again only on the next request.
+    if (prefetch && unfilled > 0) this.#consumedUntilMs = 0;
+    this.pump();
+  }
+
+  /** The message of arrival `ticket` is not to be handed on (dead-lettered, or the engine is closing). */
+  dropped(ticket: ArrivalTicket): void {
+    this.#admitted(ticket, null, Date.now());
+  }
+
+  /**
+   * The message of arrival `ticket`, admitted. Handed on in arrival order: a redelivered message
+   * is admitted after a lookup (its delivery record), and the messages that arrived after it
+   * wait for it, else they would overtake it (a NACKed message would not be next).
+   */
+  received(message: PulledMessage, ticket: ArrivalTicket, nowMs: number): void {
+    this.#admitted(ticket, message, nowMs);
+  }
+
+  #admitted(ticket: ArrivalTicket, message: PulledMessage | null, nowMs: number): void {
+    if (ticket !== this.#nextToHandOn) {
+      this.#admittedEarly.set(ticket, message);
+      return;
+    }
+    this.#nextToHandOn++;
+    this.#handOn(message, ticket, nowMs);
+    for (let next = this.#admittedEarly.get(this.#nextToHandOn); next !== undefined; next = this.#admittedEarly.get(this.#nextToHandOn)) {
+      this.#admittedEarly.delete(this.#nextToHandOn);
+      this.#handOn(next, this.#nextToHandOn++, nowMs);
     }
   }
 
   /**
-   * A pull request ended (`withMessage`: it brought one, which {@link received} or {@link
-   * dropped} will account for); sends the next ones if anyone still waits.
+   * An admitted message, in arrival order: given back if a NAK overtook it (see the file
+   * comment), else to the consumer waiting longest, else kept as a spare.
    */
-  pullEnded(withMessage: boolean): void {
-    this.#pulls--;
-    if (withMessage) this.#incoming++;
-    this.pump();
-  }
-
-  /** A message arrived after its pull was given up for lost (watchdog): it is admitted all the same. */
-  arrivedUnasked(): void {
-    this.#incoming++;
-  }
-
-  /** A message its pull brought was not handed on (dead-lettered, or the engine is closing). */
-  dropped(): void {
+  #handOn(message: PulledMessage | null, ticket: ArrivalTicket, nowMs: number): void {
     this.#incoming--;
-    this.pump();
-  }
-
-  /** A pulled message: to the consumer waiting longest, else kept as a spare. */
-  received(message: PulledMessage, nowMs: number): void {
-    this.#incoming--;
+    if (message === null) {
+      this.pump();
+      return;
+    }
+    if (ticket <= this.#overtakenThrough && !this.#nakedSeqs.has(message.streamSeq)) {
+      this.#host.giveBack(message);
+      return;
+    }
     this.#wantSpare = false;
     for (const consumer of this.#waiters) {
       this.#waiters.delete(consumer);
       consumer.waitingOn = null;
       consumer.deliver(this.#host.newDelivery(message));
+      this.pump();
       return;
     }
-    this.#spares.push({ message, untilMs: nowMs + SPARE_HOLD_MS });
+    this.#spares.push({ message, untilMs: nowMs + SPARE_HOLD_MS, afterDelivery: this.#host.lastDeliveryId });
   }
 
-  /** Gives back the spares held past {@link SPARE_HOLD_MS} (all of them with `all`). */
-  expireSpares(nowMs: number, all = false): void {
-    while (this.#spares.length > 0 && (all || this.#spares[0]!.untilMs <= nowMs)) this.#host.giveBack(this.#spares.shift()!.message);
+  /**
+   * Gives back every spare, oldest first, once the oldest has been held past {@link
+   * SPARE_HOLD_MS} (`all`: at once). Not while a delivery of this topic made here before the
+   * oldest spare arrived is in flight (`oldestInFlightId`, the smallest deliveryId of the topic
+   * in flight on this gateway): the spares' leases are renewed then (with `renew`).
+   */
+  expireSpares(nowMs: number, all = false, oldestInFlightId = Infinity, renew = false): void {
+    const oldest = this.#spares[0];
+    if (oldest === undefined) return;
+    if (all || (oldest.untilMs <= nowMs && oldest.afterDelivery < oldestInFlightId)) {
+      for (const spare of this.#spares.splice(0)) this.#host.giveBack(spare.message);
+      return;
+    }
+    if (renew) for (const spare of this.#spares) this.#host.renewLease(spare.message);
   }
 
   /** The topic was deleted: spares are gone with it, DACK bookkeeping and counters start over. */

@@ -61,8 +61,6 @@ export const ENGINE_BUGS: Record<EngineName, Record<string, string>> = {
   jetstream: {
     closeOrder:
       'engine bug (issue 15): a RESP connection closing with p1 and p3 reserved (p2 acked) returns them out of order to the next RESERVEs (seen: p1, p4, p5, p3 and p1, p3, p5, p4; the log engine gives p1, p3, p4, p5)',
-    firstPullOrder:
-      'engine bug (issue 15): of two messages published before a topic\'s first consume, the second was sometimes overtaken by one published after it (ioredis case: RESERVE gave "piped" before "second"; 3 runs in 9 before the pull fixes, 1 in 4 after)',
   },
 };
 

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { JetStreamEngine } from '../../src/jetstream/jetstream-engine.js';
+import { waitFor } from '../helpers/index.js';
 import { startCluster, type NatsCluster } from './cluster.js';
 import { codeOf, deleteTopic, openEngine, publish, TestConsumer } from './engine-fixtures.js';
 
@@ -60,6 +61,79 @@ test('publish order; NACK makes a message the next one delivered, attempt 2', as
   const last = await c.next('nack');
   assert.equal(last.payload.toString(), 'n3');
   await c.settle(last, 'ACK');
+  c.handle.close();
+});
+
+test('NACK right after the first delivery of a topic: the NACKed message is next, then the rest in order (40 topics at once)', async () => {
+  // The first request of a topic also pulls ahead what is ready: those messages may still be on
+  // their way when the NAK goes out, and must not be handed on before the NACKed one.
+  const topics = Array.from({ length: 40 }, (_, i) => `nackfirst.${i}`);
+  await Promise.all(topics.map(async (topic) => {
+    for (const p of ['a', 'b', 'c']) await publish(engine, topic, p);
+  }));
+  const orders = await Promise.all(
+    topics.map(async (topic) => {
+      const c = new TestConsumer(engine);
+      const first = await c.next(topic);
+      await c.settle(first, 'NACK');
+      const got = [first.payload.toString()];
+      for (let i = 0; i < 3; i++) {
+        const d = await c.next(topic);
+        got.push(d.payload.toString());
+        await c.settle(d, 'ACK');
+      }
+      c.handle.close();
+      return `${topic}:${got.join('')}`;
+    }),
+  );
+  assert.deepEqual(orders.filter((o) => !o.endsWith(':aabc')), [], 'every topic gives a, then a again, b, c');
+});
+
+test('a NACKed message is handed on before a message that arrived after it (a redelivery is admitted after a lookup; 20 topics)', async () => {
+  // The ioredis case of the parity suite: NACK s, BACK p (a copy of p at the end), and the next
+  // request must get s. JetStream redelivers s first, but a redelivered message is admitted after
+  // its delivery record is looked up, and p's copy (a first delivery) came right behind it.
+  const topics = Array.from({ length: 20 }, (_, i) => `nackback.${i}`);
+  const orders = await Promise.all(
+    topics.map(async (topic) => {
+      await publish(engine, topic, 's');
+      await publish(engine, topic, 'p');
+      const a = new TestConsumer(engine);
+      const s = await a.next(topic);
+      const p = await a.next(topic);
+      // Two requests wait (two pulls out at the server) while s is NACKed and p is BACKed.
+      const w1 = new TestConsumer(engine);
+      const w2 = new TestConsumer(engine);
+      const first = w1.next(topic);
+      const second = w2.next(topic);
+      await new Promise((r) => setTimeout(r, 50));
+      await a.settle(s, 'NACK');
+      await a.settle(p, 'BACK');
+      const got = [(await first).payload.toString(), (await second).payload.toString()];
+      for (const c of [a, w1, w2]) c.handle.close();
+      return `${topic}:${got.join('')}`;
+    }),
+  );
+  assert.deepEqual(orders.filter((o) => !o.endsWith(':sp')), [], 'the consumer waiting longest gets s, the next one p');
+});
+
+test('pulls ahead: the first request of a topic brings its ready messages, taken in order without another pull', async () => {
+  for (let i = 1; i <= 5; i++) await publish(engine, 'ahead', `b${i}`);
+  const c = new TestConsumer(engine);
+  const first = await c.next('ahead');
+  assert.equal(first.payload.toString(), 'b1');
+  const puller = engine.puller('ahead');
+  // One pull of one message per waiting consumer (before) leaves no spare here.
+  await waitFor(() => puller.spareCount === 4 && puller.pulls === 0, 5000, 5, () => `4 spares and no pull out; saw ${puller.spareCount} spares, ${puller.pulls} pulls`);
+  const got = [first.payload.toString()];
+  await c.settle(first, 'ACK');
+  for (let i = 0; i < 4; i++) {
+    const d = c.handle.take('ahead');
+    assert.ok(d !== undefined, 'a spare is taken at once');
+    got.push(d.payload.toString());
+    await c.settle(d, 'ACK');
+  }
+  assert.deepEqual(got, ['b1', 'b2', 'b3', 'b4', 'b5']);
   c.handle.close();
 });
 

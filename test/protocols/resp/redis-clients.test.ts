@@ -8,7 +8,7 @@ import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { createClient } from 'redis';
-import { ENGINES, EngineTargets, knownBug, runCommand, waitFor, type EngineTarget } from '../../helpers/index.js';
+import { ENGINES, EngineTargets, runCommand, waitFor, type EngineTarget } from '../../helpers/index.js';
 
 const targets = new EngineTargets();
 let target: EngineTarget;
@@ -28,7 +28,7 @@ for (const engine of ENGINES) {
 
     after(() => target.close());
 
-    test('ioredis: connects (ready check with INFO, CLIENT SETNAME), publishes bytes, reserves and acks', knownBug(engine, 'firstPullOrder'), async (t) => {
+    test('ioredis: connects (ready check with INFO, CLIENT SETNAME), publishes bytes, reserves and acks', async (t) => {
       const redis = new Redis({
         port,
         host: '127.0.0.1',
