@@ -37,9 +37,12 @@ await build({
     ].join('\n'),
   },
   define: { __dirname: '__mqDirname' },
-  // Loaded at run time through createRequire from node_modules, never bundled: pino-pretty (only
-  // with --human), and the Fastify schema compilers (src/protocols/http2/lazy-schema-compilers.ts).
-  external: ['pino-pretty'],
+  // Loaded at run time through require from node_modules, never bundled, because a start never
+  // loads them: pino-pretty (only with --human); the Fastify schema compilers with ajv and
+  // fast-json-stringify (src/protocols/http2/lazy-schema-compilers.ts: only for a route with a
+  // schema) and light-my-request (only for fastify.inject()). Bundled, they were about 1 MB of the
+  // chunk every start parses. They are dependencies of fastify, so npm installs them with it.
+  external: ['pino-pretty', '@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler', 'light-my-request'],
   chunkNames: 'chunks/[name]-[hash]',
   legalComments: 'linked',
   logLevel: 'warning',
