@@ -400,6 +400,11 @@ export async function deleteConsumer(link: NatsLink, stream: string, durable: st
   }
 }
 
+/** Whether a JetStream API error is 10014 "consumer not found" (and nothing else: not a timeout, no stream). */
+export function isConsumerNotFound(err: unknown): boolean {
+  return err instanceof JetStreamApiError && err.code === 10014;
+}
+
 /** Whether a JetStream API error says the stream or consumer does not exist. */
 export function isNotFound(err: unknown): boolean {
   if (!(err instanceof JetStreamApiError)) return false;

@@ -21,7 +21,7 @@ import { AckPolicy, type ConsumerInfo } from '@nats-io/jetstream';
 import type { DeadLetters } from './dead-letters.js';
 import type { JsEngineContext } from './engine-context.js';
 import { MQ_HEADERS, parseAckSubject } from './js-delivery.js';
-import { isNotFound } from './nats-link.js';
+import { isConsumerNotFound, isNotFound } from './nats-link.js';
 import { parseDeliveryRecord } from './delivery-record.js';
 import { dackStreamName, topicOfSubject } from './subjects.js';
 import type { PulledMessage, TopicPuller } from './topic-puller.js';
@@ -57,6 +57,8 @@ export class PullRequests {
   #inbox = '';
   #inboxSub: Subscription | null = null;
   readonly #ensuring = new Map<TopicPuller, Promise<void>>();
+  /** Topics whose consumer is being looked up after a lost pull (see {@link #checkConsumer}). */
+  readonly #checking = new Set<TopicPuller>();
 
   constructor(ctx: JsEngineContext, deadLetters: DeadLetters) {
     this.#ctx = ctx;
@@ -127,7 +129,34 @@ export class PullRequests {
         return;
       }
       this.#pullEnded(id, 0);
+      this.#checkConsumer(pull.puller);
     });
+  }
+
+  /**
+   * A pull of `puller` was lost: besides a node that died or a consumer without a leader, its
+   * consumer may have been deleted by hand (`nats consumer rm`) while no pull waited, which
+   * JetStream answers with silence. Its info is asked once (one look-up per topic at a time);
+   * only the answer 10014 "consumer not found" makes the next pulls create it again, and ends
+   * the pulls still out to the deleted one. A timeout or any other error changes nothing: the
+   * cluster may be electing a leader, and the heartbeats tell the rest.
+   */
+  #checkConsumer(puller: TopicPuller): void {
+    const ctx = this.#ctx;
+    if (this.#checking.has(puller) || !puller.consumerReady || ctx.closing) return;
+    this.#checking.add(puller);
+    ctx
+      .track(ctx.link!.jsm.consumers.info(ctx.opts.stream, puller.names.durable))
+      .then(
+        () => undefined,
+        (err: unknown) => {
+          if (!isConsumerNotFound(err) || ctx.closing) return;
+          ctx.logger.warn({ topic: puller.topic, consumer: puller.names.durable }, 'jetstream: the topic consumer was deleted outside miniqueue; making it again');
+          puller.consumerReady = false;
+          for (const id of [...puller.pullIds]) this.#pullEnded(id, 0);
+        },
+      )
+      .finally(() => this.#checking.delete(puller));
   }
 
   #ensureConsumer(puller: TopicPuller): Promise<void> {

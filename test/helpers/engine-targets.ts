@@ -58,10 +58,7 @@ export function unlessEngine(engine: EngineName, difference: string): { skip?: s
  */
 export const ENGINE_BUGS: Record<EngineName, Record<string, string>> = {
   log: {},
-  jetstream: {
-    closeOrder:
-      'engine bug (issue 15): a RESP connection closing with p1 and p3 reserved (p2 acked) returns them out of order to the next RESERVEs (seen: p1, p4, p5, p3 and p1, p3, p5, p4; the log engine gives p1, p3, p4, p5)',
-  },
+  jetstream: {},
 };
 
 /** The test options of a case that shows a known bug on `engine`: `{ todo }` naming it, else `{}`. */

@@ -43,7 +43,10 @@ export class GatewayProcesses {
   async roundTrip(gw: ChildServer, topic: string, payload = 'through the gateway'): Promise<void> {
     const c = await this.connect(gw);
     assert.equal(await c.send('PUBLISH', topic, payload), 'OK');
-    const r = asReserved(await c.send('RESERVE', topic, '5000'));
+    const t0 = Date.now();
+    const reply = await c.send('RESERVE', topic, '5000');
+    assert.notEqual(reply, null, `RESERVE ${topic} 5000 answered nil after ${Date.now() - t0} ms; gateway log:\n${gw.lines.join('\n')}`);
+    const r = asReserved(reply);
     assert.equal(r.payload.toString(), payload);
     assert.equal(await c.send('ACK', topic, r.id), 'OK');
   }

@@ -5,11 +5,11 @@
  * `--nats-replicas 1` (the default) on a stream with 3 never scales it down, and warns.
  */
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { after, before, test, type TestContext } from 'node:test';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { topicSubjects } from '../../src/jetstream/subjects.js';
-import { asReserved, logLines, waitFor } from '../helpers/index.js';
+import { asReserved, logLines, waitFor, type ChildServer, type Reserved, type RespConn } from '../helpers/index.js';
 import { startCluster, type NatsCluster } from './cluster.js';
 import { GatewayProcesses } from './gateway-processes.js';
 
@@ -18,6 +18,33 @@ const gateways = new GatewayProcesses();
 let cluster: NatsCluster;
 let nc: NatsConnection;
 let jsm: JetStreamManager;
+
+/**
+ * RESERVE `topic` 5000 on `conn`, the topic's first consume (its consumer is made now): the
+ * delivery, with the time it took as a diagnostic; on nil, fails saying what the cluster knew of
+ * the consumer then and a second later, and the gateway's log.
+ */
+async function reserveFirst(t: TestContext, conn: RespConn, topic: string, gw: ChildServer): Promise<Reserved> {
+  const t0 = Date.now();
+  const reply = await conn.send('RESERVE', topic, '5000');
+  const tookMs = Date.now() - t0;
+  if (reply === null) {
+    const durable = topicSubjects(STREAM, topic).durable;
+    const info = async (): Promise<string> => {
+      try {
+        const c = await jsm.consumers.info(STREAM, durable);
+        return JSON.stringify({ created: c.created, leader: c.cluster?.leader, replicas: c.cluster?.replicas?.map((r) => r.name), waiting: c.num_waiting, pending: c.num_pending, ackPending: c.num_ack_pending, delivered: c.delivered });
+      } catch (err) {
+        return String(err);
+      }
+    };
+    const now = await info();
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.fail(`RESERVE ${topic} 5000 answered nil after ${tookMs} ms (sent ${new Date(t0).toISOString()}); consumer: ${now}; a second later: ${await info()}; gateway log:\n${gw.lines.join('\n')}`);
+  }
+  t.diagnostic(`RESERVE ${topic} (its consumer made now) answered after ${tookMs} ms`);
+  return asReserved(reply);
+}
 
 /** The configured replicas of `stream` and how many of its followers are current. */
 async function replicasOf(stream: string): Promise<{ configured: number; currentFollowers: number }> {
@@ -37,7 +64,7 @@ after(async () => {
   await cluster?.stop();
 });
 
-test('--nats-replicas 3 on streams made with 1: scaled up, logged, consumers follow, stored messages still delivered', async () => {
+test('--nats-replicas 3 on streams made with 1: scaled up, logged, consumers follow, stored messages still delivered', async (t) => {
   const first = await gateways.start(cluster.urls, { stream: STREAM, replicas: 1 });
   const c = await gateways.connect(first);
   assert.equal(await c.send('PUBLISH', 'stored.r1', 'kept'), 'OK');
@@ -61,13 +88,13 @@ test('--nats-replicas 3 on streams made with 1: scaled up, logged, consumers fol
   await waitFor(async () => ((await jsm.consumers.info(STREAM, durable)).cluster?.replicas ?? []).length === 2, 10_000);
 
   const d = await gateways.connect(scaled);
-  const r = asReserved(await d.send('RESERVE', 'stored.r1', '5000'));
+  const r = await reserveFirst(t, d, 'stored.r1', scaled);
   assert.equal(r.payload.toString(), 'kept', 'the message stored with one replica is delivered');
   assert.equal(await d.send('ACK', 'stored.r1', r.id), 'OK');
   await gateways.roundTrip(scaled, 'consumed.r1');
 });
 
-test('--nats-replicas 1 on streams with 3: kept at 3, with a warning naming the stream and how to scale down', async () => {
+test('--nats-replicas 1 on streams with 3: kept at 3, with a warning naming the stream and how to scale down', async (t) => {
   const gw = await gateways.start(cluster.urls, { stream: STREAM, replicas: 1 });
   const warnings = logLines<{ level: number; msg: string }>(gw).filter((l) => l.level === 40 && l.msg.includes('does not scale a stream down'));
   assert.equal(warnings.length, 2, gw.lines.join('\n'));
@@ -75,5 +102,9 @@ test('--nats-replicas 1 on streams with 3: kept at 3, with a warning naming the 
   assert.equal(logLines(gw, 'jetstream: stream replicas changed').length, 0);
   assert.equal((await replicasOf(STREAM)).configured, 3);
   assert.equal((await replicasOf(`${STREAM}_DACKS`)).configured, 3);
-  await gateways.roundTrip(gw, 'after.r1');
+  const c = await gateways.connect(gw);
+  assert.equal(await c.send('PUBLISH', 'after.r1', 'through the gateway'), 'OK');
+  const r = await reserveFirst(t, c, 'after.r1', gw);
+  assert.equal(r.payload.toString(), 'through the gateway');
+  assert.equal(await c.send('ACK', 'after.r1', r.id), 'OK');
 });

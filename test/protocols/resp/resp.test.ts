@@ -15,7 +15,6 @@ import {
   h2connect,
   h2request,
   isErrorReply,
-  knownBug,
   type EngineTarget,
   type Reply,
   RespConn,
@@ -422,7 +421,7 @@ for (const engine of ENGINES) {
         await waitStats(c, topic, (s) => s.inFlight === 0 && s.acked === n);
       });
 
-      test('closing a connection NACKs its reserved messages; another connection gets them in order', knownBug(engine, 'closeOrder'), async () => {
+      test('closing a connection NACKs its reserved messages; another connection gets them in order', async () => {
         const c = await connect();
         const d = await connect();
         const topic = freshTopic('dropnack');
