@@ -120,6 +120,16 @@ export interface ConsumerHandle {
    * called), or undefined when none is ready. Throws as {@link request}.
    */
   take(topic: string): Delivery | undefined;
+  /**
+   * For an engine whose {@link take} cannot see every ready message (one that must ask a remote
+   * store, like the jetstream engine); absent on an engine whose take is final (the log engine,
+   * where a RESERVE without a timeout calls take alone). Asks for a message of `topic` that is
+   * ready now: it is delivered through onDelivery as for {@link request} (at once when the engine
+   * holds one), or, once the store answered that none is ready (or could not be asked), the wait
+   * ends and `onNone` is called, once, never synchronously. Replaces a waiting request;
+   * {@link cancel} stops it without calling `onNone`. Throws as {@link request}.
+   */
+  requestIfReady?(topic: string, onNone: () => void): void;
   /** Stops waiting for the requested delivery, if any (RESERVE timeout). */
   cancel(): void;
   /** Counts this consumer as a stream subscriber of `topic` in stats. Throws MQ_ERR_BAD_TOPIC. */

@@ -4,8 +4,9 @@
  * the engine's (jetstream-engine.ts), which it reaches through {@link JsConsumerHost}.
  *
  * Unlike the embedded engine, nothing is known to be ready without asking the cluster, so a
- * delivery always arrives after {@link request} has returned, and {@link take} finds one only
- * when the gateway already holds one for this topic (see take).
+ * delivery always arrives after {@link request} has returned, {@link take} finds one only
+ * when the gateway already holds one for this topic (see take), and {@link requestIfReady} asks
+ * the cluster once without waiting (RESP `RESERVE topic` without a timeout).
  */
 import { BrokerError } from '../errors.js';
 import {
@@ -70,6 +71,19 @@ export class JetStreamConsumer implements ConsumerHandle {
   take(topic: string): JsDelivery | undefined {
     this.#checkRequest(topic);
     return this.#host.puller(topic).takeSpare(this);
+  }
+
+  /**
+   * Asks JetStream once, without waiting, whether `topic` has a message ready (a no-wait pull):
+   * delivered through onDelivery, or `onNone` (see the seam). A message the gateway already holds
+   * unclaimed is taken at once and handed on in the next tick. Throws as {@link request}.
+   */
+  requestIfReady(topic: string, onNone: () => void): void {
+    this.#checkRequest(topic);
+    this.cancel();
+    const puller = this.#host.puller(topic);
+    this.waitingOn = puller;
+    puller.addOnceWaiter(this, onNone);
   }
 
   cancel(): void {

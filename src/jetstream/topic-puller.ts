@@ -108,6 +108,16 @@ export class TopicPuller {
   #holds = 0;
   /** A take() found no spare: pull one more message to keep as a spare. */
   #wantSpare = false;
+  /**
+   * Consumers that want a message only if one is ready now (requestIfReady, RESP `RESERVE topic`
+   * without a timeout), in arrival order, each answered "none" once a no_wait pull sent after it
+   * came ended and what it brought was handed on: `after` is the {@link #noWaitSeq} when it came.
+   */
+  readonly #onceWaiters = new Map<JetStreamConsumer, { onNone: () => void; after: number }>();
+  /** No_wait pulls sent so far (the one out, if any, is the last). */
+  #noWaitSeq = 0;
+  /** The last no_wait pull that ended. */
+  #noWaitEnded = 0;
 
   constructor(names: TopicSubjects, host: PullerHost) {
     this.names = names;
@@ -160,6 +170,43 @@ export class TopicPuller {
 
   removeWaiter(consumer: JetStreamConsumer): void {
     this.#waiters.delete(consumer);
+    this.#onceWaiters.delete(consumer);
+  }
+
+  /**
+   * `consumer` wants a message only if one is ready now: a spare (handed on in the next tick, so
+   * that the caller's outcome never arrives synchronously), else the next message a no_wait pull
+   * sent from now on brings; `onNone` once such a pull ended without one for it.
+   */
+  addOnceWaiter(consumer: JetStreamConsumer, onNone: () => void): void {
+    this.#consumedUntilMs = Date.now() + PREFETCH_IDLE_MS;
+    const spare = this.#spares.shift();
+    if (spare !== undefined) {
+      consumer.waitingOn = null;
+      const delivery = this.#host.newDelivery(spare.message);
+      consumer.inFlight.set(delivery.deliveryId, delivery);
+      process.nextTick(() => {
+        if (!consumer.closed) consumer.handlers.onDelivery(delivery);
+      });
+      this.pump();
+      return;
+    }
+    this.#onceWaiters.set(consumer, { onNone, after: this.#noWaitSeq });
+    this.pump();
+  }
+
+  /** Answers "none" to the once-waiters a no_wait pull sent after them could not serve. */
+  #answerOnceWaiters(): void {
+    if (this.#onceWaiters.size === 0 || this.#prefetching || this.#incoming > 0 || this.#holds > 0) return;
+    const atCap = this.#pulls >= MAX_PULLS_PER_TOPIC;
+    for (const [consumer, w] of [...this.#onceWaiters]) {
+      if (!atCap && w.after >= this.#noWaitEnded) continue;
+      // onNone may run the connection's next commands, which may change the once-waiters.
+      if (this.#onceWaiters.get(consumer) !== w) continue;
+      this.#onceWaiters.delete(consumer);
+      if (consumer.waitingOn === this) consumer.waitingOn = null;
+      w.onNone();
+    }
   }
 
   /**
@@ -222,13 +269,17 @@ export class TopicPuller {
       this.#asked += batch;
       this.#host.startPull(this, batch, false);
     }
-    if (this.#prefetching || this.#pulls >= MAX_PULLS_PER_TOPIC || Date.now() >= this.#consumedUntilMs) return;
-    const ahead = this.#spares.length + this.#incoming + this.#asked - this.#waiters.size;
-    if (ahead > PREFETCH / 2) return;
+    if (this.#prefetching || this.#pulls >= MAX_PULLS_PER_TOPIC) return this.#answerOnceWaiters();
+    let onceUncovered = false;
+    for (const w of this.#onceWaiters.values()) if (w.after >= this.#noWaitSeq) onceUncovered = true;
+    const ahead = this.#spares.length + this.#incoming + this.#asked - this.#waiters.size - this.#onceWaiters.size;
+    if (!onceUncovered && (Date.now() >= this.#consumedUntilMs || ahead > PREFETCH / 2)) return this.#answerOnceWaiters();
+    const batch = Math.max(1, PREFETCH - ahead);
     this.#prefetching = true;
+    this.#noWaitSeq++;
     this.#pulls++;
-    this.#asked += PREFETCH - ahead;
-    this.#host.startPull(this, PREFETCH - ahead, true);
+    this.#asked += batch;
+    this.#host.startPull(this, batch, true);
   }
 
   /**
@@ -259,7 +310,10 @@ export class TopicPuller {
     // mismatch (a pull given up by its watchdog that brings a message after all) is not let
     // drive the count below zero.
     this.#asked = Math.max(0, this.#asked - unfilled);
-    if (prefetch) this.#prefetching = false;
+    if (prefetch) {
+      this.#prefetching = false;
+      this.#noWaitEnded = this.#noWaitSeq;
+    }
     // A no_wait pull that found the topic empty: pull ahead again only on the next request.
     if (prefetch && unfilled > 0) this.#consumedUntilMs = 0;
     this.pump();
@@ -304,9 +358,18 @@ export class TopicPuller {
     }
     if (ticket <= this.#overtakenThrough && !this.#nakedSeqs.has(message.streamSeq)) {
       this.#host.giveBack(message);
+      this.#answerOnceWaiters();
       return;
     }
     this.#wantSpare = false;
+    for (const consumer of this.#onceWaiters.keys()) {
+      // First: the other waiters' pulls wait at the server for the next message.
+      this.#onceWaiters.delete(consumer);
+      consumer.waitingOn = null;
+      consumer.deliver(this.#host.newDelivery(message));
+      this.pump();
+      return;
+    }
     for (const consumer of this.#waiters) {
       this.#waiters.delete(consumer);
       consumer.waitingOn = null;

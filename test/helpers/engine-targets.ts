@@ -33,7 +33,6 @@ const README = 'README "Differences from the log engine a client can notice"';
 export const ENGINE_DIFFERENCES: Record<EngineName, Record<string, string>> = {
   log: {},
   jetstream: {
-    reserveNoTimeout: `${README}: \`RESERVE topic\` without a timeout (or 0) answers nil unless this gateway already holds an unclaimed message of the topic`,
     inFlightAfterNack: `${README}: \`inFlight\` is JetStream's "ack pending", which also counts messages just NAKed and not yet pulled again`,
     settleAhead: `${README}: on a subscribe stream the next message comes from the cluster after a settle was answered, so a settle sent ahead of its delivery finds nothing in flight`,
     statsSnapshot: `${README}: \`TOPICS\`, \`STATS\`, \`/topics\` come from a snapshot of the cluster refreshed every second`,

@@ -103,15 +103,23 @@ export class QueueSession {
     const topic = args[1]!.toString('latin1');
     try {
       // take and request refuse past the engine's MAX_IN_FLIGHT_PER_CONSUMER (MQ_ERR_BAD_ARGUMENT).
+      if (timeoutMs === 0 && consumer.requestIfReady !== undefined) {
+        // An engine that must ask its store whether a message is ready (jetstream): the answer
+        // holds the connection's later commands back, as a blocking RESERVE does.
+        this.#block();
+        return consumer.requestIfReady(topic, () => this.#unblock(this.#c.nil(NIL_ARRAY)));
+      }
       const delivery = consumer.take(topic);
       if (delivery !== undefined) return this.#replies.reply(encodeReserved(delivery));
       if (timeoutMs === 0) return this.#replies.reply(this.#c.nil(NIL_ARRAY));
-      this.#blocked = true;
-      this.#blockedSlot = this.#replies.slot();
+      this.#block();
       consumer.request(topic);
       this.#blockTimer = setTimeout(() => this.#unblock(this.#c.nil(NIL_ARRAY)), timeoutMs);
     } catch (err) {
-      this.#replies.replyError(err);
+      if (!this.#blocked) return this.#replies.replyError(err);
+      // Refused before it waited: the command loop, still running this command, carries on.
+      this.#blocked = false;
+      this.#replies.fillError(this.#blockedSlot, err);
     }
   }
 
@@ -294,6 +302,12 @@ export class QueueSession {
     // (the late settle is answered MQ_ERR_NOT_IN_FLIGHT).
     this.#consumer ??= this.#engine.openConsumer({ onDelivery: (d) => this.#unblock(encodeReserved(d)) });
     return this.#consumer;
+  }
+
+  /** Starts a blocking RESERVE: its reply's slot is taken now, later commands are held back. */
+  #block(): void {
+    this.#blocked = true;
+    this.#blockedSlot = this.#replies.slot();
   }
 
   /** Ends a blocking RESERVE with `reply` and lets the connection run the held-back commands. */
