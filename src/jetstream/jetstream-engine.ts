@@ -57,6 +57,7 @@ import { PullRequests } from './pull-requests.js';
 import { SettleOps } from './settle-ops.js';
 import { deletedTopicsSubject, topicSubjects } from './subjects.js';
 import { TopicPuller, type PulledMessage, type PullerHost } from './topic-puller.js';
+import { TopicPresence } from './topic-presence.js';
 
 export type { JetStreamEngineOptions } from './engine-context.js';
 
@@ -83,9 +84,7 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
   #lastRenewMs = 0;
   /** Calls to NATS not answered yet (close waits for them). */
   readonly #pending = new Set<Promise<unknown>>();
-  /** Topics published or deleted through this gateway since the snapshot being taken started. */
-  readonly #publishedSince = new Map<string, number>();
-  readonly #deletedSince = new Map<string, number>();
+  readonly #presence = new TopicPresence();
   readonly #deadLetters: DeadLetters;
   readonly #settleOps: SettleOps;
   readonly #pullRequests: PullRequests;
@@ -122,9 +121,7 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
       puller: (topic) => this.puller(topic),
       existingPuller: (topic) => this.#pullers.get(topic),
       track: (p) => this.#track(p),
-      notePublished: (topic) => {
-        this.#publishedSince.set(topic, Date.now());
-      },
+      notePublished: (topic) => this.#presence.notePublished(topic),
     };
   }
 
@@ -154,7 +151,7 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
     this.#deletedSub = link.nc.subscribe(deletedTopicsSubject(o.stream), {
       callback: (_err, msg) => this.#topicDeleted(msg.string()),
     });
-    void this.#watchStatus(link);
+    void link.logStatus(this.#logger);
     await this.#stats.refresh();
     const tickMs = o.ackTimeoutMs > 0 ? Math.min(1000, Math.max(10, Math.floor(o.ackTimeoutMs / 10))) : 250;
     this.#ticker = setInterval(() => this.#tick(Date.now()), tickMs);
@@ -228,7 +225,7 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
     this.#track(this.#link!.publish(puller.names.subject, payload)).then(
       (seq) => {
         puller.counters.published++;
-        this.#publishedSince.set(topic, Date.now());
+        this.#presence.notePublished(topic);
         cb(null, seq);
       },
       (err: unknown) => cb(storageError(err), -1),
@@ -266,11 +263,7 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
   }
 
   topicNames(): string[] {
-    const names = new Set<string>();
-    for (const topic of this.#stats?.snapshot.topics.keys() ?? []) names.add(topic);
-    for (const topic of this.#publishedSince.keys()) names.add(topic);
-    for (const topic of this.#deletedSince.keys()) if (!this.#publishedSince.has(topic) || this.#publishedSince.get(topic)! < this.#deletedSince.get(topic)!) names.delete(topic);
-    return [...names].sort();
+    return this.#presence.names(this.#stats?.snapshot.topics.keys() ?? []);
   }
 
   topicStats(topic: string): TopicStats | undefined {
@@ -310,23 +303,14 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
   async health(): Promise<EngineHealth> {
     const link = this.#link;
     if (link === null) return this.#unreachable === null ? { loading: true, storageFailure: null } : { loading: false, storageFailure: this.#unreachable };
-    try {
-      const reply = await link.nc.request(`$JS.API.STREAM.INFO.${this.#opts.stream}`, '', { timeout: HEALTH_TIMEOUT_MS });
-      const info = reply.json<{ error?: { description?: string } }>();
-      if (info.error !== undefined) throw new Error(info.error.description ?? 'stream info refused');
-      return { loading: false, storageFailure: null };
-    } catch (err) {
-      return { loading: false, storageFailure: new Error(`NATS JetStream unreachable: ${err instanceof Error ? err.message : String(err)}`, { cause: err }) };
-    }
+    return { loading: false, storageFailure: await link.streamFailure(this.#opts.stream, HEALTH_TIMEOUT_MS) };
   }
 
   /** Waits for the stats snapshot to be refreshed (tests; the ticker refreshes it every second). */
   async refreshStats(): Promise<void> {
     if (this.#stats === null) return;
     await this.#stats.refresh();
-    const takenAtMs = this.#stats.snapshot.takenAtMs;
-    for (const [topic, at] of this.#publishedSince) if (at < takenAtMs) this.#publishedSince.delete(topic);
-    for (const [topic, at] of this.#deletedSince) if (at < takenAtMs) this.#deletedSince.delete(topic);
+    this.#presence.snapshotTaken(this.#stats.snapshot.takenAtMs);
   }
 
   /** Graceful stop: refuse new work, NAK what consumers hold, wait for answers pending, drain. */
@@ -435,8 +419,7 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
 
   /** `topic` was deleted (here or by another gateway): its deliveries here are refused from now on. */
   #topicDeleted(topic: string): void {
-    this.#deletedSince.set(topic, Date.now());
-    this.#publishedSince.delete(topic);
+    this.#presence.noteDeleted(topic);
     this.#pullers.get(topic)?.deleted();
     for (const consumer of this.#consumers) {
       for (const d of consumer.inFlight.values()) {
@@ -461,10 +444,4 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
     return p;
   }
 
-  async #watchStatus(link: NatsLink): Promise<void> {
-    for await (const s of link.nc.status()) {
-      if (s.type === 'disconnect') this.#logger.warn({ server: s.server }, 'jetstream: disconnected from NATS');
-      else if (s.type === 'reconnect') this.#logger.info({ server: s.server }, 'jetstream: reconnected to NATS');
-    }
-  }
 }

@@ -166,6 +166,29 @@ export class NatsLink {
   }
 
   /**
+   * Why `stream` cannot be used now (its info did not come within `timeoutMs`: NATS unreachable,
+   * no JetStream quorum, the stream gone), or null when its info came.
+   */
+  async streamFailure(stream: string, timeoutMs: number): Promise<Error | null> {
+    try {
+      const reply = await this.nc.request(`$JS.API.STREAM.INFO.${stream}`, '', { timeout: timeoutMs });
+      const info = reply.json<{ error?: { description?: string } }>();
+      if (info.error !== undefined) throw new Error(info.error.description ?? 'stream info refused');
+      return null;
+    } catch (err) {
+      return new Error(`NATS JetStream unreachable: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+  }
+
+  /** Logs each loss of the connection (warn) and each reconnection (info), until it is closed. */
+  async logStatus(logger: Logger): Promise<void> {
+    for await (const s of this.nc.status()) {
+      if (s.type === 'disconnect') logger.warn({ server: s.server }, 'jetstream: disconnected from NATS');
+      else if (s.type === 'reconnect') logger.info({ server: s.server }, 'jetstream: reconnected to NATS');
+    }
+  }
+
+  /**
    * Connects (retrying until the first connection succeeds; reconnecting for ever after) and
    * makes sure both streams exist. Rejects with a BrokerError MQ_ERR_CONFIG when the stream
    * exists with another retention, or when JetStream refuses the stream settings.
