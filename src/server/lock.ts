@@ -65,6 +65,16 @@ export function processStartTime(pid: number): string | null {
   return start !== undefined && /^\d+$/.test(start) ? start : null;
 }
 
+/** State of process `pid` (`/proc/<pid>/stat` field 3: R, S, D, Z, ...), or null when unknown. */
+function processState(pid: number): string | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] ?? null;
+  } catch {
+    return null;
+  }
+}
+
 function currentBootId(): string | null {
   try {
     return fs.readFileSync('/proc/sys/kernel/random/boot_id', 'latin1').trim() || null;
@@ -109,6 +119,9 @@ function ownerGone(owner: LockOwner, me: LockOwner): boolean {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EPERM') return true;
   }
+  // A zombie (killed, not reaped yet: a kill -9 then an immediate restart) holds no file or
+  // socket and never runs again.
+  if (processState(pid) === 'Z') return true;
   if (owner.start !== null) {
     const start = pid === process.pid ? me.start : processStartTime(pid);
     // The pid runs: the same process only if it started when the LOCK says (else: pid reuse).

@@ -121,6 +121,36 @@ test('issue 13 finding 5: a LOCK whose pid now belongs to another live process (
   assert.equal(fs.existsSync(lockFile), false, 'a clean stop removes the LOCK');
 });
 
+test('a LOCK whose owner was killed and is not reaped yet (a zombie: kill -9 then an immediate restart) is taken over (new-user finding)', { timeout: 60_000 }, async (t) => {
+  const db = tempDir('mq-i13-zombie-');
+  t.after(() => removeDir(db));
+  const crashed = await startChild(db);
+  await crashed.kill('SIGKILL');
+  const lockFile = path.join(db, 'LOCK');
+  const left = fs.readFileSync(lockFile, 'latin1');
+  // A zombie: `sleep 0` exits while its parent (sh, which then becomes `sleep 30`) never reaps it.
+  const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  t.after(() => parent.kill('SIGKILL'));
+  const [out] = (await once(parent.stdout!, 'data')) as [Buffer];
+  const zombie = Number.parseInt(out.toString(), 10);
+  let state = '';
+  for (let i = 0; i < 200 && state !== 'Z'; i++) {
+    const stat = fs.readFileSync(`/proc/${zombie}/stat`, 'latin1');
+    state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]!;
+    if (state !== 'Z') await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.equal(state, 'Z', `pid ${zombie} is a zombie`);
+  const stat = fs.readFileSync(`/proc/${zombie}/stat`, 'latin1');
+  const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[22 - 3]!;
+  // The LOCK names the zombie with its own start time, as the killed server's LOCK named it.
+  fs.writeFileSync(lockFile, left.replace(/^\d+/, String(zombie)).replace(/start=\d+/, `start=${start}`));
+
+  const restarted = await startChild(db);
+  t.after(() => restarted.kill('SIGKILL'));
+  assert.ok(restarted.lines.some((l) => l.includes('took over a stale lock')), 'the stale LOCK is taken over with a warning');
+  assert.deepEqual(await restarted.kill('SIGTERM'), { code: 0, signal: null });
+});
+
 test('issue 13 finding 5: a live server is never shared, even when its command line does not say "node"', { timeout: 60_000 }, async (t) => {
   const db = tempDir('mq-i13-live-');
   t.after(() => removeDir(db));
