@@ -51,21 +51,6 @@ export function unlessEngine(engine: EngineName, difference: string): { skip?: s
   return why === undefined ? {} : { skip: why };
 }
 
-/**
- * Engine bugs a case shows, by key: the case still runs there, marked todo (its failure is
- * reported and does not fail the run), naming the bug. Remove the entry once the bug is fixed.
- */
-export const ENGINE_BUGS: Record<EngineName, Record<string, string>> = {
-  log: {},
-  jetstream: {},
-};
-
-/** The test options of a case that shows a known bug on `engine`: `{ todo }` naming it, else `{}`. */
-export function knownBug(engine: EngineName, bug: string): { todo?: string } {
-  const why = ENGINE_BUGS[engine][bug];
-  return why === undefined ? {} : { todo: why };
-}
-
 /** A real miniqueue server in this process, for one engine. */
 export interface EngineTarget {
   engine: EngineName;
