@@ -18,7 +18,7 @@ import type { Segment } from '../log/segment.js';
 import type { BrokerCore } from './broker-core.js';
 import { MessageState } from './message.js';
 import type { MessageStore } from './message-store.js';
-import { isRestoredReady } from './topic-store.js';
+import { forEachRestoredReady } from './topic-store.js';
 import type { Topic } from './topic.js';
 
 /** Records replay looks at before it sizes the message store for the whole log. */
@@ -260,11 +260,7 @@ function readyRank(store: MessageStore, h: number): number {
 function mergeRestoredReady(topic: Topic, store: MessageStore): void {
   const all: number[] = [];
   topic.ready.forEach((h) => all.push(h));
-  for (const h of topic.restoredReady!) {
-    if (!isRestoredReady(store, h, topic)) continue;
-    store.slots[h] = -2; // taken: a reused handle may be listed twice
-    all.push(h);
-  }
+  forEachRestoredReady(store, topic, (h) => all.push(h));
   topic.restoredReady = null;
   all.sort((a, b) => readyRank(store, a) - readyRank(store, b));
   topic.ready.clear();

@@ -65,7 +65,15 @@ export function inspectTopic(topics: TopicStore, topicName: string): TopicQueues
   const view = (h: number): Message => store.view(h);
   const ready: Message[] = [];
   t.ready.forEach((h) => ready.push(view(h)));
-  if (t.restoredReady !== null) for (const h of t.restoredReady) if (isRestoredReady(store, h, t)) ready.push(view(h));
+  if (t.restoredReady !== null) {
+    // During replay (loading): a handle freed and reused by a later RESTORE is listed twice.
+    const seen = new Set<number>();
+    for (const h of t.restoredReady) {
+      if (!isRestoredReady(store, h, t) || seen.has(h)) continue;
+      seen.add(h);
+      ready.push(view(h));
+    }
+  }
   return { ready, delayed: [...t.delayed].map(view), inFlight: [...t.inFlight].map(view) };
 }
 

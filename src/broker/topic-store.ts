@@ -99,7 +99,7 @@ export class TopicStore {
     const gone: number[] = [];
     topic.ready.forEach((h) => gone.push(h));
     if (topic.restoredReady !== null) {
-      for (const h of topic.restoredReady) if (isRestoredReady(store, h, topic)) gone.push(h);
+      forEachRestoredReady(store, topic, (h) => gone.push(h));
       topic.restoredReady = null;
     }
     for (const h of gone) this.forget(h, topic);
@@ -125,6 +125,20 @@ export class TopicStore {
     topic.exists = false;
     topic.resetCounters();
     return gone;
+  }
+}
+
+/**
+ * Calls `fn(h)` once for each handle of `topic.restoredReady` that still holds a ready message
+ * placed by a RESTORE. A handle can be listed twice: freed during replay (its message acked,
+ * moved or superseded) and reused by a later RESTORE on the same topic. Each handle passed to
+ * `fn` gets slot -2, so the list must not be read again (merge and delete drop it after this).
+ */
+export function forEachRestoredReady(store: MessageStore, topic: Topic, fn: (h: number) => void): void {
+  for (const h of topic.restoredReady!) {
+    if (!isRestoredReady(store, h, topic)) continue;
+    store.slots[h] = -2;
+    fn(h);
   }
 }
 

@@ -3,8 +3,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { Message } from '../../src/broker/message.js';
+import { LogAppend } from '../../src/log/log-append.js';
+import { LogWriter } from '../../src/log/log-writer.js';
+import { Placement } from '../../src/log/record.js';
 import { LogCorruptError } from '../../src/log/segment-log.js';
-import { deleteTopic, drainTexts, harness, peekTexts, prng, publish, randInt, recorder, recordingLogger, scanFile, segmentNames, settle, takeAll, text, waitFor } from '../helpers/index.js';
+import { append, deleteTopic, drainTexts, harness, openLog, silentLogger, peekTexts, prng, publish, randInt, recorder, recordingLogger, scanFile, segmentNames, settle, takeAll, text, waitFor } from '../helpers/index.js';
 
 test('replay keeps the ready order of every topic and the message ids', async (t) => {
   const h = harness(t);
@@ -468,4 +471,60 @@ test('a DACKed message already returned by the tick keeps its place after a rest
   const second = c2.consumer.take('q')!;
   assert.deepEqual([text(first), text(second)], live, 'NACK put b in front; a restart must not undo that');
   assert.equal(second.dackCount, 1);
+});
+
+/**
+ * Writes, as compaction and dead-lettering would: a dead letter RESTOREd ready on `t.dead`, its
+ * ACK, and a second dead letter RESTOREd ready there, which replay gives the first one's freed
+ * handle; then `tail` (more records). Returns the two dead letters' ids.
+ */
+async function writeReusedRestoreLog(dir: string, tail: (writer: LogWriter) => Promise<void>): Promise<[number, number]> {
+  const { log } = openLog(dir);
+  const writer = new LogWriter(log, { fsync: 'never', fsyncIntervalMs: 1000, segmentBytes: 1 << 20, logger: silentLogger });
+  const deadLetter = async (offset: number, payload: string): Promise<number> => {
+    const state = { messageId: offset, dackCount: 0, dueAtMs: 0, placement: Placement.BACK, placeOffset: offset, deliveries: 3 };
+    const { err, rec } = await append(writer, (done) => LogAppend.forRestore('t.dead', state, Buffer.from(payload), done));
+    assert.equal(err, null);
+    assert.equal(rec.offset, offset, 'a dead letter is a RESTORE whose id is its own offset');
+    return offset;
+  };
+  const first = await deadLetter(0, 'first');
+  assert.equal((await append(writer, (done) => LogAppend.forAck('t.dead', first, done))).err, null);
+  const second = await deadLetter(2, 'second');
+  await tail(writer);
+  await writer.close();
+  return [first, second];
+}
+
+test('replay: a handle freed and reused by a later RESTORE on the same topic is one message, listed once', async (t) => {
+  const h = harness(t);
+  const [, second] = await writeReusedRestoreLog(h.dir, async () => {});
+  const broker = h.open();
+  assert.equal(broker.messageCount, 1);
+  assert.deepEqual(broker.inspect('t.dead')!.ready.map((m) => m.id), [second]);
+  assert.equal(broker.topicStats('t.dead')!.ready, 1);
+  const { consumer } = recorder(broker);
+  assert.deepEqual(takeAll(consumer, 't.dead').map(text), ['second']);
+});
+
+test('replay: a DELETE_TOPIC after a reused RESTORE handle frees it once (two later publishes stay two messages)', async (t) => {
+  // Before the fix, the handle was freed twice, so the next two messages shared it: the first
+  // vanished from memory (still in the log) and its segment's live count never went back to 0.
+  const h = harness(t);
+  await writeReusedRestoreLog(h.dir, async (writer) => {
+    assert.equal((await append(writer, (done) => LogAppend.forDeleteTopic('t.dead', done))).err, null);
+  });
+  let broker = h.open();
+  assert.equal(broker.messageCount, 0);
+  assert.deepEqual(broker.topicNames(), []);
+  await publish(broker, 'u', 'a');
+  await publish(broker, 'u', 'b');
+  assert.equal(broker.messageCount, 2);
+  assert.deepEqual(peekTexts(broker, 'u'), ['a', 'b']);
+  const { consumer } = recorder(broker);
+  const [a, b] = takeAll(consumer, 'u');
+  assert.deepEqual([text(a!), text(b!)], ['a', 'b']);
+  await settle(consumer, a!, 'ACK');
+  broker = await h.restart(broker);
+  assert.deepEqual(peekTexts(broker, 'u'), ['b']);
 });
