@@ -389,8 +389,6 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
     else this.#track(this.#settleOps.giveBackUnseen(this.puller(message.topic), message)).catch(() => undefined);
   }
 
-  // ---- internals ----
-
   #tick(nowMs: number): void {
     const o = this.#opts;
     const renew = nowMs - this.#lastRenewMs >= o.leaseMs / 3;
@@ -414,7 +412,11 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
         }
       }
     }
-    for (const puller of this.#pullers.values()) puller.expireSpares(nowMs, false, oldestInFlight.get(puller.topic), renew);
+    for (const puller of this.#pullers.values()) {
+      // More pulls wait at the cluster than this gateway has out: a consumer elsewhere waits, so spares go back even behind an older delivery here (README).
+      const elsewhere = (this.#stats?.snapshot.topics.get(puller.topic)?.waiting ?? 0) > puller.pulls;
+      puller.expireSpares(nowMs, false, elsewhere ? Infinity : oldestInFlight.get(puller.topic), renew);
+    }
   }
 
   /** `topic` was deleted (here or by another gateway): its deliveries here are refused from now on. */
