@@ -413,8 +413,9 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
       }
     }
     for (const puller of this.#pullers.values()) {
-      // More pulls wait at the cluster than this gateway has out: a consumer elsewhere waits, so spares go back even behind an older delivery here (README).
-      const elsewhere = (this.#stats?.snapshot.topics.get(puller.topic)?.waiting ?? 0) > puller.pulls;
+      // A snapshot taken since the spares came counts more pulls waiting than this gateway has out: a consumer elsewhere waits, so spares go back even behind an older delivery here (README).
+      const snap = this.#stats?.snapshot;
+      const elsewhere = snap !== undefined && snap.takenAtMs > puller.oldestSpareArrivedMs && (snap.topics.get(puller.topic)?.waiting ?? 0) > puller.pulls;
       puller.expireSpares(nowMs, false, elsewhere ? Infinity : oldestInFlight.get(puller.topic), renew);
     }
   }

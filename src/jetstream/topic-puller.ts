@@ -233,6 +233,12 @@ export class TopicPuller {
     return this.#spares.length;
   }
 
+  /** Date.now() ms when the oldest spare arrived, or Infinity when there is none. */
+  get oldestSpareArrivedMs(): number {
+    const oldest = this.#spares[0];
+    return oldest === undefined ? Infinity : oldest.untilMs - SPARE_HOLD_MS;
+  }
+
   /**
    * A NAK of this topic (of stream sequence `nakedSeq`, when it is one of a delivery) is out:
    * pulls wait for its answer, and what arrived so far or arrives meanwhile is overtaken (see the
