@@ -8,7 +8,11 @@
 // - OP=consume: MESSAGES pre-published, consumed through the gateway (RESP `RESERVE topic 1000` +
 //   ACK, PIPELINE RESERVEs out per connection; ACK answered after the server confirmed it) and
 //   through nats.js (a durable pull consumer, consume() with CONNECTIONS × PIPELINE messages
-//   buffered, ackAck() for each: the same double ack).
+//   buffered, ackAck() for each: the same double ack). NACK_EVERY=n (default 0: none): every
+//   n-th delivery is NACKed instead (RESP `NACK`, answered after the server's reply; nats.js
+//   `nak()`, which nats.js sends without waiting for a reply),
+//   and the rate counts acked messages only (MESSAGES of them), so a NACK costs what a redelivery
+//   costs (issue 15: NACK-heavy consuming through a gateway ran 12x slower than without NACKs).
 // Reports the gateway's msgs/s as opsPerSec and the plain client's as its own baseline; the two
 // runs alternate (plain, gateway, plain, gateway: ROUNDS, default 2) and the best of each counts.
 // Needs nats-server (Debian: apt-get install nats-server); opt-in in run.mjs: SCENARIOS=jetstream.
@@ -27,6 +31,9 @@ const pipeline = numEnv('PIPELINE', 16);
 const payloadBytes = numEnv('PAYLOAD_BYTES', 10);
 const replicas = numEnv('REPLICAS', 3);
 const rounds = numEnv('ROUNDS', 2);
+const nackEvery = numEnv('NACK_EVERY', 0);
+/** Whether the `n`-th delivery (1-based, counted across all workers) is to be NACKed. */
+const nackThis = (n) => nackEvery > 0 && n % nackEvery === 0;
 const payload = payloadOf(payloadBytes);
 
 /** The test suite's cluster starter (compiled): three nodes on free ports, temp store dirs. */
@@ -95,11 +102,17 @@ async function gatewayPublish(conns, topic) {
 }
 
 async function gatewayConsume(conns, topic) {
+  let deliveries = 0;
   return timed(messages, connections * pipeline, async (w) => {
     const c = conns[w % connections];
     const r = await c.send('RESERVE', topic, '1000');
     if (r === null) return false;
     if (!Array.isArray(r)) throw new Error(`RESERVE: ${JSON.stringify(r)}`);
+    if (nackThis(++deliveries)) {
+      const nack = await c.send('NACK', topic, r[0]);
+      if (!isOk(nack)) throw new Error(`NACK: ${JSON.stringify(nack)}`);
+      return false; // not acked: it comes again
+    }
     const ack = await c.send('ACK', topic, r[0]);
     if (!isOk(ack)) throw new Error(`ACK: ${JSON.stringify(ack)}`);
     return true;
@@ -118,9 +131,14 @@ async function plainConsume(js, stream, durable) {
   const t0 = performance.now();
   const iter = await consumer.consume({ max_messages: connections * pipeline });
   let acked = 0;
+  let deliveries = 0;
   await new Promise((resolve, reject) => {
     (async () => {
       for await (const m of iter) {
+        if (nackThis(++deliveries)) {
+          m.nak(); // nats.js has no answered NAK
+          continue;
+        }
         m.ackAck().then(
           () => {
             if (++acked === messages) resolve();
@@ -178,7 +196,7 @@ await runScenario(`jetstream-gateway-${op}`, async () => {
       ownBaselineOps: baselineOps,
       ownBaselineScenario: `nats.js ${op} on the same cluster`,
       notes: [`gateway ${gwRates.map((r) => r.toFixed(0)).join('/')} msgs/s, nats.js ${plainRates.map((r) => r.toFixed(0)).join('/')} msgs/s (rounds); gateway/plain ${(opsPerSec / baselineOps).toFixed(2)}`],
-      command: `${op}: ${messages} msgs of ${payloadBytes} B, ${connections} conns × ${pipeline} in flight, R${replicas}; gateway RESP vs nats.js`,
+      command: `${op}: ${messages} msgs of ${payloadBytes} B${op === 'consume' && nackEvery > 0 ? `, every ${nackEvery}. delivery NACKed (acked msgs/s)` : ''}, ${connections} conns × ${pipeline} in flight, R${replicas}; gateway RESP vs nats.js`,
     };
   } finally {
     await nc.close().catch(() => {});

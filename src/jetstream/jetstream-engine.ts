@@ -366,14 +366,12 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
 
   released(consumer: JetStreamConsumer, held: JsDelivery[]): void {
     this.#consumers.delete(consumer);
-    // In delivery order; the topic's spares (pulled after them) only after the last of its topic.
-    const lastOfTopic = new Map<string, JsDelivery>();
-    for (const d of held) lastOfTopic.set(d.topic, d);
-    for (const d of held) this.#settleOps.returnToFront(d, lastOfTopic.get(d.topic) === d);
+    // In delivery order: the topic's spares (pulled after them) are handed on after them.
+    for (const d of held) this.#settleOps.returnToFront(d);
   }
 
-  startPull(puller: TopicPuller, batch: number, noWait: boolean): void {
-    this.#pullRequests.start(puller, batch, noWait);
+  startPull(puller: TopicPuller, batch: number, noWait: boolean): number {
+    return this.#pullRequests.start(puller, batch, noWait);
   }
 
   get lastDeliveryId(): number {
@@ -417,6 +415,7 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
       const snap = this.#stats?.snapshot;
       const elsewhere = snap !== undefined && snap.takenAtMs > puller.oldestSpareArrivedMs && (snap.topics.get(puller.topic)?.waiting ?? 0) > puller.pulls;
       puller.expireSpares(nowMs, false, elsewhere ? Infinity : oldestInFlight.get(puller.topic), renew);
+      puller.expireAwaited(nowMs);
     }
   }
 

@@ -80,9 +80,9 @@ export class PullRequests {
 
   /**
    * Sends one pull request of up to `batch` messages for `puller` (`noWait`: only those ready
-   * now; it needs no heartbeats), making its durable consumer first if needed.
+   * now; it needs no heartbeats), making its durable consumer first if needed. Returns its id.
    */
-  start(puller: TopicPuller, batch: number, noWait: boolean): void {
+  start(puller: TopicPuller, batch: number, noWait: boolean): number {
     const ctx = this.#ctx;
     const id = ++this.#pullSeq;
     const expiresMs = ctx.opts.pullExpiresMs;
@@ -111,6 +111,7 @@ export class PullRequests {
       ctx.logger.warn({ err, topic: puller.topic }, 'jetstream: could not create the topic consumer; retrying');
       this.#pullEnded(id, 250);
     });
+    return id;
   }
 
   /**
@@ -210,8 +211,11 @@ export class PullRequests {
     }
   }
 
-  /** Ends pull `id` (after `delayMs`, to back off when the cluster refused it). */
-  #pullEnded(id: number, delayMs: number): void {
+  /**
+   * Ends pull `id` (after `delayMs`, to back off when the cluster refused it); `served`: JetStream
+   * said it served it all it could (no messages, request timeout).
+   */
+  #pullEnded(id: number, delayMs: number, served = false): void {
     const ctx = this.#ctx;
     const pull = this.#pulls.get(id);
     if (pull === undefined) return;
@@ -219,7 +223,7 @@ export class PullRequests {
     pull.puller.pullIds.delete(id);
     clearTimeout(pull.watchdog);
     if (delayMs <= 0 || ctx.closing) {
-      if (!ctx.closing) pull.puller.pullEnded(pull.left, pull.noWait);
+      if (!ctx.closing) pull.puller.pullEnded(pull.left, pull.noWait, served ? id : 0);
       return;
     }
     setTimeout(() => {
@@ -251,7 +255,7 @@ export class PullRequests {
       else {
         pull.left--;
         pull.lastSignMs = Date.now();
-        ticket = puller.messageArrived(ackInfo.streamSeq);
+        ticket = puller.messageArrived(ackInfo.streamSeq, oldestId);
         if (pull.left <= 0) this.#pullEnded(oldestId, 0);
       }
       this.#admit(puller, msg, ackInfo, ticket);
@@ -263,7 +267,7 @@ export class PullRequests {
     pull.lastSignMs = Date.now();
     const code = msg.headers?.code ?? 0;
     if (code === 100) return; // idle heartbeat: the request still waits at the consumer's leader
-    if (code === 404 || code === 408) return this.#pullEnded(id, 0);
+    if (code === 404 || code === 408) return this.#pullEnded(id, 0, true);
     if (code === 409 && /deleted/i.test(msg.headers?.description ?? '')) pull.puller.consumerReady = false;
     if (code === 503) pull.puller.consumerReady = false; // no responders: the consumer is gone, or JetStream is
     this.#pullEnded(id, code === 409 ? 100 : 500);
@@ -296,19 +300,28 @@ export class PullRequests {
     };
     const admitted = (): void => {
       if (ctx.closing) {
-        puller.dropped(ticket);
+        puller.dropped(ticket, fields.streamSeq);
         ctx.link?.nakNow(fields.ackSubject);
         return;
       }
       if (fields.attempt > 1) puller.counters.redelivered++;
       if (this.#deadLetters.pastLimit(puller.topic, fields.attempt)) {
-        puller.dropped(ticket);
+        puller.dropped(ticket, fields.streamSeq);
         ctx.track(this.#deadLetters.move(fields)).catch((err: unknown) => ctx.logger.error({ err, topic: puller.topic }, 'jetstream: dead-lettering failed; the message stays'));
         return;
       }
       puller.received(fields, ticket, Date.now());
     };
     if (ack.deliveredCount === 1) return admitted();
+    // A redelivery of a delivery NAKed here that nobody held since: its record is known.
+    const known = puller.knownRedelivery(ack.streamSeq, ack.deliveredCount);
+    if (known !== undefined) {
+      fields.recordStored = known.recordStored;
+      fields.dackCount = known.dackCount;
+      fields.unseen = Math.min(known.unseen, ack.deliveredCount - 1);
+      fields.attempt -= fields.unseen;
+      return admitted();
+    }
     ctx.track(ctx.link!.jsm.streams.getMessage(dackStreamName(ctx.opts.stream), { last_by_subj: `${puller.names.dackPrefix}.${ack.streamSeq}` }))
       .then(
         (stored) => {

@@ -9,7 +9,7 @@ import type { DoneCallback, SettleKind } from '../engine/queue-engine.js';
 import type { DeadLetters } from './dead-letters.js';
 import type { JsEngineContext } from './engine-context.js';
 import { encodeDeliveryRecord } from './delivery-record.js';
-import { MQ_HEADERS, type JsDelivery } from './js-delivery.js';
+import { MQ_HEADERS, parseAckSubject, type JsDelivery } from './js-delivery.js';
 import { NatsLink, storageError } from './nats-link.js';
 import { topicSubjects } from './subjects.js';
 import type { PulledMessage, TopicPuller } from './topic-puller.js';
@@ -33,7 +33,7 @@ export class SettleOps {
     let op: Promise<void>;
     if (kind !== 'ACK' && this.#deadLetters.exhausted(d)) op = this.#deadLetters.move(d);
     else if (kind === 'ACK') op = this.#ack(d);
-    else if (kind === 'NACK') op = this.returnToJetStream(puller, d.ackSubject, d.streamSeq);
+    else if (kind === 'NACK') op = this.returnToJetStream(puller, d);
     else if (kind === 'BACK') op = this.#back(d);
     else op = this.#dack(puller, d, delayMs);
     this.#ctx.track(op).then(
@@ -43,22 +43,21 @@ export class SettleOps {
   }
 
   /**
-   * NAKs a message (back to the front) and holds its topic's next pulls until JetStream answered:
+   * NAKs a delivery (back to the front) and holds its topic's next pulls until JetStream answered:
    * acks and pulls are handled apart in the server, so a pull sent at once could be served first.
-   * The topic's spares (pulled after it, held for a RESERVE without a timeout) are NAKed right
-   * after it, so that JetStream redelivers them behind it: else the next RESERVE would take a
-   * spare first, and a NACKed message would not be the next one delivered. So are the messages
-   * of the topic pulled before JetStream processed the NAK (topic-puller.ts). Without
-   * `returnSpares` (more messages of the topic are being returned just after), the spares stay.
+   * Its redelivery is awaited: the topic's spares (pulled after it) and what arrives meanwhile are
+   * handed on after it (topic-puller.ts), so that a NACKed message is the next one delivered. The
+   * spares are not given back (before, each was NAKed and pulled again: up to 64 per NACK).
    */
-  async returnToJetStream(puller: TopicPuller, ackSubject: string, streamSeq: number, returnSpares = true): Promise<void> {
-    puller.holdPulls(streamSeq);
+  async returnToJetStream(puller: TopicPuller, d: JsDelivery): Promise<void> {
+    const deliveredCount = parseAckSubject(d.ackSubject)?.deliveredCount ?? 0;
+    puller.awaitRedelivery({ streamSeq: d.streamSeq, deliveredCount, dackCount: d.dackCount, unseen: d.unseen, recordStored: d.recordStored });
+    let ok = false;
     try {
-      const nak = this.#ctx.link!.nak(ackSubject, 0);
-      if (returnSpares) puller.expireSpares(0, true);
-      await nak;
+      await this.#ctx.link!.nak(d.ackSubject, 0);
+      ok = true;
     } finally {
-      puller.releasePulls(streamSeq);
+      puller.nakAnswered(d.streamSeq, ok);
     }
   }
 
@@ -84,15 +83,12 @@ export class SettleOps {
     }
   }
 
-  /**
-   * A delivery that ends without a settle (consumer closed, ack timeout): NAK, or dead letter;
-   * `returnSpares` as in {@link returnToJetStream}.
-   */
-  returnToFront(d: JsDelivery, returnSpares = true): void {
+  /** A delivery that ends without a settle (consumer closed, ack timeout): NAK, or dead letter. */
+  returnToFront(d: JsDelivery): void {
     const ctx = this.#ctx;
     if (this.#deadLetters.exhausted(d)) ctx.track(this.#deadLetters.move(d)).catch((err: unknown) => ctx.logger.error({ err, topic: d.topic }, 'jetstream: dead-lettering failed'));
     else if (ctx.closing) ctx.link?.nakNow(d.ackSubject);
-    else ctx.track(this.returnToJetStream(ctx.puller(d.topic), d.ackSubject, d.streamSeq, returnSpares)).catch((err: unknown) => ctx.logger.warn({ err, topic: d.topic }, 'jetstream: a NAK was not answered; the lease returns the message'));
+    else ctx.track(this.returnToJetStream(ctx.puller(d.topic), d)).catch((err: unknown) => ctx.logger.warn({ err, topic: d.topic }, 'jetstream: a NAK was not answered; the lease returns the message'));
   }
 
   async #ack(d: JsDelivery): Promise<void> {

@@ -16,13 +16,23 @@
  * (its lease is renewed meanwhile): given back, it would come ahead of that one if that one were
  * NACKed, timed out or returned by a closing consumer.
  *
- * Order after a NAK (NACK, a closing consumer, an ack timeout, a spare given back): JetStream
- * redelivers NAKed messages first, in the order it processed the NAKs. Messages pulled before it
- * processed a NAK may still be on their way, and were pulled from behind the NAKed one: every
- * message of the topic that arrived before a NAK was answered, and was not handed on yet (the
- * spares, those being admitted, those arriving while the NAK is unanswered), is "overtaken" and
- * given back too, behind it; no pull is sent until the NAKs are answered. The NAKed message
- * itself, when JetStream hands it out again before the answer arrives, is not overtaken.
+ * Order after a NAK: JetStream redelivers NAKed messages first, in the order it processed the
+ * NAKs, and no pull of the topic is sent until this gateway's NAKs are answered. A delivery NAKed
+ * here (a NACK, an ack timeout, a closing consumer) is "awaited": until its redelivery arrives
+ * here, what was pulled ahead (the spares, and whatever arrives meanwhile, pulled from behind it)
+ * is held back, and the waiting consumers' pulls bring it first; it is handed on first, then the
+ * spares, in arrival order. So a NACK costs its NAK, one pull and no more (before, every spare
+ * was given back behind it and pulled again: up to 64 NAKs, record writes and lookups per NACK,
+ * issue 15). It is no longer awaited when it went to another gateway: a message other than it
+ * came for a pull sent after its NAK was answered, or such a pull ended unfilled, without it
+ * (JetStream hands redeliveries out before anything else); when it is dropped (dead-lettered);
+ * when its NAK failed; or {@link AWAIT_REDELIVERY_MS} after its NAK was answered, when the spares
+ * are given back behind it (below) in case it still waits in JetStream.
+ *
+ * Order after a spare is given back (NAKed, behind anything NAKed before it): every message of
+ * the topic that arrived before that NAK was answered, and was not handed on yet (the spares,
+ * those being admitted, those arriving while the NAK is unanswered), is "overtaken" and given
+ * back too, behind it. An awaited redelivery is never overtaken.
  */
 import type { TopicCounters } from '../engine/queue-engine.js';
 import type { JetStreamConsumer } from './js-consumer.js';
@@ -44,6 +54,36 @@ export const PREFETCH_IDLE_MS = 1000;
 /** How long a message nobody waits for is kept for the next request (ms). */
 export const SPARE_HOLD_MS = 1000;
 
+/**
+ * How long after its NAK was answered the redelivery of a delivery NAKed here is waited for,
+ * holding back the spares, before they are given back behind it (ms).
+ */
+export const AWAIT_REDELIVERY_MS = 1000;
+
+/**
+ * What this gateway knows of a delivery it NAKed: JetStream's delivery count and the delivery
+ * record (delivery-record.ts) as it was, which only the gateway holding a message writes. When
+ * the message comes back here with the next delivery count, nobody else held it in between, so
+ * its record need not be looked up again.
+ */
+export interface NakedDelivery {
+  streamSeq: number;
+  deliveredCount: number;
+  dackCount: number;
+  unseen: number;
+  recordStored: boolean;
+}
+
+/** A delivery NAKed here whose redelivery is awaited (see the file comment). */
+interface AwaitedRedelivery extends NakedDelivery {
+  /** Date.now() ms when its NAK was answered; 0 until then. */
+  answeredAtMs: number;
+  /** The last pull id sent before its NAK was answered: a later pull would bring it first. */
+  pullsBefore: number;
+  /** It arrived here (it is being admitted). */
+  arrived: boolean;
+}
+
 /** A pulled message, admitted (not dead-lettered), not yet given to a consumer. */
 export type PulledMessage = Omit<JsDeliveryFields, 'deliveryId'>;
 
@@ -55,9 +95,9 @@ export interface PullerHost {
   /**
    * Sends one pull request for up to `batch` messages of `puller`'s topic (`noWait`: only those
    * ready now); the engine calls back {@link TopicPuller.messageArrived} for each message and
-   * {@link TopicPuller.pullEnded} once.
+   * {@link TopicPuller.pullEnded} once. Returns its id (ids grow).
    */
-  startPull(puller: TopicPuller, batch: number, noWait: boolean): void;
+  startPull(puller: TopicPuller, batch: number, noWait: boolean): number;
   /** The deliveryId of the last delivery made (0: none yet). */
   readonly lastDeliveryId: number;
   /** Renews the lease of a pulled message (+WPI). */
@@ -102,10 +142,18 @@ export class TopicPuller {
   readonly #admittedEarly = new Map<ArrivalTicket, PulledMessage | null>();
   /** Stream sequences NAKed and not answered yet: their redelivery is not overtaken. */
   readonly #nakedSeqs = new Map<number, number>();
+  /** Deliveries NAKed here whose redelivery is awaited, by stream sequence, in NAK order. */
+  readonly #awaited = new Map<number, AwaitedRedelivery>();
+  /** How many of the first spares are awaited redeliveries (taken before the others). */
+  #spareFront = 0;
+  /** The id of the last pull sent. */
+  #lastPullId = 0;
   /** Messages pulled and not yet handed on (their dackCount is being looked up): they serve waiters too. */
   #incoming = 0;
-  /** NAKs not answered yet: no pull is sent meanwhile (see the engine's #returnToJetStream). */
+  /** NAKs not answered yet: no pull is sent meanwhile (see settle-ops.ts returnToJetStream). */
   #holds = 0;
+  /** Of those, NAKs of spares given back (see {@link holdPulls}): what arrives meanwhile is overtaken. */
+  #givingBack = 0;
   /** A take() found no spare: pull one more message to keep as a spare. */
   #wantSpare = false;
   /**
@@ -157,7 +205,7 @@ export class TopicPuller {
   /** `consumer` waits for the next message: a spare at once, otherwise a pull is sent. */
   addWaiter(consumer: JetStreamConsumer): void {
     this.#consumedUntilMs = Date.now() + PREFETCH_IDLE_MS;
-    const spare = this.#spares.shift();
+    const spare = this.#nextSpare();
     if (spare !== undefined) {
       consumer.waitingOn = null;
       consumer.deliver(this.#host.newDelivery(spare.message));
@@ -180,7 +228,7 @@ export class TopicPuller {
    */
   addOnceWaiter(consumer: JetStreamConsumer, onNone: () => void): void {
     this.#consumedUntilMs = Date.now() + PREFETCH_IDLE_MS;
-    const spare = this.#spares.shift();
+    const spare = this.#nextSpare();
     if (spare !== undefined) {
       consumer.waitingOn = null;
       const delivery = this.#host.newDelivery(spare.message);
@@ -195,9 +243,22 @@ export class TopicPuller {
     this.pump();
   }
 
+  /**
+   * The next spare to hand on: an awaited redelivery that arrived, else the oldest spare unless
+   * a redelivery is awaited (they wait behind it). Undefined when there is none to hand on.
+   */
+  #nextSpare(): { message: PulledMessage } | undefined {
+    if (this.#spareFront > 0) {
+      this.#spareFront--;
+      return this.#spares.shift();
+    }
+    return this.#awaited.size > 0 ? undefined : this.#spares.shift();
+  }
+
   /** Answers "none" to the once-waiters a no_wait pull sent after them could not serve. */
   #answerOnceWaiters(): void {
-    if (this.#onceWaiters.size === 0 || this.#prefetching || this.#incoming > 0 || this.#holds > 0) return;
+    // While a redelivery is awaited, the spares held back are not "none": the once-waiters wait for it.
+    if (this.#onceWaiters.size === 0 || this.#prefetching || this.#incoming > 0 || this.#holds > 0 || this.#awaited.size > 0) return;
     const atCap = this.#pulls >= MAX_PULLS_PER_TOPIC;
     for (const [consumer, w] of [...this.#onceWaiters]) {
       if (!atCap && w.after >= this.#noWaitEnded) continue;
@@ -216,7 +277,7 @@ export class TopicPuller {
    */
   takeSpare(consumer: JetStreamConsumer): JsDelivery | undefined {
     this.#consumedUntilMs = Date.now() + PREFETCH_IDLE_MS;
-    const spare = this.#spares.shift();
+    const spare = this.#nextSpare();
     if (spare === undefined) {
       this.#wantSpare = true;
       this.pump();
@@ -240,12 +301,13 @@ export class TopicPuller {
   }
 
   /**
-   * A NAK of this topic (of stream sequence `nakedSeq`, when it is one of a delivery) is out:
-   * pulls wait for its answer, and what arrived so far or arrives meanwhile is overtaken (see the
-   * file comment), but for the redelivery of `nakedSeq`.
+   * A NAK of a spare given back (of stream sequence `nakedSeq`) is out: pulls wait for its
+   * answer, and what arrived so far or arrives meanwhile is overtaken (see the file comment), but
+   * for the redelivery of `nakedSeq` and awaited ones. A delivery's NAK is {@link awaitRedelivery}.
    */
   holdPulls(nakedSeq?: number): void {
     this.#holds++;
+    this.#givingBack++;
     this.#overtakenThrough = this.#arrivals;
     if (nakedSeq !== undefined) this.#nakedSeqs.set(nakedSeq, (this.#nakedSeqs.get(nakedSeq) ?? 0) + 1);
   }
@@ -253,6 +315,7 @@ export class TopicPuller {
   /** The NAK of {@link holdPulls} was answered (or failed). */
   releasePulls(nakedSeq?: number): void {
     this.#holds--;
+    this.#givingBack--;
     if (nakedSeq !== undefined) {
       const n = (this.#nakedSeqs.get(nakedSeq) ?? 1) - 1;
       if (n > 0) this.#nakedSeqs.set(nakedSeq, n);
@@ -262,18 +325,108 @@ export class TopicPuller {
   }
 
   /**
+   * A NAK of delivery `naked` (a NACK, an ack timeout, a closing consumer) is out: pulls wait for
+   * its answer ({@link nakAnswered}), and its redelivery is awaited, the spares behind it (see
+   * the file comment). Nothing pulled is overtaken.
+   */
+  awaitRedelivery(naked: NakedDelivery): void {
+    this.#holds++;
+    this.#awaited.delete(naked.streamSeq);
+    this.#awaited.set(naked.streamSeq, { ...naked, answeredAtMs: 0, pullsBefore: 0, arrived: false });
+  }
+
+  /** The NAK of {@link awaitRedelivery} was answered (`ok`), or failed: then it is not awaited. */
+  nakAnswered(streamSeq: number, ok: boolean): void {
+    this.#holds--;
+    const awaited = this.#awaited.get(streamSeq);
+    if (awaited !== undefined && awaited.answeredAtMs === 0) {
+      if (ok) {
+        awaited.answeredAtMs = Date.now();
+        awaited.pullsBefore = this.#lastPullId;
+      } else this.#stopAwaiting(streamSeq);
+    }
+    this.pump();
+  }
+
+  /**
+   * What this gateway knows of the delivery it NAKed that `streamSeq`, delivered for the
+   * `deliveredCount`th time, is the redelivery of (see {@link NakedDelivery}), or undefined.
+   */
+  knownRedelivery(streamSeq: number, deliveredCount: number): NakedDelivery | undefined {
+    const awaited = this.#awaited.get(streamSeq);
+    return awaited !== undefined && awaited.deliveredCount + 1 === deliveredCount ? awaited : undefined;
+  }
+
+  /** Redelivery `streamSeq` is no longer awaited: once none is, the spares go to the waiters. */
+  #stopAwaiting(streamSeq: number): void {
+    if (this.#awaited.delete(streamSeq) && this.#awaited.size === 0) this.#sparesToWaiters();
+  }
+
+  /** No redelivery is awaited any more: the spares held back go to the consumers waiting, in order. */
+  #sparesToWaiters(): void {
+    this.#spareFront = 0;
+    while (this.#spares.length > 0) {
+      const consumer: JetStreamConsumer | undefined = this.#onceWaiters.keys().next().value ?? this.#waiters.values().next().value;
+      if (consumer === undefined) return;
+      const spare = this.#spares.shift()!;
+      this.#onceWaiters.delete(consumer);
+      this.#waiters.delete(consumer);
+      consumer.waitingOn = null;
+      consumer.deliver(this.#host.newDelivery(spare.message));
+    }
+  }
+
+  /**
+   * A message other than an awaited redelivery came for pull `pullId`, or that pull ended
+   * unfilled: the redeliveries awaited whose NAK was answered before it was sent and that have
+   * not arrived went elsewhere (JetStream hands redeliveries out first).
+   */
+  #servedAfter(pullId: number): void {
+    for (const a of [...this.#awaited.values()]) {
+      if (a.answeredAtMs > 0 && !a.arrived && pullId > a.pullsBefore) this.#stopAwaiting(a.streamSeq);
+    }
+  }
+
+  /**
+   * Redeliveries awaited for {@link AWAIT_REDELIVERY_MS} after their NAK was answered are no
+   * longer awaited; if any such, the spares are given back, behind them in case they still wait
+   * in JetStream.
+   */
+  expireAwaited(nowMs: number): void {
+    let expired = false;
+    for (const a of [...this.#awaited.values()]) {
+      if (a.answeredAtMs > 0 && !a.arrived && nowMs - a.answeredAtMs >= AWAIT_REDELIVERY_MS) {
+        this.#awaited.delete(a.streamSeq);
+        expired = true;
+      }
+    }
+    if (!expired) return;
+    this.expireSpares(nowMs, true);
+    if (this.#awaited.size === 0) this.pump();
+  }
+
+  /**
    * Sends pull requests: for the waiters no pull covers yet (and a wanted spare), batched, up to
    * the cap; and, while the topic is consumed, one no_wait pull to keep up to {@link PREFETCH}
    * messages pulled ahead (sent when less than half of that is held or coming).
    */
   pump(): void {
     if (this.#holds > 0) return;
-    const needed = this.#waiters.size + (this.#wantSpare ? 1 : 0) - this.#incoming;
+    let needed = this.#waiters.size + (this.#wantSpare ? 1 : 0) - this.#incoming;
+    if (this.#awaited.size > 0) {
+      // Only the awaited redeliveries serve a request now, and JetStream hands them out first;
+      // while the topic is consumed they are pulled back before a request asks (the consumer
+      // that NACKed one is about to ask again).
+      let due = 0;
+      for (const a of this.#awaited.values()) if (!a.arrived) due++;
+      const requests = this.#waiters.size + this.#onceWaiters.size + (this.#wantSpare ? 1 : 0);
+      needed = Date.now() < this.#consumedUntilMs ? due : Math.min(requests, due);
+    }
     while (this.#asked < needed && this.#pulls < MAX_PULLS_PER_TOPIC) {
       const batch = Math.min(PULL_BATCH, needed - this.#asked);
       this.#pulls++;
       this.#asked += batch;
-      this.#host.startPull(this, batch, false);
+      this.#lastPullId = this.#host.startPull(this, batch, false);
     }
     if (this.#prefetching || this.#pulls >= MAX_PULLS_PER_TOPIC) return this.#answerOnceWaiters();
     let onceUncovered = false;
@@ -285,33 +438,41 @@ export class TopicPuller {
     this.#noWaitSeq++;
     this.#pulls++;
     this.#asked += batch;
-    this.#host.startPull(this, batch, true);
+    this.#lastPullId = this.#host.startPull(this, batch, true);
   }
 
   /**
-   * A message of a pull out arrived (of stream sequence `streamSeq`): it is being admitted
-   * ({@link received} or {@link dropped} accounts for it). Returns its ticket for {@link received}.
+   * A message of a pull out arrived (of stream sequence `streamSeq`, counted against pull
+   * `pullId`): it is being admitted ({@link received} or {@link dropped} accounts for it).
+   * Returns its ticket for {@link received}.
    */
-  messageArrived(streamSeq: number): ArrivalTicket {
+  messageArrived(streamSeq: number, pullId = 0): ArrivalTicket {
     this.#asked = Math.max(0, this.#asked - 1);
+    const awaited = this.#awaited.get(streamSeq);
+    if (awaited !== undefined) awaited.arrived = true;
+    else if (pullId > 0) this.#servedAfter(pullId);
     return this.arrivedUnasked(streamSeq);
   }
 
   /** A message arrived after its pull was given up for lost (watchdog): it is admitted all the same. */
   arrivedUnasked(streamSeq: number): ArrivalTicket {
+    const awaited = this.#awaited.get(streamSeq);
+    if (awaited !== undefined) awaited.arrived = true;
     this.#incoming++;
     const ticket = ++this.#arrivals;
-    if (this.#holds > 0 && !this.#nakedSeqs.has(streamSeq)) this.#overtakenThrough = ticket;
+    if (this.#givingBack > 0 && !this.#nakedSeqs.has(streamSeq) && awaited === undefined) this.#overtakenThrough = ticket;
     return ticket;
   }
 
   /**
    * A pull request ended with `unfilled` of the messages it asked for not sent (expired, no more
-   * ready, refused, or given up by its watchdog); `prefetch`: it was the no_wait pull. Sends the
-   * next ones if anyone still waits.
+   * ready, refused, or given up by its watchdog); `prefetch`: it was the no_wait pull;
+   * `servedPullId`: its id when JetStream said it served it all it could (a status "no messages"
+   * or "request timeout", after its messages). Sends the next ones if anyone still waits.
    */
-  pullEnded(unfilled: number, prefetch: boolean): void {
+  pullEnded(unfilled: number, prefetch: boolean, servedPullId = 0): void {
     this.#pulls--;
+    if (servedPullId > 0 && unfilled > 0) this.#servedAfter(servedPullId);
     // Messages are counted against the oldest pull out, as JetStream serves them: a rare
     // mismatch (a pull given up by its watchdog that brings a message after all) is not let
     // drive the count below zero.
@@ -325,8 +486,12 @@ export class TopicPuller {
     this.pump();
   }
 
-  /** The message of arrival `ticket` is not to be handed on (dead-lettered, or the engine is closing). */
-  dropped(ticket: ArrivalTicket): void {
+  /**
+   * The message of arrival `ticket` (of stream sequence `streamSeq`) is not to be handed on
+   * (dead-lettered, or the engine is closing).
+   */
+  dropped(ticket: ArrivalTicket, streamSeq: number): void {
+    this.#stopAwaiting(streamSeq);
     this.#admitted(ticket, null, Date.now());
   }
 
@@ -362,9 +527,34 @@ export class TopicPuller {
       this.pump();
       return;
     }
-    if (ticket <= this.#overtakenThrough && !this.#nakedSeqs.has(message.streamSeq)) {
+    const awaited = this.#awaited.get(message.streamSeq);
+    if (ticket <= this.#overtakenThrough && !this.#nakedSeqs.has(message.streamSeq) && awaited === undefined) {
       this.#host.giveBack(message);
       this.#answerOnceWaiters();
+      return;
+    }
+    if (awaited === undefined && this.#awaited.size > 0) {
+      // Pulled from behind a redelivery still awaited: it waits behind it.
+      this.#spares.push({ message, untilMs: nowMs + SPARE_HOLD_MS, afterDelivery: this.#host.lastDeliveryId });
+      this.pump();
+      return;
+    }
+    if (awaited !== undefined) {
+      this.#awaited.delete(message.streamSeq);
+      const consumer: JetStreamConsumer | undefined = this.#onceWaiters.keys().next().value ?? this.#waiters.values().next().value;
+      if (consumer === undefined) {
+        // Nobody waits now: first of the spares, behind the redeliveries that came before it.
+        this.#spares.splice(this.#spareFront++, 0, { message, untilMs: nowMs + SPARE_HOLD_MS, afterDelivery: this.#host.lastDeliveryId });
+        if (this.#awaited.size === 0) this.#spareFront = 0;
+        return;
+      }
+      this.#wantSpare = false;
+      this.#onceWaiters.delete(consumer);
+      this.#waiters.delete(consumer);
+      consumer.waitingOn = null;
+      consumer.deliver(this.#host.newDelivery(message));
+      if (this.#awaited.size === 0) this.#sparesToWaiters();
+      this.pump();
       return;
     }
     this.#wantSpare = false;
@@ -396,6 +586,7 @@ export class TopicPuller {
     const oldest = this.#spares[0];
     if (oldest === undefined) return;
     if (all || (oldest.untilMs <= nowMs && oldest.afterDelivery < oldestInFlightId)) {
+      this.#spareFront = 0;
       for (const spare of this.#spares.splice(0)) this.#host.giveBack(spare.message);
       return;
     }
@@ -405,6 +596,8 @@ export class TopicPuller {
   /** The topic was deleted: spares are gone with it, DACK bookkeeping and counters start over. */
   deleted(): void {
     this.#spares.length = 0;
+    this.#spareFront = 0;
+    this.#awaited.clear();
     this.dackDueMs.length = 0;
     this.counters = zeroCounters();
     this.consumerReady = false;
