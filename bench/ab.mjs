@@ -32,7 +32,12 @@ function runOnce(main) {
   return JSON.parse(line.slice(7));
 }
 
-const fmt = (x) => (x.error ? `error: ${x.error}` : `${Math.round(x.opsPerSec)} ops/s p50 ${x.p50Ms?.toFixed(3)} ms p99 ${x.p99Ms?.toFixed(3)} ms${x.serverCpuUsPerOp != null ? ` cpu ${x.serverCpuUsPerOp.toFixed(1)} us/op` : ''}`);
+// A scenario with a baseline of its own in the same run (jetstream-gateway: nats.js) also shows
+// it and the ratio to it, which drift in the machine's speed changes less than the ops/s.
+const fmt = (x) =>
+  x.error
+    ? `error: ${x.error}`
+    : `${Math.round(x.opsPerSec)} ops/s${x.p50Ms != null ? ` p50 ${x.p50Ms.toFixed(3)} ms` : ''}${x.p99Ms != null ? ` p99 ${x.p99Ms.toFixed(3)} ms` : ''}${x.serverCpuUsPerOp != null ? ` cpu ${x.serverCpuUsPerOp.toFixed(1)} us/op` : ''}${x.ownBaselineOps != null ? ` (own baseline ${Math.round(x.ownBaselineOps)}: ${(x.opsPerSec / x.ownBaselineOps).toFixed(2)}x)` : ''}`;
 console.log(`A/B ${path.basename(script)} pairs=${pairs} load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 const ratios = [];
 for (let i = 0; i < pairs; i++) {

@@ -13,6 +13,10 @@
 //   `nak()`, which nats.js sends without waiting for a reply),
 //   and the rate counts acked messages only (MESSAGES of them), so a NACK costs what a redelivery
 //   costs (issue 15: NACK-heavy consuming through a gateway ran 12x slower than without NACKs).
+//   The plain client's durable consumer is made before its timing starts; the gateway makes a
+//   topic's consumer at its first RESERVE (150–450 ms for a three-replica consumer on this
+//   machine, 1/10 of a timed run): so one more message is published and RESERVEd + ACKed before
+//   the gateway's timing starts (the notes give how long that first RESERVE took).
 // Reports the gateway's msgs/s as opsPerSec and the plain client's as its own baseline; the two
 // runs alternate (plain, gateway, plain, gateway: ROUNDS, default 2) and the best of each counts.
 // Needs nats-server (Debian: apt-get install nats-server); opt-in in run.mjs: SCENARIOS=jetstream.
@@ -119,6 +123,22 @@ async function gatewayConsume(conns, topic) {
   });
 }
 
+/**
+ * One more message on `topic`, RESERVEd and ACKed before the timing starts, as the plain client's
+ * consumer is made before its timing (see the file comment); returns how long the RESERVE took (ms).
+ */
+async function warmUp(conn, topic) {
+  const pub = await conn.send('PUBLISH', topic, payload);
+  if (!isOk(pub)) throw new Error(`PUBLISH: ${JSON.stringify(pub)}`);
+  const t0 = performance.now();
+  const r = await conn.send('RESERVE', topic, '5000');
+  const ms = performance.now() - t0;
+  if (!Array.isArray(r)) throw new Error(`warm-up RESERVE: ${JSON.stringify(r)}`);
+  const ack = await conn.send('ACK', topic, r[0]);
+  if (!isOk(ack)) throw new Error(`ACK: ${JSON.stringify(ack)}`);
+  return ms;
+}
+
 async function plainPublish(js, subject) {
   return timed(messages, connections * pipeline, async () => {
     await js.publish(subject, payload);
@@ -171,6 +191,7 @@ await runScenario(`jetstream-gateway-${op}`, async () => {
     }
     const gwRates = [];
     const plainRates = [];
+    const firstReserveMs = [];
     for (let round = 0; round < rounds; round++) {
       const topic = `t${round}`;
       const subject = `PLAIN.t${round}`;
@@ -183,6 +204,7 @@ await runScenario(`jetstream-gateway-${op}`, async () => {
         await plainPublish(js, subject);
         plainRates.push(await plainConsume(js, 'PLAIN', durable));
         await gatewayPublish(conns, topic);
+        firstReserveMs.push(await warmUp(conns[0], topic));
         gwRates.push(await gatewayConsume(conns, topic));
       }
     }
@@ -195,7 +217,10 @@ await runScenario(`jetstream-gateway-${op}`, async () => {
       p99Ms: null,
       ownBaselineOps: baselineOps,
       ownBaselineScenario: `nats.js ${op} on the same cluster`,
-      notes: [`gateway ${gwRates.map((r) => r.toFixed(0)).join('/')} msgs/s, nats.js ${plainRates.map((r) => r.toFixed(0)).join('/')} msgs/s (rounds); gateway/plain ${(opsPerSec / baselineOps).toFixed(2)}`],
+      notes: [
+        `gateway ${gwRates.map((r) => r.toFixed(0)).join('/')} msgs/s, nats.js ${plainRates.map((r) => r.toFixed(0)).join('/')} msgs/s (rounds); gateway/plain ${(opsPerSec / baselineOps).toFixed(2)}`,
+        ...(firstReserveMs.length > 0 ? [`first RESERVE of each round's topic (its consumer made; not timed): ${firstReserveMs.map((ms) => ms.toFixed(0)).join('/')} ms`] : []),
+      ],
       command: `${op}: ${messages} msgs of ${payloadBytes} B${op === 'consume' && nackEvery > 0 ? `, every ${nackEvery}. delivery NACKed (acked msgs/s)` : ''}, ${connections} conns × ${pipeline} in flight, R${replicas}; gateway RESP vs nats.js`,
     };
   } finally {

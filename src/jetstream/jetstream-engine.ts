@@ -321,9 +321,13 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
       clearInterval(this.#refresher);
       for (const consumer of [...this.#consumers]) consumer.close();
       for (const puller of this.#pullers.values()) puller.expireSpares(0, true);
-      while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
-      this.#pullRequests.clear();
       const link = this.#link;
+      // The ACKs and NAKs sent are not among the calls tracked (ack-requests.ts): waited for too.
+      while (this.#pending.size > 0 || (link?.acksPending ?? 0) > 0) {
+        if (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
+        else await link!.acksIdle();
+      }
+      this.#pullRequests.clear();
       if (link !== null) {
         // drain() flushes and waits for the server; with the cluster unreachable it would wait
         // for ever: after a request timeout the connection is closed instead.
@@ -333,6 +337,7 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
         await Promise.race([drained, closed]);
         clearTimeout(timer);
         await link.nc.close();
+        link.closed();
       }
     })();
     return this.#closing;
@@ -350,7 +355,7 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
   }
 
   newDelivery(message: PulledMessage): JsDelivery {
-    const d = new JsDelivery({ ...message, deliveryId: ++this.#deliverySeq });
+    const d = new JsDelivery(message, ++this.#deliverySeq);
     if (this.#opts.ackTimeoutMs > 0) d.deadlineMs = Date.now() + this.#opts.ackTimeoutMs;
     return d;
   }

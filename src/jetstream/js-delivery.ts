@@ -83,8 +83,9 @@ export class JsDelivery implements Delivery {
   /** Date.now() ms when `--ack-timeout` takes it back; 0 without an ack timeout. */
   deadlineMs = 0;
 
-  constructor(fields: JsDeliveryFields) {
-    this.deliveryId = fields.deliveryId;
+  /** `fields` is read, not kept (a pulled message becomes a delivery without a copy of it made first). */
+  constructor(fields: Omit<JsDeliveryFields, 'deliveryId'>, deliveryId: number) {
+    this.deliveryId = deliveryId;
     this.messageId = fields.messageId;
     this.topic = fields.topic;
     this.attempt = fields.attempt;

@@ -25,7 +25,10 @@ import {
   type StreamConfig,
 } from '@nats-io/jetstream';
 import { BrokerError } from '../errors.js';
+import { AckRequests, RETRY_FIRST_PAUSE_MS, RETRY_MAX_PAUSE_MS, TRANSIENT_RETRY_MS, type AckCallback } from './ack-requests.js';
 import { dackStreamName } from './subjects.js';
+
+export { TRANSIENT_RETRY_MS } from './ack-requests.js';
 
 /** How to reach the cluster. */
 export interface NatsLinkOptions {
@@ -45,16 +48,6 @@ export interface NatsLinkOptions {
   logger: Logger;
 }
 
-/**
- * How long a publish (or an ACK/NAK nobody received) is sent again on a transient JetStream error
- * (a leader election, a node gone) before it fails with MQ_ERR_STORAGE (ms).
- */
-export const TRANSIENT_RETRY_MS = 10_000;
-
-/** The first and the longest pause between two sends of a retried call (ms); it doubles. */
-const RETRY_FIRST_PAUSE_MS = 50;
-const RETRY_MAX_PAUSE_MS = 1000;
-
 /** Failed connection attempts are logged at most this often (ms). */
 const CONNECT_WARN_EVERY_MS = 5000;
 
@@ -72,13 +65,6 @@ export function isTransient(err: unknown): boolean {
   if (status === 503 || status === 408) return true;
   const text = `${err.name} ${err.message} ${err.cause instanceof Error ? err.cause.message : ''}`;
   return /no responders|not enabled|timeout|timed out|leader|temporarily unavailable|disconnect|reconnect|503/i.test(text);
-}
-
-/** Whether nobody received the request (503 no responders): sending it again cannot do it twice. */
-function isNoResponders(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
-  const text = `${err.name} ${err.message} ${err.cause instanceof Error ? err.cause.message : ''}`;
-  return (err as { status?: unknown }).status === 503 || /no responders|503/i.test(text);
 }
 
 const enc = new TextEncoder();
@@ -157,12 +143,30 @@ export class NatsLink {
   readonly js: JetStreamClient;
   readonly jsm: JetStreamManager;
   readonly #timeoutMs: number;
+  /** The double-acked +ACK and -NAK signals (ack-requests.ts). */
+  readonly #acks: AckRequests;
 
   private constructor(nc: NatsConnection, jsm: JetStreamManager, timeoutMs: number) {
     this.nc = nc;
     this.jsm = jsm;
     this.js = jetstream(nc, { timeout: timeoutMs });
     this.#timeoutMs = timeoutMs;
+    this.#acks = new AckRequests(nc, timeoutMs);
+  }
+
+  /** +ACK and -NAK signals sent and not answered yet. */
+  get acksPending(): number {
+    return this.#acks.pending;
+  }
+
+  /** Resolves once every +ACK and -NAK sent was answered or failed. */
+  acksIdle(): Promise<void> {
+    return this.#acks.idle();
+  }
+
+  /** The connection is closed: the +ACK and -NAK signals still waiting fail (see ack-requests.ts). */
+  closed(): void {
+    this.#acks.close();
   }
 
   /**
@@ -320,14 +324,19 @@ export class NatsLink {
    * received it (no responders: the consumer's leader is being elected), up to
    * {@link TRANSIENT_RETRY_MS}; a timeout is not retried (the ack may have been processed).
    */
-  async ack(ackSubject: string): Promise<void> {
-    await this.#retrying(isNoResponders, (timeoutMs) => this.nc.request(ackSubject, ACK, { timeout: timeoutMs }));
+  ack(ackSubject: string): Promise<void> {
+    return this.#acks.request(ackSubject, ACK);
+  }
+
+  /** {@link ack} with a callback (no promise: the ACK of every consumed message takes this path). */
+  ackThen(ackSubject: string, cb: AckCallback): void {
+    this.#acks.send(ackSubject, ACK, cb);
   }
 
   /** -NAK, with a redelivery delay when `delayMs` > 0; answered by the server; retried as {@link ack}. */
-  async nak(ackSubject: string, delayMs: number): Promise<void> {
+  nak(ackSubject: string, delayMs: number): Promise<void> {
     const body = delayMs > 0 ? enc.encode(`-NAK {"delay":${delayMs * 1_000_000}}`) : NAK;
-    await this.#retrying(isNoResponders, (timeoutMs) => this.nc.request(ackSubject, body, { timeout: timeoutMs }));
+    return this.#acks.request(ackSubject, body);
   }
 
   /**

@@ -26,13 +26,22 @@ export class SettleOps {
   /** Counts and runs one settle; `cb` once JetStream answered it. */
   settle(d: JsDelivery, kind: SettleKind, delayMs: number, cb: DoneCallback): void {
     const puller = this.#ctx.puller(d.topic);
-    if (kind === 'ACK') puller.counters.acked++;
-    else if (kind === 'NACK') puller.counters.nacked++;
+    if (kind === 'ACK') {
+      // The path of every consumed message: a callback, no promise (see ack-requests.ts);
+      // close() waits for the link's signals as for the calls it tracks.
+      puller.counters.acked++;
+      this.#ctx.link!.ackThen(d.ackSubject, (err) => {
+        if (err !== null) return cb(storageError(err));
+        if (d.recordStored) this.#dropDackCount(d);
+        cb(null);
+      });
+      return;
+    }
+    if (kind === 'NACK') puller.counters.nacked++;
     else if (kind === 'BACK') puller.counters.backed++;
     else puller.counters.dacked++;
     let op: Promise<void>;
-    if (kind !== 'ACK' && this.#deadLetters.exhausted(d)) op = this.#deadLetters.move(d);
-    else if (kind === 'ACK') op = this.#ack(d);
+    if (this.#deadLetters.exhausted(d)) op = this.#deadLetters.move(d);
     else if (kind === 'NACK') op = this.returnToJetStream(puller, d);
     else if (kind === 'BACK') op = this.#back(d);
     else op = this.#dack(puller, d, delayMs);
@@ -89,11 +98,6 @@ export class SettleOps {
     if (this.#deadLetters.exhausted(d)) ctx.track(this.#deadLetters.move(d)).catch((err: unknown) => ctx.logger.error({ err, topic: d.topic }, 'jetstream: dead-lettering failed'));
     else if (ctx.closing) ctx.link?.nakNow(d.ackSubject);
     else ctx.track(this.returnToJetStream(ctx.puller(d.topic), d)).catch((err: unknown) => ctx.logger.warn({ err, topic: d.topic }, 'jetstream: a NAK was not answered; the lease returns the message'));
-  }
-
-  async #ack(d: JsDelivery): Promise<void> {
-    await this.#ctx.link!.ack(d.ackSubject);
-    if (d.recordStored) this.#dropDackCount(d);
   }
 
   async #back(d: JsDelivery): Promise<void> {
