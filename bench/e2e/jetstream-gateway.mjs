@@ -14,16 +14,18 @@
 //   and the rate counts acked messages only (MESSAGES of them), so a NACK costs what a redelivery
 //   costs (issue 15: NACK-heavy consuming through a gateway ran 12x slower than without NACKs).
 //   The plain client's durable consumer is made before its timing starts; the gateway makes a
-//   topic's consumer at its first RESERVE (150–450 ms for a three-replica consumer on this
-//   machine, 1/10 of a timed run): so one more message is published and RESERVEd + ACKed before
+//   topic's consumer at its first RESERVE (156–754 ms for a three-replica consumer on this
+//   machine, a tenth of a 10 000-message run or more): so one more message is published and RESERVEd + ACKed before
 //   the gateway's timing starts (the notes give how long that first RESERVE took).
 // Reports the gateway's msgs/s as opsPerSec and the plain client's as its own baseline; the two
 // runs alternate (plain, gateway, plain, gateway: ROUNDS, default 2) and the best of each counts.
+// serverCpuUsPerOp: the gateway's CPU µs per message over its timed runs (/proc; steadier than
+// msgs/s on a shared machine, where the gateway is far from busy all the time).
 // Needs nats-server (Debian: apt-get install nats-server); opt-in in run.mjs: SCENARIOS=jetstream.
 import net from 'node:net';
 import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, AckPolicy, RetentionPolicy } from '@nats-io/jetstream';
-import { fromRoot, freePorts, startChild, stopChild, waitForPort } from '../lib/procs.mjs';
+import { cpuSecondsOf, cpuUsPerOp, fromRoot, freePorts, startChild, stopChild, waitForPort } from '../lib/procs.mjs';
 import { RespReader, encodeCommand } from '../lib/resp-reader.mjs';
 import { numEnv, strEnv, runScenario } from '../lib/scenario.mjs';
 import { payloadOf } from '../lib/tools.mjs';
@@ -192,12 +194,21 @@ await runScenario(`jetstream-gateway-${op}`, async () => {
     const gwRates = [];
     const plainRates = [];
     const firstReserveMs = [];
+    let gwCpuS = 0;
+    /** Runs the gateway's timed work, adding the gateway's CPU seconds meanwhile to gwCpuS. */
+    const gwTimed = async (run) => {
+      const c0 = cpuSecondsOf(gw.child.pid);
+      const rate = await run();
+      const c1 = cpuSecondsOf(gw.child.pid);
+      gwCpuS = c0 === null || c1 === null || gwCpuS === null ? null : gwCpuS + (c1 - c0);
+      return rate;
+    };
     for (let round = 0; round < rounds; round++) {
       const topic = `t${round}`;
       const subject = `PLAIN.t${round}`;
       if (op === 'publish') {
         plainRates.push(await plainPublish(js, subject));
-        gwRates.push(await gatewayPublish(conns, topic));
+        gwRates.push(await gwTimed(() => gatewayPublish(conns, topic)));
       } else {
         const durable = `d${round}`;
         await jsm.consumers.add('PLAIN', { durable_name: durable, filter_subject: subject, ack_policy: AckPolicy.Explicit });
@@ -205,20 +216,23 @@ await runScenario(`jetstream-gateway-${op}`, async () => {
         plainRates.push(await plainConsume(js, 'PLAIN', durable));
         await gatewayPublish(conns, topic);
         firstReserveMs.push(await warmUp(conns[0], topic));
-        gwRates.push(await gatewayConsume(conns, topic));
+        gwRates.push(await gwTimed(() => gatewayConsume(conns, topic)));
       }
     }
     for (const c of conns) c.close();
     const opsPerSec = Math.max(...gwRates);
     const baselineOps = Math.max(...plainRates);
+    const serverCpuUsPerOp = cpuUsPerOp(0, gwCpuS, messages * rounds);
     return {
       opsPerSec,
       p50Ms: null,
       p99Ms: null,
+      serverCpuUsPerOp,
       ownBaselineOps: baselineOps,
       ownBaselineScenario: `nats.js ${op} on the same cluster`,
       notes: [
         `gateway ${gwRates.map((r) => r.toFixed(0)).join('/')} msgs/s, nats.js ${plainRates.map((r) => r.toFixed(0)).join('/')} msgs/s (rounds); gateway/plain ${(opsPerSec / baselineOps).toFixed(2)}`,
+        ...(serverCpuUsPerOp === null ? [] : [`gateway CPU ${serverCpuUsPerOp.toFixed(1)} µs per message over its timed runs`]),
         ...(firstReserveMs.length > 0 ? [`first RESERVE of each round's topic (its consumer made; not timed): ${firstReserveMs.map((ms) => ms.toFixed(0)).join('/')} ms`] : []),
       ],
       command: `${op}: ${messages} msgs of ${payloadBytes} B${op === 'consume' && nackEvery > 0 ? `, every ${nackEvery}. delivery NACKed (acked msgs/s)` : ''}, ${connections} conns × ${pipeline} in flight, R${replicas}; gateway RESP vs nats.js`,
