@@ -15,8 +15,9 @@
 //   costs (issue 15: NACK-heavy consuming through a gateway ran 12x slower than without NACKs).
 //   The plain client's durable consumer is made before its timing starts; the gateway makes a
 //   topic's consumer at its first RESERVE (156–754 ms for a three-replica consumer on this
-//   machine, a tenth of a 10 000-message run or more): so one more message is published and RESERVEd + ACKed before
-//   the gateway's timing starts (the notes give how long that first RESERVE took).
+//   machine, a tenth of a 10 000-message run or more): so one more message is published and
+//   RESERVEd + ACKed before the gateway's timing starts (the notes give how long that first
+//   RESERVE took).
 // Reports the gateway's msgs/s as opsPerSec and the plain client's as its own baseline; the two
 // runs alternate (plain, gateway, plain, gateway: ROUNDS, default 2) and the best of each counts.
 // serverCpuUsPerOp: the gateway's CPU µs per message over its timed runs (/proc; steadier than

@@ -135,6 +135,7 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
     const link = await NatsLink.open({ ...o, requestTimeoutMs: o.requestTimeoutMs, logger: this.#logger, aborted: () => this.#closing !== null, attemptFailed: (err) => this.#connectFailed(err) });
     if (this.#closing !== null) {
       await link.nc.close();
+      link.closed();
       throw new BrokerError('MQ_ERR_SHUTTING_DOWN');
     }
     const maxPayload = link.nc.info?.max_payload ?? Infinity;

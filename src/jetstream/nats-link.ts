@@ -239,9 +239,10 @@ export class NatsLink {
         await sleep(250);
       }
     }
+    let link: NatsLink | undefined;
     try {
       const jsm = await jetstreamManager(nc, { timeout: opts.requestTimeoutMs, checkAPI: false });
-      const link = new NatsLink(nc, jsm, opts.requestTimeoutMs);
+      link = new NatsLink(nc, jsm, opts.requestTimeoutMs);
       const dacks = dackStreamName(opts.stream);
       const streams: (Partial<StreamConfig> & { name: string })[] = [
         { name: opts.stream, subjects: [`${opts.stream}.>`], retention: RetentionPolicy.Workqueue, storage: StorageType.File, num_replicas: opts.replicas },
@@ -261,6 +262,7 @@ export class NatsLink {
       }
     } catch (err) {
       await nc.close();
+      link?.closed();
       throw err;
     }
   }
