@@ -50,6 +50,7 @@ import { assertTopicName } from '../engine/topic-name.js';
 import { ClusterStats } from './cluster-stats.js';
 import { DeadLetters } from './dead-letters.js';
 import type { JetStreamEngineOptions, JsEngineContext, ResolvedEngineOptions } from './engine-context.js';
+import { gatewayTopicStats } from './gateway-topic-stats.js';
 import { JetStreamConsumer, type JsConsumerHost } from './js-consumer.js';
 import { JsDelivery } from './js-delivery.js';
 import { deleteConsumer, NatsLink, storageError } from './nats-link.js';
@@ -269,23 +270,7 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
 
   topicStats(topic: string): TopicStats | undefined {
     if (!this.#exists(topic)) return undefined;
-    const snap = this.#stats?.snapshot.topics.get(topic);
-    const puller = this.#pullers.get(topic);
-    const delayed = puller?.delayedCount(Date.now()) ?? 0;
-    const stored = snap?.stored ?? 0;
-    const ackPending = snap?.ackPending ?? 0;
-    // Messages this gateway pulled ahead and holds for its next requests are ack pending for
-    // JetStream, but ready for a client: counted as ready (up to what the snapshot has pending).
-    const spares = Math.min(puller?.spareCount ?? 0, Math.max(0, ackPending - delayed));
-    return {
-      topic,
-      ready: Math.max(0, stored - ackPending) + spares,
-      inFlight: Math.max(0, ackPending - delayed - spares),
-      delayed,
-      consumers: puller?.subscribers ?? 0,
-      published: puller?.counters.published ?? 0,
-      acked: puller?.counters.acked ?? 0,
-    };
+    return gatewayTopicStats(topic, this.#stats?.snapshot.topics.get(topic), this.#pullers.get(topic), Date.now());
   }
 
   topicCounters(topic: string): TopicCounters | undefined {
