@@ -7,8 +7,8 @@ import { DEAD_LETTER_SUFFIX } from '../engine/queue-engine.js';
 import type { JsEngineContext } from './engine-context.js';
 import { MQ_HEADERS } from './js-delivery.js';
 import { NatsLink } from './nats-link.js';
+import type { PulledMessage } from './puller-host.js';
 import { dackStreamName } from './subjects.js';
-import type { PulledMessage } from './topic-puller.js';
 
 export class DeadLetters {
   readonly #ctx: JsEngineContext;

@@ -55,9 +55,10 @@ import { JetStreamConsumer, type JsConsumerHost } from './js-consumer.js';
 import { JsDelivery } from './js-delivery.js';
 import { deleteConsumer, NatsLink, storageError } from './nats-link.js';
 import { PullRequests } from './pull-requests.js';
+import type { PulledMessage, PullerHost } from './puller-host.js';
 import { SettleOps } from './settle-ops.js';
 import { deletedTopicsSubject, topicSubjects } from './subjects.js';
-import { TopicPuller, type PulledMessage, type PullerHost } from './topic-puller.js';
+import { TopicPuller } from './topic-puller.js';
 import { TopicPresence } from './topic-presence.js';
 
 export type { JetStreamEngineOptions } from './engine-context.js';

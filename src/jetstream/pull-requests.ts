@@ -23,8 +23,9 @@ import type { JsEngineContext } from './engine-context.js';
 import { MQ_HEADERS, parseAckSubject } from './js-delivery.js';
 import { isConsumerNotFound, isNotFound } from './nats-link.js';
 import { parseDeliveryRecord } from './delivery-record.js';
+import type { PulledMessage } from './puller-host.js';
 import { dackStreamName, topicOfSubject } from './subjects.js';
-import type { PulledMessage, TopicPuller } from './topic-puller.js';
+import type { TopicPuller } from './topic-puller.js';
 
 /** The idle heartbeat every pull request asks JetStream for (ms; at most half its expiry). */
 export const PULL_HEARTBEAT_MS = 500;

@@ -11,8 +11,9 @@ import type { JsEngineContext } from './engine-context.js';
 import { encodeDeliveryRecord } from './delivery-record.js';
 import { MQ_HEADERS, parseAckSubject, type JsDelivery } from './js-delivery.js';
 import { NatsLink, storageError } from './nats-link.js';
+import type { PulledMessage } from './puller-host.js';
 import { topicSubjects } from './subjects.js';
-import type { PulledMessage, TopicPuller } from './topic-puller.js';
+import type { TopicPuller } from './topic-puller.js';
 
 export class SettleOps {
   readonly #ctx: JsEngineContext;
