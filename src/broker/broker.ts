@@ -324,6 +324,11 @@ export class Broker implements QueueEngine {
     return inspectTopic(this.#core.topics, topicName);
   }
 
+  /** QueueEngine.maxMessageBytes: `--max-message-bytes`. */
+  get maxMessageBytes(): number {
+    return this.#opts.maxMessageBytes;
+  }
+
   /** Number of live messages (ready, in flight, delayed) across all topics. */
   get messageCount(): number {
     return this.#core.store.liveCount;

@@ -247,6 +247,12 @@ export interface QueueEngine {
   /** Live messages (ready, in flight, delayed) across all topics. */
   readonly messageCount: number;
   /**
+   * The largest payload {@link publish} accepts now, in bytes: `--max-message-bytes`, or less
+   * (the jetstream engine lowers it to fit the NATS server's max_payload once connected). The
+   * protocols refuse larger bodies with it before reading them.
+   */
+  readonly maxMessageBytes: number;
+  /**
    * Publishes `payload` (0 .. `--max-message-bytes` bytes) to `topic`, creating the topic. The
    * engine keeps `payload`: the caller must not reuse its memory. `cb` runs once it is durable.
    * Throws MQ_ERR_BAD_TOPIC, MQ_ERR_TOO_LARGE, MQ_ERR_LOADING, MQ_ERR_SHUTTING_DOWN.

@@ -4,6 +4,9 @@
  * without --db), and stops on SIGTERM with exit 0. Option mistakes exit 2 with one line naming the option.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
@@ -62,6 +65,31 @@ test('HTTP/2: publish 201, subscribe stream delivers and ACKs, /topics, /healthz
     assert.ok(topics.some((t) => t.topic === 'h2.topic'));
   } finally {
     session.close();
+  }
+});
+
+test('a body over the lowered limit (max_payload - 512) is refused 413 naming that limit, whatever its size and protocol', async () => {
+  // A new user saw 1048064 for 1,048,065 bytes but 1048576 (--max-message-bytes) for 2,000,000.
+  const limit = 1024 ** 2 - 512;
+  const session = h2connect(gw.httpPort);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mq-gw-big-'));
+  try {
+    for (const size of [limit + 1, 2_000_000]) {
+      const h2 = await h2request(session, 'POST', '/publish/big', Buffer.alloc(size, 1));
+      assert.equal(h2.status, 413, `HTTP/2, ${size} bytes`);
+      assert.match(h2.body.toString(), new RegExp(`exceeds --max-message-bytes ${limit}\\b`), `HTTP/2, ${size} bytes`);
+      const file = path.join(dir, `${size}.bin`);
+      fs.writeFileSync(file, Buffer.alloc(size, 1));
+      // curl sends `Expect: 100-continue` with the 2 MB body: refused before it is read.
+      const { stdout } = await run('curl', ['-s', '--http1.1', '-w', '\n%{http_code}', '--data-binary', `@${file}`, `http://127.0.0.1:${gw.httpPort}/publish/big`]);
+      const [body, status] = stdout.split('\n');
+      assert.equal(status, '413', `HTTP/1.1, ${size} bytes: ${stdout}`);
+      assert.match(body!, new RegExp(`exceeds --max-message-bytes ${limit}\\b`), `HTTP/1.1, ${size} bytes`);
+    }
+    assert.equal((await h2request(session, 'POST', '/publish/big', Buffer.alloc(limit, 1))).status, 201, 'exactly the limit');
+  } finally {
+    session.close();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
 

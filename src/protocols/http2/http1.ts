@@ -87,7 +87,7 @@ export type CompatHandler = (req: IncomingMessage | Http2ServerRequest, res: Ser
  * The `'checkContinue'` listener of the HTTP servers (node:http, and node:http2's, which gets
  * HTTP/1.1 requests over TLS and compatibility-API HTTP/2 requests): a request with `Expect:
  * 100-continue` that would be refused before its body is read (a `content-length` over
- * `maxMessageBytes`: 413 MQ_ERR_TOO_LARGE; with `--auth-token`, no or a wrong token: 401) is
+ * `maxMessageBytes()`, the engine's limit now: 413 MQ_ERR_TOO_LARGE; with `--auth-token`, no or a wrong token: 401) is
  * answered that at once, counted as a refusal, and, over HTTP/1.1, with `connection: close`, as
  * its unread body cannot be skipped. Every other request gets `100 Continue` and goes to
  * `handler` (node's behaviour without this listener).
@@ -96,16 +96,17 @@ export type CompatHandler = (req: IncomingMessage | Http2ServerRequest, res: Ser
  * stopped reading; about 1 run in 24 the connection was reset before curl read the 413, and curl
  * reported status 100.
  */
-export function expectContinueListener(handler: CompatHandler, maxMessageBytes: number, admission: Admission): CompatHandler {
+export function expectContinueListener(handler: CompatHandler, maxMessageBytes: () => number, admission: Admission): CompatHandler {
   return (req, res) => {
     let refusal = authRefusal(admission, req.url ?? '/', req.headers.authorization);
     if (refusal !== null) {
       admission.refuse('http2', 'unauthorized');
     } else {
       const declared = Number(req.headers['content-length']);
-      if (declared > maxMessageBytes) {
+      const limit = maxMessageBytes();
+      if (declared > limit) {
         admission.refuse('http2', 'message_too_large');
-        refusal = new BrokerError('MQ_ERR_TOO_LARGE', [declared, maxMessageBytes]);
+        refusal = new BrokerError('MQ_ERR_TOO_LARGE', [declared, limit]);
       }
     }
     if (refusal === null) {

@@ -108,7 +108,8 @@ export function registerRoutes(fastify: Http2Fastify, engine: QueueEngine, opts:
     const e = error as { statusCode?: number; code?: string; message: string };
     if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       admission.refuse('http2', 'message_too_large');
-      return send(reply, new BrokerError('MQ_ERR_TOO_LARGE', [`more than ${fastify.initialConfig.bodyLimit}`, fastify.initialConfig.bodyLimit ?? '']));
+      // Over the body limit (`--max-message-bytes`), so over the engine's, which may be lower.
+      return send(reply, new BrokerError('MQ_ERR_TOO_LARGE', [`more than ${fastify.initialConfig.bodyLimit}`, engine.maxMessageBytes]));
     }
     // An error without a BrokerError's mapping: MQ_ERR_INTERNAL of src/errors.ts, with its own message.
     const status = e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500 ? e.statusCode : 500;

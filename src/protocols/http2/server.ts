@@ -199,10 +199,12 @@ export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Ht
   let h2cHttp1Server: http.Server | null = null;
 
   function handlePublish(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, topic: string): void {
+    // The engine's limit: `--max-message-bytes`, or lower (the jetstream engine fits max_payload).
+    const limit = engine.maxMessageBytes;
     const declared = Number(headers['content-length']);
-    if (declared > maxMessageBytes) {
+    if (declared > limit) {
       admission.refuse('http2', 'message_too_large');
-      respondError(stream, new BrokerError('MQ_ERR_TOO_LARGE', [declared, maxMessageBytes]));
+      respondError(stream, new BrokerError('MQ_ERR_TOO_LARGE', [declared, limit]));
       stream.close(http2.constants.NGHTTP2_NO_ERROR);
       return;
     }
@@ -213,10 +215,10 @@ export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Ht
     stream.on('data', (chunk: Buffer) => {
       if (refused) return;
       total += chunk.length;
-      if (total > maxMessageBytes) {
+      if (total > limit) {
         refused = true;
         admission.refuse('http2', 'message_too_large');
-        respondError(stream, new BrokerError('MQ_ERR_TOO_LARGE', [`more than ${maxMessageBytes}`, maxMessageBytes]));
+        respondError(stream, new BrokerError('MQ_ERR_TOO_LARGE', [`more than ${limit}`, limit]));
         stream.close(http2.constants.NGHTTP2_NO_ERROR);
         return;
       }
@@ -306,7 +308,7 @@ export async function startHttp2Listener(opts: Http2ListenerOptions): Promise<Ht
           handler,
         );
       // `Expect: 100-continue`: refuse what the headers already refuse before asking for the body.
-      const onCheckContinue = expectContinueListener(handler as unknown as CompatHandler, maxMessageBytes, admission);
+      const onCheckContinue = expectContinueListener(handler as unknown as CompatHandler, () => engine.maxMessageBytes, admission);
       server.on('checkContinue', onCheckContinue);
       if (opts.tls === null) {
         // h2c: node:http2's own 'connection' listener starts a session at once; run it only for

@@ -125,6 +125,7 @@ function figuresEngine(state: { loading: boolean; progress: LoadingStatus | null
       return state.progress;
     },
     messageCount: 42,
+    maxMessageBytes: 1024 ** 2,
     topicNames: () => Object.keys(counters),
     topicCounters: (name) => counters[name],
     storageStats: () => state.storage,
