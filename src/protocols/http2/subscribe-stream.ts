@@ -52,6 +52,8 @@ export class SubscribeStream {
   /** Settles not answered yet (their records are being written; their errors may still need reporting). */
   #settlesWriting = 0;
   #inputEnded = false;
+  /** A delivery was handed to this stream: the client is past its first (INIT's) request. */
+  #delivered = false;
   #closed = false;
   /** The last write returned false: run no command (so deliver nothing) until 'drain'. */
   #outputBlocked = false;
@@ -236,6 +238,7 @@ export class SubscribeStream {
   }
 
   #onDelivery(delivery: Delivery): void {
+    this.#delivered = true;
     let payload: Buffer;
     try {
       payload = delivery.payload;
@@ -283,8 +286,10 @@ export class SubscribeStream {
     if (!this.#inputEnded || this.#closed) return;
     if (this.#settlesWriting > 0 || this.#queue.length > 0) return;
     const consumer = this.#consumer;
-    // A delivery requested before the input ended may still come: wait for it.
-    if (consumer !== null && consumer.waiting && consumer.current === null) return;
+    // INIT's delivery, requested before the input ended, may still come: wait for it (a one-shot
+    // `curl --data '"INIT"'`). Once the client has had deliveries, the next one was requested by
+    // its last settle, not by the client, and may never come (an empty topic): end now.
+    if (consumer !== null && consumer.waiting && consumer.current === null && !this.#delivered) return;
     if (!this.#stream.destroyed) this.#stream.end();
   }
 

@@ -460,6 +460,23 @@ for (const engine of ENGINES) {
         other.close();
       });
 
+      test('a client that ends its side after settling its deliveries (nothing in flight, the topic empty): the response ends', async () => {
+        // A new user's curl, its input ended after its last ACK, never exited: the stream waited
+        // for the next delivery that its last settle had asked for, on an empty topic.
+        const topic = freshTopic('halfclose-after');
+        await publish(topic, 'only');
+        const sub = subscribe(topic);
+        sub.send('INIT');
+        assert.equal((await sub.nextDelivery()).payload.toString(), 'only');
+        sub.send('ACK');
+        await waitStats(topic, (s) => s.inFlight === 0 && s.ready === 0);
+        sub.stream.end();
+        let timer: NodeJS.Timeout | undefined;
+        const ended = await Promise.race([sub.closed.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 5000)))]);
+        clearTimeout(timer);
+        assert.ok(ended, 'the response did not end within 5 s of the end of the input');
+      });
+
       test('a client that ends its side after INIT gets the pending delivery and the response ends', async () => {
         const topic = freshTopic('halfclose');
         await publish(topic, 'one-shot');
