@@ -81,6 +81,7 @@ export class SettleOps {
   async giveBackUnseen(puller: TopicPuller, m: PulledMessage): Promise<void> {
     const link = this.#ctx.link!;
     puller.holdPulls(m.streamSeq);
+    puller.noteGivenBack(m.streamSeq, Date.now());
     try {
       try {
         await link.publish(`${puller.names.dackPrefix}.${m.streamSeq}`, encodeDeliveryRecord({ dackCount: m.dackCount, unseen: m.unseen + 1 }));

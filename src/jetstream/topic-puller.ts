@@ -37,6 +37,9 @@ export const PREFETCH = 64;
 /** How long after its last request a topic counts as consumed, so that messages are pulled ahead (ms). */
 export const PREFETCH_IDLE_MS = 1000;
 
+/** How long a spare given back is remembered, to tell its return from a NACKed message's fate (ms). */
+const GIVEN_BACK_MEMORY_MS = 10_000;
+
 export class TopicPuller {
   readonly names: TopicSubjects;
   /** This gateway's counters for the topic (since it was first used here, or deleted). */
@@ -54,6 +57,8 @@ export class TopicPuller {
   readonly #spares: Spares;
   readonly #order = new ArrivalOrder((message, ticket, nowMs) => this.#handOn(message, ticket, nowMs));
   readonly #awaited = new AwaitedRedeliveries(() => this.#sparesToWaiters());
+  /** Spares given back unseen (noteGivenBack), by stream sequence: when, for GIVEN_BACK_MEMORY_MS. */
+  readonly #givenBack = new Map<number, number>();
   #pulls = 0;
   /** Messages asked for by the pulls out that have not arrived yet. */
   #asked = 0;
@@ -237,6 +242,10 @@ export class TopicPuller {
    * wait in JetStream.
    */
   expireAwaited(nowMs: number): void {
+    for (const [seq, atMs] of this.#givenBack) {
+      if (nowMs - atMs < GIVEN_BACK_MEMORY_MS) break; // in the order they were given back
+      this.#givenBack.delete(seq);
+    }
     if (!this.#awaited.expire(nowMs)) return;
     this.expireSpares(nowMs, true);
     if (this.#awaited.size === 0) this.pump();
@@ -283,8 +292,16 @@ export class TopicPuller {
    */
   messageArrived(streamSeq: number, pullId = 0): ArrivalTicket {
     this.#asked = Math.max(0, this.#asked - 1);
-    if (!this.#awaited.markArrived(streamSeq) && pullId > 0) this.#awaited.servedAfter(pullId);
+    // A spare this gateway gave back before a NACK is ahead of the NACKed message among
+    // JetStream's redeliveries: its coming back says nothing of where the NACKed one went.
+    const givenBack = this.#givenBack.delete(streamSeq);
+    if (!this.#awaited.markArrived(streamSeq) && pullId > 0 && !givenBack) this.#awaited.servedAfter(pullId);
     return this.arrivedUnasked(streamSeq);
+  }
+
+  /** Spare `streamSeq` is being given back to JetStream unseen, at `nowMs` (Date.now()). */
+  noteGivenBack(streamSeq: number, nowMs: number): void {
+    this.#givenBack.set(streamSeq, nowMs);
   }
 
   /** A message arrived after its pull was given up for lost (watchdog): it is admitted all the same. */
@@ -388,6 +405,7 @@ export class TopicPuller {
   deleted(): void {
     this.#spares.clear();
     this.#awaited.clear();
+    this.#givenBack.clear();
     this.dackDueMs.length = 0;
     this.counters = zeroCounters();
     this.consumerReady = false;

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import type http2 from 'node:http2';
 import { after, before, describe, test } from 'node:test';
-import { ENGINES, EngineTargets, h2connect, h2request, H2Subscriber, runCurl, unlessEngine, waitFor, type EngineTarget } from '../../helpers/index.js';
+import { ENGINES, EngineTargets, h2connect, h2request, H2Subscriber, letTimePass, runCurl, unlessEngine, waitFor, type EngineTarget } from '../../helpers/index.js';
 
 const MAX_MESSAGE_BYTES = 1_048_576;
 
@@ -458,6 +458,26 @@ for (const engine of ENGINES) {
         other.send('INIT');
         assert.equal((await other.nextDelivery()).payload.toString(), 'kept');
         other.close();
+      });
+
+      test('NACK on a subscribe stream, a second and more after the next message was pulled ahead: the NACKed message is next', async () => {
+        // Time is the subject: a JetStream gateway gives a message it pulled ahead back after a
+        // second unclaimed; JetStream then had it ahead of the NACKed one, and handed it on first
+        // (hello1 hello2 hello3 hello2, 3 runs of 3, before the fix).
+        const topic = freshTopic('nackafterspare');
+        for (const p of ['m1', 'm2', 'm3']) await publish(topic, p);
+        const sub = subscribe(topic);
+        sub.send('INIT');
+        assert.equal((await sub.nextDelivery()).payload.toString(), 'm1');
+        sub.send('ACK');
+        assert.equal((await sub.nextDelivery()).payload.toString(), 'm2');
+        await letTimePass(1500);
+        sub.send('NACK');
+        assert.equal((await sub.nextDelivery()).payload.toString(), 'm2', 'the NACKed message first');
+        sub.send('ACK');
+        assert.equal((await sub.nextDelivery()).payload.toString(), 'm3');
+        sub.send('ACK');
+        sub.close();
       });
 
       test('a client that ends its side after settling its deliveries (nothing in flight, the topic empty): the response ends', async () => {
