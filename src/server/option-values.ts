@@ -212,7 +212,7 @@ export class OptionValues {
         url = null;
       }
       // Shown without what may be a password (before an '@').
-      const shown = url === null ? JSON.stringify(u.includes('@') ? `***@${u.slice(u.lastIndexOf('@') + 1)}` : u) : `${url.protocol}//${url.host}`;
+      const shown = JSON.stringify(url === null ? (u.includes('@') ? `***@${u.slice(u.lastIndexOf('@') + 1)}` : u) : `${url.protocol}//${url.host}`);
       if (url === null || (url.protocol !== 'nats:' && url.protocol !== 'tls:') || url.hostname === '' || url.port === '' || (url.pathname !== '' && url.pathname !== '/')) {
         throw new ConfigError(`--${name}`, `invalid value for --${name}${source === `--${name}` ? '' : ` (from ${source})`}: ${shown} is not a NATS URL like nats://127.0.0.1:4222 (nats:// or tls://, host and port; comma-separated)`);
       }

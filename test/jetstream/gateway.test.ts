@@ -106,7 +106,7 @@ test('option mistakes exit 2 with one line naming the option', () => {
     [['--engine', 'jetstream', '--nats-replicas', '2'], /--nats-replicas/],
     [['--engine', 'jetstream', '--nats-lease', '500ms'], /--nats-lease.*under 1s/],
     [['--nats-lease', '5s'], /--nats-lease is used only with --engine jetstream/],
-    [['--engine', 'jetstream', '--nats', 'http://x:1'], /--nats: http:\/\/x:1 is not a NATS URL/],
+    [['--engine', 'jetstream', '--nats', 'http://x:1'], /--nats: "http:\/\/x:1" is not a NATS URL/],
     [['--engine', 'jetstream', '--nats', 'nats://u:secret@h:1,bad'], /--nats: "bad" is not a NATS URL/],
     [['--engine', 'jetstream', '--nats', 'bogus'], /invalid value for --nats: "bogus" is not a NATS URL/],
     [['--engine', 'jetstream', '--nats', 'nats://u:secret@h:99999'], /--nats: "\*\*\*@h:99999" is not a NATS URL/],
