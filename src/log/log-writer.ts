@@ -4,10 +4,11 @@
  * Records appended during one event-loop turn (every request read from every socket in it) are
  * encoded into one buffer and written to the page cache at the end of the turn, as Redis does in
  * `beforeSleep`. With `fsync: 'always'` one fdatasync then covers everything written so far; a
- * record written while an fdatasync is in flight waits only for the next one, which starts as
- * soon as the current one returns (no record waits for a sync, then a write, then a sync). The
- * fdatasync runs on libuv's thread pool (or on the event loop while its moving average is below
- * {@link SYNC_ON_LOOP_MAX_MS}, off by default: measured slower here).
+ * batch written while an fdatasync is in flight starts one of its own beside it, on another
+ * descriptor of the file, up to {@link SYNC_SLOTS} at once (group-commit.ts), so a record waits
+ * for at most one sync after it is written. The fdatasync runs on libuv's thread pool (or on the
+ * event loop while its moving average is below {@link SYNC_ON_LOOP_MAX_MS}, off by default:
+ * measured slower here).
  * A record's `done` callback runs only after its bytes are written to the file, and with
  * `always` after an fdatasync that started after that write returned (SPEC §1 `--fsync`).
  *
@@ -19,15 +20,16 @@
 import fs from 'node:fs';
 import type { Logger } from 'pino';
 import { BrokerError } from '../errors.js';
+import { GroupCommit, type SyncTicket } from './group-commit.js';
 import { LogAppend, type FsyncPolicy } from './log-append.js';
 import { MAX_U48, encodeRecord } from './record.js';
 import type { Segment } from './segment.js';
 import type { SegmentLog } from './segment-log.js';
 import type { LogWriterOptions, WriterStats } from './writer-options.js';
-import { FSYNC_EWMA_WEIGHT, SYNC_ON_LOOP_MAX_MS, WRITE_ON_THREAD_POOL, fdatasyncNow, writeNow, type WriterFs } from './writer-io.js';
+import { FSYNC_EWMA_WEIGHT, SYNC_ON_LOOP_MAX_MS, SYNC_SLOTS, WRITE_ON_THREAD_POOL, fdatasyncNow, writeNow, type WriterFs } from './writer-io.js';
 
 export { LogAppend, type AppendCallback, type FsyncPolicy, type MessageRecordType } from './log-append.js';
-export { SYNC_ON_LOOP_MAX_MS, type WriterFs } from './writer-io.js';
+export { SYNC_ON_LOOP_MAX_MS, SYNC_SLOTS, type WriterFs } from './writer-io.js';
 export type { LogWriterOptions, WriterStats } from './writer-options.js';
 
 
@@ -42,14 +44,14 @@ export class LogWriter {
   #writing = false;
   /** A flush is scheduled for the end of this event-loop turn. */
   #scheduled = false;
-  // Group commit (`always`): `#syncing` are the records the fdatasync in flight covers; `#unsynced`
-  // are records written since it started, which the next fdatasync covers. Both are in the active
-  // segment (a roll waits until both are empty), `#unsyncedStart`/`#syncingStart` are the
-  // positions where they begin, so a failed fdatasync can cut exactly what it did not make durable.
-  #syncing: LogAppend[] | null = null;
-  #syncingStart = 0;
-  #unsynced: LogAppend[] = [];
-  #unsyncedStart = 0;
+  /**
+   * Group commit (`always`): the batches written and not yet durable, and the fdatasyncs in
+   * flight. All are in the active segment (a roll waits until none is left), each with the
+   * position where it begins, so a failed fdatasync can cut exactly what it did not make durable.
+   */
+  readonly #commit: GroupCommit;
+  /** How many fdatasyncs the active segment can take at once (its descriptors). */
+  #usableSlots = 1;
   /** Bumped at every cut of the active file, so a write that was in flight across a cut is failed too. */
   #cutGeneration = 0;
   #flushing = false;
@@ -84,7 +86,10 @@ export class LogWriter {
       fsyncIntervalMs: opts.fsyncIntervalMs,
       segmentBytes: opts.segmentBytes,
       batchMaxBytes: opts.batchMaxBytes ?? 4 * 1024 * 1024,
+      syncSlots: opts.syncSlots ?? SYNC_SLOTS,
     };
+    this.#commit = new GroupCommit(this.#opts.syncSlots);
+    if (opts.fsync === 'always') this.#usableSlots = 1 + log.active.openSyncFds(this.#commit.slots - 1);
     if (opts.fsync === 'interval') {
       this.#intervalTimer = setInterval(() => this.#intervalSync(), opts.fsyncIntervalMs);
       this.#intervalTimer.unref();
@@ -144,13 +149,13 @@ export class LogWriter {
 
   /** Whether nothing is pending, written-but-unsynced, or in flight. */
   get #idle(): boolean {
-    return !this.#writing && !this.#scheduled && this.#pending.length === 0 && this.#syncing === null && this.#unsynced.length === 0;
+    return !this.#writing && !this.#scheduled && this.#pending.length === 0 && !this.#commit.unconfirmed && !this.#commit.syncing;
   }
 
   /**
    * Writes what is pending to the page cache, one batch per write, without waiting for an
-   * fdatasync in flight: that fdatasync covers earlier records, the next one covers these, so a
-   * record waits for at most the rest of one sync and one sync of its own.
+   * fdatasync in flight, and starts an fdatasync for what it wrote (beside those in flight, while
+   * a slot is free; else the next slot to free up takes it).
    */
   #flush(): void {
     // Completions call back into #flush; with synchronous writes they run inside this loop.
@@ -161,9 +166,11 @@ export class LogWriter {
         this.#flushLoop();
         // One fdatasync for everything written in this turn. On the loop it completes before it
         // returns, and its callbacks may have appended more (or a roll was waiting for it).
-        if (this.#unsynced.length === 0 || this.#syncing !== null || this.#writing) break;
-        this.#startSync(this.#unsynced[0]!.segment!);
-        if (this.#syncing !== null || this.#pending.length === 0) break;
+        if (!this.#commit.uncovered || this.#writing) break;
+        const slot = this.#commit.freeSlot(this.#usableSlots);
+        if (slot < 0) break;
+        this.#startSync(this.#commit.oldestSegment!, slot);
+        if (this.#pending.length === 0) break;
       }
     } finally {
       this.#flushing = false;
@@ -176,15 +183,18 @@ export class LogWriter {
       let segment = this.#log.active;
       const first = this.#pending[0]!;
       // A barrier (LogAppend.beforeEncode) waits until every earlier record completed.
-      if (first.beforeEncode !== null && (this.#syncing !== null || this.#unsynced.length > 0)) return;
+      if (first.beforeEncode !== null && this.#commit.unconfirmed) return;
       const full = segment.sizeBytes + first.sizeBytes > this.#opts.segmentBytes;
       if (segment.sizeBytes > 0 && (full || this.#rollRequested)) {
         // Records in the old segment must be durable before the roll: wait for the syncs to end
         // (#onSynced flushes again). Rolls are rare (one per --segment-bytes).
-        if (this.#syncing !== null || this.#unsynced.length > 0) return;
+        if (this.#commit.syncing || this.#commit.unconfirmed) return;
         this.#rollRequested = false;
         try {
+          const old = segment;
           segment = this.#log.roll();
+          old.closeSyncFds();
+          if (this.#opts.fsync === 'always') this.#usableSlots = 1 + segment.openSyncFds(this.#commit.slots - 1);
         } catch (err) {
           this.#pendingBytes = 0;
           this.stats.failedBatches++;
@@ -260,35 +270,30 @@ export class LogWriter {
         this.#flush();
         return;
       }
-      if (this.#unsynced.length === 0) this.#unsyncedStart = startPosition;
-      for (let i = 0; i < batch.length; i++) this.#unsynced.push(batch[i]!);
+      this.#commit.written(batch, segment, startPosition);
       this.#flush(); // a no-op inside #flush, which syncs once its loop has written everything
     });
   }
 
-  /** Starts one fdatasync of `segment` covering every record written and not yet synced. */
-  #startSync(segment: Segment): void {
-    const batch = this.#unsynced;
-    this.#syncing = batch;
-    this.#syncingStart = this.#unsyncedStart;
-    this.#unsynced = [];
+  /** Starts one fdatasync of `segment` on descriptor `slot`, covering every batch written so far. */
+  #startSync(segment: Segment, slot: number): void {
+    const ticket: SyncTicket = this.#commit.begin(slot);
     const syncStarted = performance.now();
-    const fdatasync = this.fs.fdatasync === fs.fdatasync && this.#fsyncEwmaMs < SYNC_ON_LOOP_MAX_MS ? fdatasyncNow : this.fs.fdatasync;
-    fdatasync(segment.fd, (syncErr) => {
-      this.#syncing = null;
+    const onLoop = slot === 0 && this.fs.fdatasync === fs.fdatasync && this.#fsyncEwmaMs < SYNC_ON_LOOP_MAX_MS;
+    (onLoop ? fdatasyncNow : this.fs.fdatasync)(segment.syncFd(slot), (syncErr) => {
       if (syncErr !== null) {
         // Nothing written since the last good fdatasync is known to be durable: fail it all.
-        const later = this.#unsynced;
-        this.#unsynced = [];
-        this.#cut(segment, this.#syncingStart, syncErr);
-        this.#failRecords(batch, syncErr, segment);
-        if (later.length > 0) this.#failRecords(later, syncErr, segment);
+        const failed = this.#commit.failed(ticket);
+        if (failed.length > 0) {
+          this.#cut(segment, failed[0]!.startPosition, syncErr);
+          for (const b of failed) this.#failRecords(b.records, syncErr, segment);
+        }
       } else {
         this.stats.fsyncs++;
         const ms = performance.now() - syncStarted;
         this.#fsyncEwmaMs += (ms - this.#fsyncEwmaMs) * FSYNC_EWMA_WEIGHT;
         this.onFsync?.(ms);
-        this.#complete(batch);
+        for (const b of this.#commit.succeeded(ticket)) this.#complete(b.records);
       }
       this.#flush();
     });
@@ -319,12 +324,8 @@ export class LogWriter {
       this.#logger.error({ err: truncErr, file: segment.path }, 'could not cut a failed batch from the log');
     }
     segment.sizeBytes = position;
-    if (this.#unsynced.length > 0 && this.#unsyncedStart >= position) {
-      // Written after the cut position: gone from the file, so they fail too.
-      const later = this.#unsynced;
-      this.#unsynced = [];
-      this.#failRecords(later, err, segment);
-    }
+    // Written after the cut position: gone from the file, so they fail too.
+    for (const b of this.#commit.removeFrom(position)) this.#failRecords(b.records, err, segment);
   }
 
   #failRecords(records: LogAppend[], err: Error, segment: Segment): void {
@@ -381,7 +382,7 @@ export class LogWriter {
    * without touching the file when nothing failed or a write or sync is in flight.
    */
   probe(cb: (err: Error | null) => void, minProbeBytes = 4096): void {
-    if (this.#failure === null || this.#writing || this.#flushing || this.#syncing !== null || this.#unsynced.length > 0 || this.#closed) {
+    if (this.#failure === null || this.#writing || this.#flushing || this.#commit.syncing || this.#commit.unconfirmed || this.#closed) {
       process.nextTick(cb, this.#failure);
       return;
     }

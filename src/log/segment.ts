@@ -27,6 +27,8 @@ export class Segment {
   lastOffset: number;
   /** False once the file is closed: after shutdown, or once compaction has deleted it; reads then fail. */
   open = true;
+  /** More descriptors of this file (read only), for fdatasyncs beside one on {@link fd}: see {@link openSyncFds}. */
+  #syncFds: number[] = [];
 
   private constructor(baseOffset: number, filePath: string, fd: number, sizeBytes: number, writable: boolean) {
     this.baseOffset = baseOffset;
@@ -64,6 +66,7 @@ export class Segment {
    * old descriptor; {@link sizeBytes} becomes the new file's size. Throws the fs error.
    */
   reopen(): void {
+    this.closeSyncFds();
     const fd = fs.openSync(this.path, this.#writable ? 'r+' : 'r');
     fs.closeSync(this.#fd);
     this.#fd = fd;
@@ -98,10 +101,46 @@ export class Segment {
     this.sizeBytes = sizeBytes;
   }
 
-  /** Closes the file descriptor; later calls do nothing. Throws the fs error of the close. */
+  /**
+   * Opens up to `count` more descriptors of this file (read only) so that several fdatasyncs can
+   * run at once, one per descriptor (log-writer.ts, group-commit.ts). Each open file description
+   * is told of a writeback error at its own next fsync (Linux's errseq, since 4.13), so a sync on
+   * any of them that returns 0 shows that every write made before it started reached the disk.
+   * That holds only for errors after the open: call it before writing what they will cover.
+   * Returns how many extra descriptors are open; an open that fails (EMFILE) leaves fewer.
+   */
+  openSyncFds(count: number): number {
+    while (this.#syncFds.length < count) {
+      try {
+        this.#syncFds.push(fs.openSync(this.path, 'r'));
+      } catch {
+        break;
+      }
+    }
+    return this.#syncFds.length;
+  }
+
+  /** The descriptor of fdatasync slot `slot`: 0 is {@link fd}, 1 and up the ones {@link openSyncFds} opened. */
+  syncFd(slot: number): number {
+    return slot === 0 ? this.#fd : this.#syncFds[slot - 1]!;
+  }
+
+  /** Closes the descriptors {@link openSyncFds} opened (errors ignored: they were only read or synced). */
+  closeSyncFds(): void {
+    for (const fd of this.#syncFds.splice(0)) {
+      try {
+        fs.closeSync(fd);
+      } catch {
+        // nothing was written through it
+      }
+    }
+  }
+
+  /** Closes the file descriptors; later calls do nothing. Throws the fs error of the close. */
   close(): void {
     if (!this.open) return;
     this.open = false;
+    this.closeSyncFds();
     fs.closeSync(this.fd);
   }
 }

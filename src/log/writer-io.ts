@@ -75,5 +75,11 @@ export const SYNC_ON_LOOP_MAX_MS = Number(process.env.MQ_SYNC_ON_LOOP_MAX_MS ?? 
  * quarter of the CPU profile of RESP PUBLISH -P16 under load 8 was `writeBuffer`).
  */
 export const WRITE_ON_THREAD_POOL = process.env.MQ_WRITE_ASYNC === '1';
+/**
+ * How many fdatasyncs of the active segment may run at once with `--fsync always`
+ * (group-commit.ts). 1 is the writer before (a batch written during a sync waits for it to end,
+ * then for a sync of its own). `MQ_SYNC_SLOTS` overrides it for A/B runs.
+ */
+export const SYNC_SLOTS = Math.max(1, Number(process.env.MQ_SYNC_SLOTS ?? 2) || 1);
 /** Weight of the newest fdatasync in the moving average. */
 export const FSYNC_EWMA_WEIGHT = 0.2;

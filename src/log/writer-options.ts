@@ -10,6 +10,8 @@ export interface LogWriterOptions {
   segmentBytes: number;
   /** Largest batch written in one call (bytes); a single larger record is written alone. */
   batchMaxBytes?: number;
+  /** fdatasyncs that may run at once with `always`, each on a descriptor of its own (default {@link SYNC_SLOTS}). */
+  syncSlots?: number;
   logger: Logger;
 }
 

@@ -17,7 +17,7 @@ interface Ctx {
 
 function setup(
   t: { after: (fn: () => void | Promise<void>) => void },
-  opts: { fsync?: FsyncPolicy; segmentBytes?: number; fsyncIntervalMs?: number; batchMaxBytes?: number; logger?: ReturnType<typeof recordingLogger>['logger'] } = {},
+  opts: { fsync?: FsyncPolicy; segmentBytes?: number; fsyncIntervalMs?: number; batchMaxBytes?: number; syncSlots?: number; logger?: ReturnType<typeof recordingLogger>['logger'] } = {},
 ): Ctx {
   const dir = tempDir('mq-writer-');
   const { log } = openLog(dir);
@@ -26,6 +26,7 @@ function setup(
     fsyncIntervalMs: opts.fsyncIntervalMs ?? 1000,
     segmentBytes: opts.segmentBytes ?? 1 << 20,
     ...(opts.batchMaxBytes === undefined ? {} : { batchMaxBytes: opts.batchMaxBytes }),
+    ...(opts.syncSlots === undefined ? {} : { syncSlots: opts.syncSlots }),
     logger: opts.logger ?? silentLogger,
   });
   let closed = false;
@@ -374,10 +375,10 @@ function instrumentDurability(writer: LogWriter, mode: 'async' | 'on-loop', rand
   return { durableEnd: () => durable, writes: () => writes };
 }
 
-for (const mode of ['async', 'on-loop'] as const) {
-  test(`fsync 'always' (${mode} fdatasync): no record is answered before an fdatasync that started after its write returned`, async (t) => {
-    const { writer } = setup(t, { fsync: 'always', segmentBytes: 1 << 30 });
-    const rand = prng(mode === 'async' ? 11 : 12);
+for (const [mode, syncSlots] of [['async', 1], ['async', 2], ['async', 4], ['on-loop', 1]] as const) {
+  test(`fsync 'always' (${mode} fdatasync, ${syncSlots} at once): no record is answered before an fdatasync that started after its write returned`, async (t) => {
+    const { writer } = setup(t, { fsync: 'always', segmentBytes: 1 << 30, syncSlots });
+    const rand = prng(mode === 'async' ? 11 + syncSlots : 12);
     const probe = instrumentDurability(writer, mode, rand);
     const answered: Promise<void>[] = [];
     let early = 0;
@@ -411,18 +412,20 @@ test('an fdatasync failure also fails the records written while it ran, and cuts
   const ok = await appendPublish(writer, 'topic', Buffer.from('kept'));
   assert.equal(ok.err, null);
   const goodEnd = log.active.sizeBytes;
+  // The disk fails every fdatasync while it is broken (an EIO is told to every descriptor);
+  // the first one is held until the records written during it are in the file.
   const real = writer.fs.fdatasync;
-  let fail: (() => void) | undefined;
+  const held: (() => void)[] = [];
   writer.fs.fdatasync = ((_fd: number, cb: (e: NodeJS.ErrnoException | null) => void) => {
-    writer.fs.fdatasync = real;
-    fail = () => cb(errno('EIO'));
+    held.push(() => cb(errno('EIO')));
   }) as WriterFs['fdatasync'];
   const first = publishMany(writer, [Buffer.from('synced-by-the-failing-fdatasync')]);
-  await waitFor(() => fail !== undefined);
+  await waitFor(() => held.length === 1);
   // Written to the page cache while that fdatasync is in flight.
   const during = publishMany(writer, [Buffer.from('written-during-1'), Buffer.from('written-during-2')]);
   await waitFor(() => log.active.sizeBytes > goodEnd + 60);
-  fail!();
+  writer.fs.fdatasync = real;
+  for (const fail of held.splice(0)) fail();
   const failed = await Promise.all([...first, ...during]);
   assert.deepEqual(failed.map((r) => (r.err as NodeJS.ErrnoException | null)?.code), ['EIO', 'EIO', 'EIO']);
   assert.equal(fs.statSync(log.active.path).size, goodEnd);
@@ -432,6 +435,63 @@ test('an fdatasync failure also fails the records written while it ran, and cuts
   const reopened = openLog(dir);
   reopened.log.close();
   assert.deepEqual(reopened.records.map((r) => r.payload!.toString()), ['kept', 'after']);
+});
+
+test('a batch written while an fdatasync is in flight starts its own on another descriptor; its success answers both batches', async (t) => {
+  const { writer, log, dir } = setup(t, { fsync: 'always', syncSlots: 2 });
+  const real = writer.fs.fdatasync;
+  const fds: number[] = [];
+  let releaseFirst: ((err: NodeJS.ErrnoException | null) => void) | undefined;
+  writer.fs.fdatasync = ((fd: number, cb: (e: NodeJS.ErrnoException | null) => void) => {
+    fds.push(fd);
+    if (releaseFirst === undefined) releaseFirst = cb; // held: the disk is slow for this one
+    else real(fd, cb);
+  }) as WriterFs['fdatasync'];
+  const order: string[] = [];
+  const track = (ps: Promise<{ err: Error | null; rec: LogAppend }>[]): Promise<{ err: Error | null; rec: LogAppend }>[] =>
+    ps.map((p) => p.then((r) => (order.push(r.rec.payload!.toString()), r)));
+  const first = track(publishMany(writer, [Buffer.from('a')]));
+  await waitFor(() => releaseFirst !== undefined);
+  const second = track(publishMany(writer, [Buffer.from('b'), Buffer.from('c')]));
+  // The second fdatasync covers 'a' too (written before it started): all three are answered
+  // while the first is still in flight, in write order.
+  const answered = await Promise.all([...first, ...second]);
+  assert.deepEqual(answered.map((r) => r.err), [null, null, null]);
+  assert.deepEqual(order, ['a', 'b', 'c']);
+  assert.equal(fds.length, 2);
+  assert.notEqual(fds[0], fds[1], 'the two fdatasyncs ran on two descriptors');
+  // The held sync's failure now concerns nothing unconfirmed: nothing is cut.
+  const sizeBefore = log.active.sizeBytes;
+  releaseFirst!(errno('EIO'));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(fs.statSync(log.active.path).size, sizeBefore);
+  writer.fs.fdatasync = real;
+  await writer.close();
+  const reopened = openLog(dir);
+  reopened.log.close();
+  assert.deepEqual(reopened.records.map((r) => r.payload!.toString()), ['a', 'b', 'c']);
+});
+
+test('with one sync slot, a batch written during an fdatasync waits for it to end (the writer before group-commit.ts)', async (t) => {
+  const { writer } = setup(t, { fsync: 'always', syncSlots: 1 });
+  const real = writer.fs.fdatasync;
+  let calls = 0;
+  let releaseFirst: (() => void) | undefined;
+  writer.fs.fdatasync = ((fd: number, cb: (e: NodeJS.ErrnoException | null) => void) => {
+    calls++;
+    if (releaseFirst === undefined) releaseFirst = () => real(fd, cb);
+    else real(fd, cb);
+  }) as WriterFs['fdatasync'];
+  const first = publishMany(writer, [Buffer.from('a')]);
+  await waitFor(() => releaseFirst !== undefined);
+  const second = publishMany(writer, [Buffer.from('b')]);
+  await letTimePass(20);
+  assert.equal(calls, 1, 'no second fdatasync while the first is in flight');
+  releaseFirst!();
+  const answered = await Promise.all([...first, ...second]);
+  assert.deepEqual(answered.map((r) => r.err), [null, null]);
+  assert.equal(calls, 2);
+  writer.fs.fdatasync = real;
 });
 
 test('records appended while a failing batch is in flight are written by the next batch', async (t) => {
