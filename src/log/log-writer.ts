@@ -44,11 +44,7 @@ export class LogWriter {
   #writing = false;
   /** A flush is scheduled for the end of this event-loop turn. */
   #scheduled = false;
-  /**
-   * Group commit (`always`): the batches written and not yet durable, and the fdatasyncs in
-   * flight. All are in the active segment (a roll waits until none is left), each with the
-   * position where it begins, so a failed fdatasync can cut exactly what it did not make durable.
-   */
+  /** Group commit (`always`): batches written and not yet durable, fdatasyncs in flight (group-commit.ts). */
   readonly #commit: GroupCommit;
   /** How many fdatasyncs the active segment can take at once (its descriptors). */
   #usableSlots = 1;
