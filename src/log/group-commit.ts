@@ -84,7 +84,7 @@ export class GroupCommit {
     return this.#written[this.#head]?.segment;
   }
 
-  /** A free slot below `usable` (the descriptors the segment has), or -1. */
+  /** A free slot below `usable` (the descriptors the segment has open: Segment.syncSlots), or -1. */
   freeSlot(usable: number): number {
     const n = Math.min(usable, this.#busy.length);
     for (let i = 0; i < n; i++) if (!this.#busy[i]) return i;

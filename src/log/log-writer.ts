@@ -46,8 +46,6 @@ export class LogWriter {
   #scheduled = false;
   /** Group commit (`always`): batches written and not yet durable, fdatasyncs in flight (group-commit.ts). */
   readonly #commit: GroupCommit;
-  /** How many fdatasyncs the active segment can take at once (its descriptors). */
-  #usableSlots = 1;
   /** Bumped at every cut of the active file, so a write that was in flight across a cut is failed too. */
   #cutGeneration = 0;
   #flushing = false;
@@ -85,7 +83,7 @@ export class LogWriter {
       syncSlots: opts.syncSlots ?? SYNC_SLOTS,
     };
     this.#commit = new GroupCommit(this.#opts.syncSlots);
-    if (opts.fsync === 'always') this.#usableSlots = 1 + log.active.openSyncFds(this.#commit.slots - 1);
+    if (opts.fsync === 'always') log.active.openSyncFds(this.#commit.slots - 1);
     if (opts.fsync === 'interval') {
       this.#intervalTimer = setInterval(() => this.#intervalSync(), opts.fsyncIntervalMs);
       this.#intervalTimer.unref();
@@ -163,9 +161,10 @@ export class LogWriter {
         // One fdatasync for everything written in this turn. On the loop it completes before it
         // returns, and its callbacks may have appended more (or a roll was waiting for it).
         if (!this.#commit.uncovered || this.#writing) break;
-        const slot = this.#commit.freeSlot(this.#usableSlots);
+        const segment = this.#commit.oldestSegment!;
+        const slot = this.#commit.freeSlot(segment.syncSlots);
         if (slot < 0) break;
-        this.#startSync(this.#commit.oldestSegment!, slot);
+        this.#startSync(segment, slot);
         if (this.#pending.length === 0) break;
       }
     } finally {
@@ -190,7 +189,7 @@ export class LogWriter {
           const old = segment;
           segment = this.#log.roll();
           old.closeSyncFds();
-          if (this.#opts.fsync === 'always') this.#usableSlots = 1 + segment.openSyncFds(this.#commit.slots - 1);
+          if (this.#opts.fsync === 'always') segment.openSyncFds(this.#commit.slots - 1);
         } catch (err) {
           this.#pendingBytes = 0;
           this.stats.failedBatches++;

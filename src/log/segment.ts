@@ -120,7 +120,12 @@ export class Segment {
     return this.#syncFds.length;
   }
 
-  /** The descriptor of fdatasync slot `slot`: 0 is {@link fd}, 1 and up the ones {@link openSyncFds} opened. */
+  /** How many fdatasyncs can run at once on this file: {@link fd} and those {@link openSyncFds} opened. */
+  get syncSlots(): number {
+    return 1 + this.#syncFds.length;
+  }
+
+  /** The descriptor of fdatasync slot `slot` (below {@link syncSlots}): 0 is {@link fd}, 1 and up the ones {@link openSyncFds} opened. */
   syncFd(slot: number): number {
     return slot === 0 ? this.#fd : this.#syncFds[slot - 1]!;
   }
