@@ -177,11 +177,10 @@ function listed(names: readonly string[]): string {
   return names.length < 2 ? names.join('') : `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]!}`;
 }
 
-const PUBLISH_BYTES = Buffer.from('PUBLISH');
-
 /** Upper-case command name (a {@link COMMANDS} key when known); the hot spellings skip the string conversions. */
 export function commandName(arg: Buffer): string {
-  if (arg.length === 7 && arg[0] === 0x50 && arg.equals(PUBLISH_BYTES)) return 'PUBLISH';
+  // Byte by byte: Buffer.equals is a call into C++ (1.5% of the PUBLISH -P16 profile).
+  if (arg.length === 7 && arg[0] === 0x50 && arg[1] === 0x55 && arg[2] === 0x42 && arg[3] === 0x4c && arg[4] === 0x49 && arg[5] === 0x53 && arg[6] === 0x48) return 'PUBLISH';
   if (arg.length === 3 && arg[0] === 0x41 && arg[1] === 0x43 && arg[2] === 0x4b) return 'ACK';
   return arg.toString('latin1').toUpperCase();
 }

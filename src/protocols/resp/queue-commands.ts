@@ -21,6 +21,7 @@ import { BrokerError } from '../../errors.js';
 import { parseWholeNumber } from './arguments.js';
 import type { CommandContext } from './command-table.js';
 import { NIL_ARRAY, OK, SplicedReply, encodeArray, encodeError, encodeInteger, splicedBulk, type RespValue } from './encoder.js';
+import { LastTopicName } from './last-topic-name.js';
 import type { Reply, ReplyQueue } from './reply-queue.js';
 
 /** Longest RESERVE timeout accepted (ms): about 24 days, the setTimeout limit. */
@@ -48,6 +49,7 @@ export class QueueSession {
   #blockTimer: NodeJS.Timeout | undefined;
   /** PUBLISH and DEL records of this connection not yet durable (their effect is not applied yet). */
   #pendingWrites = 0;
+  readonly #lastTopic = new LastTopicName();
 
   /** @param c the connection, told when the pending writes are applied and when a blocking RESERVE ends */
   constructor(c: CommandContext, replies: ReplyQueue, engine: QueueEngine) {
@@ -84,7 +86,7 @@ export class QueueSession {
     try {
       // The payload is a view into the socket's chunk: copy it, the engine keeps it.
       const payload = Buffer.from(args[2]!);
-      this.#engine.publish(args[1]!.toString('latin1'), payload, (err) => {
+      this.#engine.publish(this.#lastTopic.of(args[1]!), payload, (err) => {
         replies.fillOkOrError(slot, err);
         this.#writeDone();
       });
