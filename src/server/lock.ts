@@ -191,7 +191,7 @@ export async function lockDataDir(db: string, logger: Logger): Promise<() => voi
     throw new DataDirLockedError(db, Number.isInteger(pid) && pid! > 0 ? pid : null);
   }
   try {
-    takeLockFile(db, file, me, mine, logger);
+    takeLockFile(db, file, me, mine, logger, socket !== null);
   } catch (err) {
     socket?.close();
     throw err;
@@ -209,13 +209,51 @@ export async function lockDataDir(db: string, logger: Logger): Promise<() => voi
   };
 }
 
-function takeLockFile(db: string, file: string, me: LockOwner, mine: string, logger: Logger): void {
+/** Errors of a file system with no room left: writing the LOCK may fail with them, reading and removing cannot. */
+const NO_SPACE = new Set(['ENOSPC', 'EDQUOT']);
+
+/**
+ * Writes `mine` over the existing `file` in place (its block is already allocated, so this needs
+ * no free space, unlike a new file) and cuts it to that length. Throws the fs error.
+ */
+function overwriteInPlace(file: string, mine: string): void {
+  const fd = fs.openSync(file, 'r+');
+  try {
+    const bytes = Buffer.from(mine, 'latin1');
+    fs.writeSync(fd, bytes, 0, bytes.length, 0);
+    fs.ftruncateSync(fd, bytes.length);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * A LOCK that cannot be written for want of space (a crash on a full disk, then a restart): with
+ * the lock socket held, that socket alone is the lock and the start goes on, so that consumers
+ * can drain the queues and `/healthz` says what is wrong; without it, the start fails naming the
+ * file.
+ */
+function lockFileNotWritten(file: string, err: unknown, socketHeld: boolean, logger: Logger): void {
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  if (!socketHeld || !NO_SPACE.has(code)) {
+    throw Object.assign(new Error(`cannot write the lock file ${file}: ${(err as Error).message}`, { cause: err }), { code });
+  }
+  logger.warn({ err, file }, 'no space to write the LOCK file of the data directory; its lock socket alone guards it');
+}
+
+function takeLockFile(db: string, file: string, me: LockOwner, mine: string, logger: Logger, socketHeld: boolean): void {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       fs.writeFileSync(file, mine, { flag: 'wx' });
       return;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EEXIST') {
+        // The create may have made an empty LOCK before the write failed: it names nobody.
+        if (NO_SPACE.has(code ?? '')) fs.rmSync(file, { force: true });
+        lockFileNotWritten(file, err, socketHeld, logger);
+        return;
+      }
     }
     let owner: LockOwner;
     try {
@@ -228,8 +266,19 @@ function takeLockFile(db: string, file: string, me: LockOwner, mine: string, log
     // Replaced by rename, so that a LOCK is there at every moment: a server starting now cannot
     // create one of its own between a remove and a create.
     const temporary = `${file}.${process.pid}.tmp`;
-    fs.writeFileSync(temporary, mine);
-    fs.renameSync(temporary, file);
+    try {
+      fs.writeFileSync(temporary, mine);
+      fs.renameSync(temporary, file);
+    } catch (err) {
+      fs.rmSync(temporary, { force: true });
+      if (!NO_SPACE.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+      // No room for a new file: the stale LOCK's own block takes the new owner.
+      try {
+        overwriteInPlace(file, mine);
+      } catch (overwriteErr) {
+        lockFileNotWritten(file, overwriteErr, socketHeld, logger);
+      }
+    }
     logger.warn(
       { file, ownerPid: Number.isInteger(owner.pid) ? owner.pid : null, ownerStart: owner.start },
       'took over a stale lock of the data directory (its process is gone)',

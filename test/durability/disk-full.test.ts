@@ -91,3 +91,83 @@ test('a full disk is answered with errors, logged once, and recovered from on it
   const refusedSet = new Set(refused);
   assert.ok(got.every((p) => !refusedSet.has(p)), 'a refused publish must not come back');
 });
+
+const mountPoint2 = tempDir('mq-tmpfs-');
+const mounted2 = tryMountTmpfs(mountPoint2, 1024 * 1024);
+if (!mounted2) removeDir(mountPoint2);
+
+/** Fills the file system of `dir` to its last byte (a file per call; appends until ENOSPC). */
+function fillUp(file: string): void {
+  const chunk = Buffer.alloc(4096);
+  for (;;) {
+    try {
+      fs.appendFileSync(file, chunk);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOSPC') return;
+      throw err;
+    }
+  }
+}
+
+test('a broker killed on a full disk starts again on it (its stale LOCK taken over with no free space) and answers publishes with storage errors until space comes back', { skip: mounted2 ? false : 'cannot mount a tmpfs here (not root?)', timeout: 60_000 }, async (t) => {
+  const db = path.join(mountPoint2, 'db');
+  const filler = path.join(mountPoint2, 'filler');
+  let server = await startChild(db, ['--segment-bytes', '65536']);
+  t.after(async () => {
+    await server.kill('SIGKILL');
+    try {
+      execFileSync('umount', [mountPoint2], { stdio: 'ignore' });
+    } catch {
+      // already unmounted
+    }
+    removeDir(mountPoint2);
+  });
+  let client = new MiniRespClient(server.respPort);
+  await client.ready;
+  const { bavail, bsize } = fs.statfsSync(mountPoint2);
+  fs.writeFileSync(filler, Buffer.alloc(Math.max(0, bavail * bsize - 200 * 1024)));
+  const pad = 'x'.repeat(4096);
+  const answered: string[] = [];
+  for (let i = 0; i < 2000; i++) {
+    const r = await client.send('PUBLISH', 'full', `m${i}:${pad}`);
+    if (r !== 'OK') break;
+    answered.push(`m${i}`);
+  }
+  assert.ok(answered.length > 10, 'some publishes succeed before the disk is full');
+  client.close();
+
+  // Killed while the disk is full, which then fills to its last block: no room for a new file.
+  await server.kill('SIGKILL');
+  fillUp(`${filler}-2`);
+  server = await startChild(db, ['--segment-bytes', '65536']);
+  assert.ok(server.lines.some((l) => l.includes('took over a stale lock')), 'the LOCK of the killed broker is taken over');
+  assert.deepEqual(fs.readdirSync(db).filter((f) => f.startsWith('LOCK.')), [], 'no temporary LOCK file is left behind');
+  client = new MiniRespClient(server.respPort);
+  await client.ready;
+  const refused = await client.send('PUBLISH', 'full', `refused:${pad}`);
+  assert.ok(refused instanceof Error && /^ERR storage failure/.test(refused.message), `a publish on the full disk: ${String(refused)}`);
+  const session = h2connect(server.httpPort);
+  const health = await h2request(session, 'GET', '/healthz');
+  assert.equal(health.status, 503, 'healthz says storage is failing');
+  session.close();
+
+  // Space comes back: publishes work again, and every answered one is there after a restart.
+  fs.rmSync(filler);
+  fs.rmSync(`${filler}-2`);
+  assert.equal(await client.send('PUBLISH', 'full', `after:${pad}`), 'OK');
+  answered.push('after');
+  client.close();
+  await server.kill('SIGKILL');
+  server = await startChild(db, ['--segment-bytes', '65536']);
+  const drain = new MiniRespClient(server.respPort);
+  await drain.ready;
+  const got: string[] = [];
+  for (;;) {
+    const r = await drain.send('RESERVE', 'full');
+    if (!Array.isArray(r)) break;
+    got.push((r[1] as Buffer).toString().split(':')[0]!);
+    assert.equal(await drain.send('ACK', 'full', (r[0] as Buffer).toString()), 'OK');
+  }
+  drain.close();
+  assert.deepEqual(got, answered);
+});
