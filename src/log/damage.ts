@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { BrokerError } from '../errors.js';
+import { damagedDir, fsyncDirectory, makeDirectory } from './files.js';
 import { RECORD_HEADER_BYTES, type CorruptReason } from './record.js';
 import { REPLAY_CHUNK_BYTES } from './segment-scan.js';
 
@@ -81,4 +82,29 @@ export function copyBytes(from: number, to: number, lengthBytes: number): void {
 
 export function writeAllAt(fd: number, buf: Buffer, position: number): void {
   for (let done = 0; done < buf.length; ) done += fs.writeSync(fd, buf, done, buf.length - done, position + done);
+}
+
+/**
+ * Keeps `bytes` (a torn tail, damaged bytes) in the file `name` of `<dir>/damaged/` (a free
+ * variant of the name if it is taken), fsynced with its directory entry. Zero bytes only (a
+ * zero-filled tail) are not kept. Throws the fs error; a file it could not finish is removed.
+ */
+export function keepAside(dir: string, bytes: Buffer, name: string): void {
+  if (bytes.length === 0 || bytes.every((b) => b === 0)) return;
+  const aside = damagedDir(dir);
+  makeDirectory(aside);
+  const target = freePath(aside, name);
+  try {
+    fs.writeFileSync(target, bytes, { flag: 'wx' });
+    const fd = fs.openSync(target, 'r');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (err) {
+    fs.rmSync(target, { force: true });
+    throw err;
+  }
+  fsyncDirectory(aside);
 }

@@ -90,3 +90,9 @@ export function makeDirectory(dir: string): void {
 export function damagedDir(dir: string): string {
   return path.join(dir, 'damaged');
 }
+
+/** Whether `err` says the file system has no room left (ENOSPC, or EDQUOT: a quota). */
+export function isNoSpace(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}

@@ -16,12 +16,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { BrokerError } from '../errors.js';
-import { damagedDir, fsyncDirectory, listSegments, makeDirectory, segmentFileName } from './files.js';
+import { damagedDir, fsyncDirectory, isNoSpace, listSegments, makeDirectory, segmentFileName } from './files.js';
 import { RECORD_HEADER_BYTES, RECORD_MAGIC, RecordType, decodeRecordInto, emptyDecodedRecord, type CorruptReason, type DecodedRecord } from './record.js';
 import { Segment } from './segment.js';
 import { MAX_RECORD_BYTES, REPLAY_CHUNK_BYTES, SegmentScan } from './segment-scan.js';
 import type { ReplayProgress, ReplaySlicing } from './replay-slicing.js';
-import { LogCorruptError, chainedRecords, copyBytes, freePath, isTornTail, writeAllAt } from './damage.js';
+import { LogCorruptError, chainedRecords, copyBytes, isTornTail, keepAside, writeAllAt } from './damage.js';
 
 export { LogCorruptError, isTornTail } from './damage.js';
 export type { ReplayProgress, ReplaySlicing } from './replay-slicing.js';
@@ -217,7 +217,13 @@ export class SegmentLog {
       const position = scan.position;
       const tail = segment.readAt(position, r.fileSize - position);
       if (r.index === bases.length - 1 && isTornTail(tail, 0, bad)) {
-        this.#moveAside(tail, `${segmentFileName(segment.baseOffset)}.${position}.torn`);
+        try {
+          keepAside(this.dir, tail, `${segmentFileName(segment.baseOffset)}.${position}.torn`);
+        } catch (err) {
+          // A torn record was never answered: on a full disk, cut it without a copy rather than not start.
+          if (!isNoSpace(err)) throw err;
+          opts.logger.error({ err, file: segment.path, position, tornBytes: tail.length }, 'no space to keep a copy of the torn tail in damaged/; cutting it without one');
+        }
         segment.truncateTo(position);
         stats.truncatedBytes += tail.length;
         stats.bytes += position;
@@ -265,18 +271,7 @@ export class SegmentLog {
     return { log: this, stats: r.stats };
   }
 
-  /** Moves `bytes` into `<db>/damaged/<name>` durably, so nothing is deleted silently. */
-  #moveAside(bytes: Buffer, name: string): void {
-    if (bytes.length === 0 || bytes.every((b) => b === 0)) return;
-    const dir = damagedDir(this.dir);
-    makeDirectory(dir);
-    const target = freePath(dir, name);
-    fs.writeFileSync(target, bytes, { flag: 'wx' });
-    const fd = fs.openSync(target, 'r');
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fsyncDirectory(dir);
-  }
+
 
   /**
    * `--repair` of one segment whose record at `position` is damaged (`tail` is the file from
@@ -346,7 +341,7 @@ export class SegmentLog {
       p = next;
     }
 
-    for (const r of ranges) this.#moveAside(tail.subarray(r.start, r.end), `${name}.${position + r.start}.damaged`);
+    for (const r of ranges) keepAside(this.dir, tail.subarray(r.start, r.end), `${name}.${position + r.start}.damaged`);
     const temporary = path.join(this.dir, `${name}.repairing`);
     const fd = fs.openSync(temporary, 'w', 0o644);
     try {

@@ -23,7 +23,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { BrokerError } from '../errors.js';
-import { makeDirectory } from '../log/files.js';
+import { isNoSpace, makeDirectory } from '../log/files.js';
 import { ConfigError } from './config.js';
 
 /**
@@ -209,9 +209,6 @@ export async function lockDataDir(db: string, logger: Logger): Promise<() => voi
   };
 }
 
-/** Errors of a file system with no room left: writing the LOCK may fail with them, reading and removing cannot. */
-const NO_SPACE = new Set(['ENOSPC', 'EDQUOT']);
-
 /**
  * Writes `mine` over the existing `file` in place (its block is already allocated, so this needs
  * no free space, unlike a new file) and cuts it to that length. Throws the fs error.
@@ -235,7 +232,7 @@ function overwriteInPlace(file: string, mine: string): void {
  */
 function lockFileNotWritten(file: string, err: unknown, socketHeld: boolean, logger: Logger): void {
   const code = (err as NodeJS.ErrnoException).code ?? '';
-  if (!socketHeld || !NO_SPACE.has(code)) {
+  if (!socketHeld || !isNoSpace(err)) {
     throw Object.assign(new Error(`cannot write the lock file ${file}: ${(err as Error).message}`, { cause: err }), { code });
   }
   logger.warn({ err, file }, 'no space to write the LOCK file of the data directory; its lock socket alone guards it');
@@ -250,7 +247,7 @@ function takeLockFile(db: string, file: string, me: LockOwner, mine: string, log
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'EEXIST') {
         // The create may have made an empty LOCK before the write failed: it names nobody.
-        if (NO_SPACE.has(code ?? '')) fs.rmSync(file, { force: true });
+        if (isNoSpace(err)) fs.rmSync(file, { force: true });
         lockFileNotWritten(file, err, socketHeld, logger);
         return;
       }
@@ -271,7 +268,7 @@ function takeLockFile(db: string, file: string, me: LockOwner, mine: string, log
       fs.renameSync(temporary, file);
     } catch (err) {
       fs.rmSync(temporary, { force: true });
-      if (!NO_SPACE.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+      if (!isNoSpace(err)) throw err;
       // No room for a new file: the stale LOCK's own block takes the new owner.
       try {
         overwriteInPlace(file, mine);

@@ -109,7 +109,7 @@ function fillUp(file: string): void {
   }
 }
 
-test('a broker killed on a full disk starts again on it (its stale LOCK taken over with no free space) and answers publishes with storage errors until space comes back', { skip: mounted2 ? false : 'cannot mount a tmpfs here (not root?)', timeout: 60_000 }, async (t) => {
+test('a broker killed on a full disk starts again on it (its stale LOCK taken over and a torn tail cut, with no free space) and answers publishes with storage errors until space comes back', { skip: mounted2 ? false : 'cannot mount a tmpfs here (not root?)', timeout: 60_000 }, async (t) => {
   const db = path.join(mountPoint2, 'db');
   const filler = path.join(mountPoint2, 'filler');
   let server = await startChild(db, ['--segment-bytes', '65536']);
@@ -136,11 +136,17 @@ test('a broker killed on a full disk starts again on it (its stale LOCK taken ov
   assert.ok(answered.length > 10, 'some publishes succeed before the disk is full');
   client.close();
 
-  // Killed while the disk is full, which then fills to its last block: no room for a new file.
+  // Killed while the disk is full, in the middle of a write (a torn record at the end of the
+  // newest segment: the first 20 bytes of a record), then the disk fills to its last block: no
+  // room for a new file, neither a LOCK nor a copy of the torn tail.
   await server.kill('SIGKILL');
+  const segments = fs.readdirSync(db).filter((f) => f.endsWith('.log')).sort();
+  fs.appendFileSync(path.join(db, segments.at(-1)!), fs.readFileSync(path.join(db, segments[0]!)).subarray(0, 20));
   fillUp(`${filler}-2`);
   server = await startChild(db, ['--segment-bytes', '65536']);
   assert.ok(server.lines.some((l) => l.includes('took over a stale lock')), 'the LOCK of the killed broker is taken over');
+  assert.ok(server.lines.some((l) => l.includes('no space to keep a copy of the torn tail')), 'the torn tail is cut without a copy');
+  assert.ok(server.lines.some((l) => l.includes('truncated a torn record')));
   assert.deepEqual(fs.readdirSync(db).filter((f) => f.startsWith('LOCK.')), [], 'no temporary LOCK file is left behind');
   client = new MiniRespClient(server.respPort);
   await client.ready;
