@@ -15,6 +15,20 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { h2connect, h2request, MiniRespClient, removeDir, startChild, tempDir, tryMountTmpfs } from '../helpers/index.js';
 
+/**
+ * The end of a test on a tmpfs, in order: the server must be gone before the file system can be
+ * unmounted. `server` is read when the test ends (tests restart it).
+ */
+async function stopAndUnmount(server: () => { kill(signal: NodeJS.Signals): Promise<unknown> }, mountPoint: string): Promise<void> {
+  await server().kill('SIGKILL');
+  try {
+    execFileSync('umount', [mountPoint], { stdio: 'ignore' });
+  } catch {
+    // already unmounted
+  }
+  removeDir(mountPoint);
+}
+
 const mountPoint = tempDir('mq-tmpfs-');
 const mounted = tryMountTmpfs(mountPoint, 1024 * 1024);
 if (!mounted) removeDir(mountPoint);
@@ -23,16 +37,7 @@ test('a full disk is answered with errors, logged once, and recovered from on it
   const db = path.join(mountPoint, 'db');
   const filler = path.join(mountPoint, 'filler');
   let server = await startChild(db, ['--segment-bytes', '65536']);
-  // One hook, in order: the server must be gone before the file system can be unmounted.
-  t.after(async () => {
-    await server.kill('SIGKILL');
-    try {
-      execFileSync('umount', [mountPoint], { stdio: 'ignore' });
-    } catch {
-      // already unmounted
-    }
-    removeDir(mountPoint);
-  });
+  t.after(() => stopAndUnmount(() => server, mountPoint));
   const client = new MiniRespClient(server.respPort);
   await client.ready;
 
@@ -113,15 +118,7 @@ test('a broker killed on a full disk starts again on it (its stale LOCK taken ov
   const db = path.join(mountPoint2, 'db');
   const filler = path.join(mountPoint2, 'filler');
   let server = await startChild(db, ['--segment-bytes', '65536']);
-  t.after(async () => {
-    await server.kill('SIGKILL');
-    try {
-      execFileSync('umount', [mountPoint2], { stdio: 'ignore' });
-    } catch {
-      // already unmounted
-    }
-    removeDir(mountPoint2);
-  });
+  t.after(() => stopAndUnmount(() => server, mountPoint2));
   let client = new MiniRespClient(server.respPort);
   await client.ready;
   const { bavail, bsize } = fs.statfsSync(mountPoint2);
