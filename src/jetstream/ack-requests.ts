@@ -1,6 +1,8 @@
 /**
  * The double-acked signals of the jetstream engine (+ACK, -NAK): each is published with a reply
- * subject, and JetStream answers it (an empty message) once it processed the signal.
+ * subject, and JetStream answers it (an empty message) once it processed the signal. The removal
+ * of an acked message from a replicated stream (stream-msg-delete.ts) takes the same path: its
+ * answer is judged by its own rule ({@link AnswerJudge}).
  *
  * nats.js's `request()` costs, for every request, a timer, a `Promise.race`, a Map entry keyed by
  * a fresh nuid, and, on success, an `Error` built (with its stack captured) only to reject the
@@ -14,7 +16,8 @@
  *   sent again, with a pause doubling from {@link RETRY_FIRST_PAUSE_MS} to {@link RETRY_MAX_PAUSE_MS},
  *   until {@link TRANSIENT_RETRY_MS} has passed; then it fails with that error;
  * - no answer within the timeout fails with a `TimeoutError` (not sent again: it may have been
- *   processed);
+ *   processed), unless the request is idempotent (a removal: sent again as after a "no responders");
+ * - a request with its own {@link AnswerJudge} succeeds, fails, or is sent again as it says;
  * - a closed connection fails at once (in the next tick: an outcome is never synchronous).
  */
 import { nuid, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
@@ -35,11 +38,36 @@ export const SWEEP_MS = 50;
 /** The outcome of one signal: null once JetStream answered it. */
 export type AckCallback = (err: Error | null) => void;
 
+/**
+ * How an answer is taken: null for success, else the error and whether it is transient (the
+ * request is then sent again, as after a "no responders", until the retry time is over).
+ */
+export type AnswerJudge = (msg: Msg, subject: string) => AnswerFailure | null;
+
+/** A failed answer (see {@link AnswerJudge}). */
+export interface AnswerFailure {
+  error: Error;
+  transient: boolean;
+}
+
+/** Whether an answer is a "no responders" status (nobody received the request). */
+export function isNoResponders(msg: Msg): boolean {
+  return msg.data.length === 0 && msg.headers?.code === 503;
+}
+
+/** The judge of an ack signal: any answer but "no responders" is success. */
+function judgeSignal(msg: Msg, subject: string): AnswerFailure | null {
+  return isNoResponders(msg) ? { error: noRespondersError(subject), transient: true } : null;
+}
+
 /** One signal waiting for its answer. */
 interface AckOut {
   subject: string;
   body: Uint8Array;
   cb: AckCallback;
+  judge: AnswerJudge;
+  /** Whether a send that timed out is sent again (it may have been processed: harmless twice). */
+  idempotent: boolean;
   /** Date.now() ms when this send times out. */
   timeoutAtMs: number;
   /** Date.now() ms after which a signal nobody received is not sent again. */
@@ -106,7 +134,17 @@ export class AckRequests {
    */
   send(subject: string, body: Uint8Array, cb: AckCallback): void {
     const nowMs = Date.now();
-    this.#send({ subject, body, cb, timeoutAtMs: 0, retryUntilMs: nowMs + this.#retryMs, pauseMs: RETRY_FIRST_PAUSE_MS }, nowMs);
+    this.#send({ subject, body, cb, judge: judgeSignal, idempotent: false, timeoutAtMs: 0, retryUntilMs: nowMs + this.#retryMs, pauseMs: RETRY_FIRST_PAUSE_MS }, nowMs);
+  }
+
+  /**
+   * Publishes `body` to `subject` (a JetStream API call) with `judge` for its answer; `cb` with the
+   * outcome. An idempotent request (one that does no harm twice) is sent again after a timeout
+   * as after a transient failure, until the retry time is over.
+   */
+  call(subject: string, body: Uint8Array, judge: AnswerJudge, idempotent: boolean, cb: AckCallback): void {
+    const nowMs = Date.now();
+    this.#send({ subject, body, cb, judge, idempotent, timeoutAtMs: 0, retryUntilMs: nowMs + this.#retryMs, pauseMs: RETRY_FIRST_PAUSE_MS }, nowMs);
   }
 
   /** {@link send} as a promise. */
@@ -151,18 +189,21 @@ export class AckRequests {
     const out = this.#out.get(id);
     if (out === undefined) return; // timed out before
     this.#out.delete(id);
-    if (msg.data.length === 0 && msg.headers?.code === 503) {
-      const nowMs = Date.now();
-      if (this.#nc.isClosed() || nowMs + out.pauseMs >= out.retryUntilMs) return this.#done(out, noRespondersError(out.subject));
-      this.#retrying++;
-      setTimeout(() => {
-        this.#retrying--;
-        out.pauseMs = Math.min(RETRY_MAX_PAUSE_MS, out.pauseMs * 2);
-        this.#send(out, Date.now());
-      }, out.pauseMs);
-      return;
-    }
-    this.#done(out, null);
+    const failure = out.judge(msg, out.subject);
+    if (failure === null) return this.#done(out, null);
+    if (!failure.transient) return this.#done(out, failure.error);
+    this.#again(out, failure.error, Date.now());
+  }
+
+  /** Sends `out` again after its pause, or fails it with `err` once its retry time is over. */
+  #again(out: AckOut, err: Error, nowMs: number): void {
+    if (this.#nc.isClosed() || nowMs + out.pauseMs >= out.retryUntilMs) return this.#done(out, err);
+    this.#retrying++;
+    setTimeout(() => {
+      this.#retrying--;
+      out.pauseMs = Math.min(RETRY_MAX_PAUSE_MS, out.pauseMs * 2);
+      this.#send(out, Date.now());
+    }, out.pauseMs);
   }
 
   /** Fails the signals whose send waited past its timeout. */
@@ -171,7 +212,8 @@ export class AckRequests {
     for (const [id, out] of this.#out) {
       if (out.timeoutAtMs > nowMs) continue;
       this.#out.delete(id);
-      this.#done(out, timeoutError(out.subject));
+      if (out.idempotent) this.#again(out, timeoutError(out.subject), nowMs);
+      else this.#done(out, timeoutError(out.subject));
     }
   }
 

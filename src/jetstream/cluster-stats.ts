@@ -25,6 +25,8 @@ export interface StatsSnapshot {
   takenAtMs: number;
   /** Messages in the stream (every topic, dead letters included). */
   messages: number;
+  /** The stream's replicas (its config); 0 until a refresh succeeded. */
+  replicas: number;
   topics: Map<string, TopicSnapshot>;
 }
 
@@ -39,7 +41,7 @@ export class ClusterStats {
   readonly #jsm: JetStreamManager;
   readonly #stream: string;
   readonly #logger: Logger;
-  #snapshot: StatsSnapshot = { takenAtMs: 0, messages: 0, topics: new Map() };
+  #snapshot: StatsSnapshot = { takenAtMs: 0, messages: 0, replicas: 0, topics: new Map() };
   /** The last figures of each consumer by name: used again when its info does not come in time. */
   #consumers = new Map<string, { topic: string; ackPending: number; waiting: number }>();
   #running: Promise<void> | null = null;
@@ -112,7 +114,7 @@ export class ClusterStats {
         topics.set(c.topic, t);
       }
       this.#consumers = consumers;
-      this.#snapshot = { takenAtMs, messages: info.state.messages, topics };
+      this.#snapshot = { takenAtMs, messages: info.state.messages, replicas: info.config.num_replicas, topics };
       this.#failedLogged = false;
     } catch (err) {
       if (!this.#failedLogged && !this.#nc.isClosed()) {

@@ -49,7 +49,7 @@ export class DeadLetters {
       link.nakNow(m.ackSubject);
       throw err;
     }
-    await link.ack(m.ackSubject);
+    await link.ack(m.ackSubject, m.streamSeq);
     if (m.recordStored) {
       const names = ctx.puller(m.topic).names;
       ctx.track(link.jsm.streams.purge(dackStreamName(ctx.opts.stream), { filter: `${names.dackPrefix}.${m.streamSeq}` })).catch(() => undefined);

@@ -297,7 +297,10 @@ export class JetStreamEngine implements QueueEngine, JsConsumerHost, PullerHost 
   async refreshStats(): Promise<void> {
     if (this.#stats === null) return;
     await this.#stats.refresh();
-    this.#presence.snapshotTaken(this.#stats.snapshot.takenAtMs);
+    const snapshot = this.#stats.snapshot;
+    this.#presence.snapshotTaken(snapshot.takenAtMs);
+    // A stream scaled by hand (R1 to R3) is seen here: its ACKs start removing their messages.
+    if (snapshot.replicas > 0 && this.#link !== null) this.#link.streamReplicas = snapshot.replicas;
   }
 
   /** Graceful stop: refuse new work, NAK what consumers hold, wait for answers pending, drain. */

@@ -8,7 +8,8 @@
  * - `<stream>`, subjects `<stream>.>`, work-queue retention (a message is removed once acked),
  *   file storage, `--nats-replicas` replicas. A stream of that name that is not a work queue
  *   stops the start (it is someone else's); one with fewer replicas is scaled up, one with more
- *   keeps them (a warning says so: a gateway never scales a stream down).
+ *   keeps them (a warning says so: a gateway never scales a stream down). While it has more than
+ *   one replica, an ACK also removes the message through the stream's group (stream-msg-delete.ts).
  * - `<stream>_DACKS`, limits retention, one message per subject (the latest DACK count of a
  *   stored message), same replicas.
  */
@@ -26,6 +27,7 @@ import {
 } from '@nats-io/jetstream';
 import { BrokerError } from '../errors.js';
 import { AckRequests, RETRY_FIRST_PAUSE_MS, RETRY_MAX_PAUSE_MS, TRANSIENT_RETRY_MS, type AckCallback } from './ack-requests.js';
+import { judgeMsgDelete, msgDeleteBody, msgDeleteSubject } from './stream-msg-delete.js';
 import { dackStreamName } from './subjects.js';
 
 export { TRANSIENT_RETRY_MS } from './ack-requests.js';
@@ -145,13 +147,21 @@ export class NatsLink {
   readonly #timeoutMs: number;
   /** The double-acked +ACK and -NAK signals (ack-requests.ts). */
   readonly #acks: AckRequests;
+  /** `$JS.API.STREAM.MSG.DELETE.<stream>`: an ACK's removal of its message (stream-msg-delete.ts). */
+  readonly #msgDeleteSubject: string;
+  /**
+   * The replicas of the stream as last seen (at the start, then by each stats refresh): with more
+   * than one, an ACK also removes its message through the stream's group ({@link ack}).
+   */
+  streamReplicas = 0;
 
-  private constructor(nc: NatsConnection, jsm: JetStreamManager, timeoutMs: number) {
+  private constructor(nc: NatsConnection, jsm: JetStreamManager, timeoutMs: number, stream: string) {
     this.nc = nc;
     this.jsm = jsm;
     this.js = jetstream(nc, { timeout: timeoutMs });
     this.#timeoutMs = timeoutMs;
     this.#acks = new AckRequests(nc, timeoutMs);
+    this.#msgDeleteSubject = msgDeleteSubject(stream);
   }
 
   /** +ACK and -NAK signals sent and not answered yet. */
@@ -242,7 +252,7 @@ export class NatsLink {
     let link: NatsLink | undefined;
     try {
       const jsm = await jetstreamManager(nc, { timeout: opts.requestTimeoutMs, checkAPI: false });
-      link = new NatsLink(nc, jsm, opts.requestTimeoutMs);
+      link = new NatsLink(nc, jsm, opts.requestTimeoutMs, opts.stream);
       const dacks = dackStreamName(opts.stream);
       const streams: (Partial<StreamConfig> & { name: string })[] = [
         { name: opts.stream, subjects: [`${opts.stream}.>`], retention: RetentionPolicy.Workqueue, storage: StorageType.File, num_replicas: opts.replicas },
@@ -252,7 +262,8 @@ export class NatsLink {
       // does, or until the caller gives up (close() during the start). Only MQ_ERR_CONFIG is final.
       for (;;) {
         try {
-          for (const cfg of streams) await link.#ensureStream(opts, cfg);
+          link.streamReplicas = await link.#ensureStream(opts, streams[0]!);
+          await link.#ensureStream(opts, streams[1]!);
           return link;
         } catch (err) {
           if (err instanceof BrokerError || opts.aborted?.() === true) throw err;
@@ -267,7 +278,8 @@ export class NatsLink {
     }
   }
 
-  async #ensureStream(opts: NatsLinkOptions, cfg: Partial<StreamConfig> & { name: string }): Promise<void> {
+  /** Makes sure the stream `cfg` exists as the engine needs it; resolves with its replicas. */
+  async #ensureStream(opts: NatsLinkOptions, cfg: Partial<StreamConfig> & { name: string }): Promise<number> {
     let existing;
     try {
       existing = await this.jsm.streams.info(cfg.name);
@@ -277,7 +289,7 @@ export class NatsLink {
       try {
         await this.#addStream(cfg);
         opts.logger.info({ stream: cfg.name, replicas: cfg.num_replicas }, 'jetstream: stream created');
-        return;
+        return cfg.num_replicas!;
       } catch (addErr) {
         existing = await this.jsm.streams.info(cfg.name).catch(() => {
           throw addErr;
@@ -295,6 +307,7 @@ export class NatsLink {
       // (made without a replica count of their own) follow the stream.
       await this.jsm.streams.update(cfg.name, { ...existing.config, num_replicas: cfg.num_replicas });
       opts.logger.info({ stream: cfg.name, replicas: cfg.num_replicas, was: replicas }, 'jetstream: stream replicas changed');
+      return cfg.num_replicas!;
     } else if (replicas > cfg.num_replicas!) {
       // Never scaled down by a gateway: --nats-replicas defaults to 1, and one gateway started
       // without it would take the redundancy of every gateway's messages away.
@@ -303,6 +316,7 @@ export class NatsLink {
         `jetstream: the stream ${cfg.name} keeps its ${replicas} replicas: --nats-replicas ${cfg.num_replicas} does not scale a stream down (pass --nats-replicas ${replicas}, or scale it down with \`nats stream edit ${cfg.name} --replicas ${cfg.num_replicas}\`)`,
       );
     }
+    return replicas;
   }
 
   /**
@@ -322,17 +336,29 @@ export class NatsLink {
   }
 
   /**
-   * +ACK, answered by the server once the ack is processed ("double ack"). Sent again while nobody
-   * received it (no responders: the consumer's leader is being elected), up to
-   * {@link TRANSIENT_RETRY_MS}; a timeout is not retried (the ack may have been processed).
+   * +ACK of stream sequence `streamSeq`, answered by the server once the ack is processed ("double
+   * ack"). Sent again while nobody received it (no responders: the consumer's leader is being
+   * elected), up to {@link TRANSIENT_RETRY_MS}; a timeout is not retried (the ack may have been
+   * processed). While the stream has more than one replica, the message is also removed through
+   * the stream's group, in parallel (stream-msg-delete.ts: nats-server 2.9 answers the +ACK before
+   * the consumer's group has it, and a consumer leader killed then loses it); it succeeds once
+   * both did, else fails with the first error.
    */
-  ack(ackSubject: string): Promise<void> {
-    return this.#acks.request(ackSubject, ACK);
+  ack(ackSubject: string, streamSeq: number): Promise<void> {
+    return new Promise((resolve, reject) => this.ackThen(ackSubject, streamSeq, (err) => (err === null ? resolve() : reject(err))));
   }
 
   /** {@link ack} with a callback (no promise: the ACK of every consumed message takes this path). */
-  ackThen(ackSubject: string, cb: AckCallback): void {
-    this.#acks.send(ackSubject, ACK, cb);
+  ackThen(ackSubject: string, streamSeq: number, cb: AckCallback): void {
+    if (this.streamReplicas <= 1) return this.#acks.send(ackSubject, ACK, cb);
+    let left = 2;
+    let first: Error | null = null;
+    const both = (err: Error | null): void => {
+      if (err !== null && first === null) first = err;
+      if (--left === 0) cb(first);
+    };
+    this.#acks.send(ackSubject, ACK, both);
+    this.#acks.call(this.#msgDeleteSubject, msgDeleteBody(streamSeq), judgeMsgDelete, true, both);
   }
 
   /** -NAK, with a redelivery delay when `delayMs` > 0; answered by the server; retried as {@link ack}. */

@@ -31,7 +31,7 @@ export class SettleOps {
       // The path of every consumed message: a callback, no promise (see ack-requests.ts);
       // close() waits for the link's signals as for the calls it tracks.
       puller.counters.acked++;
-      this.#ctx.link!.ackThen(d.ackSubject, (err) => {
+      this.#ctx.link!.ackThen(d.ackSubject, d.streamSeq, (err) => {
         if (err !== null) return cb(storageError(err));
         if (d.recordStored) this.#dropDackCount(d);
         cb(null);
@@ -112,7 +112,7 @@ export class SettleOps {
       link.nakNow(d.ackSubject);
       throw err;
     }
-    await link.ack(d.ackSubject);
+    await link.ack(d.ackSubject, d.streamSeq);
     if (d.recordStored) this.#dropDackCount(d);
   }
 
