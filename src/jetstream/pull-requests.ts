@@ -278,7 +278,8 @@ export class PullRequests {
    * A message pulled for `puller`: dead-lettered if past --max-deliveries, else to a consumer.
    * One JetStream delivered before is looked up in the DACK-count stream first: a DACK may have
    * stored a newer dackCount, and a gateway that gave it back unseen stored how many of
-   * JetStream's deliveries no client saw (delivery-record.ts).
+   * JetStream's deliveries no client saw (delivery-record.ts); its lease is renewed meanwhile,
+   * and a read that took the lease or longer drops the copy (left to its lease).
    */
   #admit(puller: TopicPuller, msg: Msg, ack: { streamSeq: number; deliveredCount: number }, ticket: number): void {
     const ctx = this.#ctx;
@@ -323,6 +324,16 @@ export class PullRequests {
       fields.attempt -= fields.unseen;
       return admitted();
     }
+    // Its lease is renewed while the record is read: a read can take the whole request timeout
+    // (the DACK stream electing a leader after a node died), longer than a short --nats-lease,
+    // and JetStream would meanwhile deliver it again elsewhere; that copy could be ACKed +OK
+    // before this one is handed on (seen in the node-kill test with --nats-lease 2s). Renewing
+    // is not enough when the consumer's leader changed meanwhile (the new one may not know of
+    // this delivery: seen once in 59 runs): a copy whose read took the lease or longer is not
+    // handed on but left to its lease (no NAK: nats-server 2.9 would take it for the current
+    // delivery's), and JetStream delivers it again if it is still there.
+    const readStartMs = Date.now();
+    const renewer = setInterval(() => ctx.link?.working(fields.ackSubject), Math.max(50, Math.floor(ctx.opts.leaseMs / 3)));
     ctx.track(ctx.link!.jsm.streams.getMessage(dackStreamName(ctx.opts.stream), { last_by_subj: `${puller.names.dackPrefix}.${ack.streamSeq}` }))
       .then(
         (stored) => {
@@ -337,6 +348,11 @@ export class PullRequests {
           if (!isNotFound(err)) ctx.logger.warn({ err, topic: puller.topic }, 'jetstream: could not read a delivery record back; using the headers and JetStream\'s delivery count');
         },
       )
-      .finally(admitted);
+      .finally(() => {
+        clearInterval(renewer);
+        if (Date.now() - readStartMs < ctx.opts.leaseMs) return admitted();
+        puller.dropped(ticket, fields.streamSeq);
+        ctx.logger.warn({ topic: puller.topic, streamSeq: fields.streamSeq, leaseMs: ctx.opts.leaseMs }, 'jetstream: a redelivered message whose delivery record took the lease or longer to read is not handed on (it may have been delivered again meanwhile); JetStream delivers it again after the lease');
+      });
   }
 }

@@ -55,9 +55,10 @@ class LoadRecord {
   unackedAtKill = new Set<string>();
   /**
    * Messages of {@link unackedAtKill} delivered again after an ACK answered +OK: with nats-server
-   * 2.9.10 this happened to the message published just before the kill (README, "An ACK answered
-   * +OK around the moment the node leading the topic's consumer is killed can be undone").
-   * Reported, and bounded; any other acked message coming back fails the test.
+   * 2.9.10 this happened to the message published just before the kill until an ACK also removed
+   * its message through the stream's group (README, "An ACK answered +OK around the moment the
+   * node leading the topic's consumer is killed"). Reported (with their deliveries); any fails
+   * the test, as does any other acked message coming back.
    */
   readonly undoneNearKill: string[] = [];
   /** The gateways' log lines so far (for failure messages). */
@@ -268,11 +269,12 @@ test('the NATS node leading the stream SIGKILLed under load through two gateway 
     // A publish meeting the election is sent again (same Nats-Msg-Id) for up to 10 s: none fails.
     assert.deepEqual(rec.failedPublishes, [], 'publishes failed');
     // With nats-server 2.9.10, in 8 of about 125 runs at load 1-10, a message in flight at the
-    // kill came back after its ACK was answered (4-7 s after the kill, past the election).
-    // Reported; more than two, or any message acked before the kill, fails.
+    // kill came back after its ACK was answered (4-7 s after the kill, past the election): the
+    // +ACK is answered before the consumer's group has it. Since an ACK also removes its message
+    // through the stream's group (stream-msg-delete.ts), none did (README): any fails.
     t.diagnostic(`messages not acked at the kill: ${rec.unackedAtKill.size}; ACKs answered with an error: ${rec.ackRefused.size}`);
     if (rec.undoneNearKill.length > 0) t.diagnostic(`ACKs undone by the node kill (${serverVersion()}): ${rec.undoneNearKill.join('; ')}`);
-    assert.ok(rec.undoneNearKill.length <= 2, rec.undoneNearKill.join('\n'));
+    assert.deepEqual(rec.undoneNearKill, [], 'ACKs answered +OK undone by the node kill');
     await assertAllConsumed(rec, N, topic, [g1, g2]);
     assert.ok(rec.deliveries.some((d) => d.consumer.startsWith('g1')) && rec.deliveries.some((d) => d.consumer.startsWith('g2')), 'both gateways consumed');
   } finally {
