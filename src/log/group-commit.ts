@@ -69,9 +69,9 @@ export class GroupCommit {
     return this.#head < this.#written.length;
   }
 
-  /** Some written batch is covered by no sync started yet. */
+  /** Some written batch is covered by no sync started yet (such a batch is unconfirmed). */
   get uncovered(): boolean {
-    return this.#uncoveredFrom < this.#nextSeq && this.unconfirmed;
+    return this.#uncoveredFrom < this.#nextSeq;
   }
 
   /** Some fdatasync is in flight (stale ones included: they still hold their descriptor). */
@@ -130,13 +130,6 @@ export class GroupCommit {
     this.#uncoveredFrom = this.#nextSeq;
     this.#generation++;
     return all;
-  }
-
-  /** Removes and returns the unconfirmed batches that start at or after `position` (a cut of the file removed them). */
-  removeFrom(position: number): WrittenBatch[] {
-    let i = this.#written.length;
-    while (i > this.#head && this.#written[i - 1]!.startPosition >= position) i--;
-    return this.#written.splice(i);
   }
 
   #free(ticket: SyncTicket): void {

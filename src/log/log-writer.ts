@@ -318,9 +318,9 @@ export class LogWriter {
     } catch (truncErr) {
       this.#logger.error({ err: truncErr, file: segment.path }, 'could not cut a failed batch from the log');
     }
+    // No unconfirmed batch lies past `position`: a failed write is the newest, and a failed
+    // fdatasync has failed them all already (GroupCommit.failed).
     segment.sizeBytes = position;
-    // Written after the cut position: gone from the file, so they fail too.
-    for (const b of this.#commit.removeFrom(position)) this.#failRecords(b.records, err, segment);
   }
 
   #failRecords(records: LogAppend[], err: Error, segment: Segment): void {
